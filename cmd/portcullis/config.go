@@ -1,0 +1,118 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"sigs.k8s.io/yaml"
+)
+
+// Config is portcullis.yaml. Every field is optional; docs/configuration.md
+// documents each one and its default. Unknown fields are an error.
+type Config struct {
+	// Addr is the listen address. Default 127.0.0.1:5000.
+	Addr string `json:"addr"`
+	// Data is the directory for blobs and the metadata database. Default ./portcullis-data.
+	Data string `json:"data"`
+	// Log configures logging.
+	Log LogConfig `json:"log"`
+	// Storage selects where blob bytes live.
+	Storage StorageConfig `json:"storage"`
+	// Metadata selects the metadata database.
+	Metadata MetadataConfig `json:"metadata"`
+	// ShutdownTimeout is how long in-flight requests may run after SIGTERM. Default 30s.
+	ShutdownTimeout Duration `json:"shutdownTimeout"`
+}
+
+// LogConfig configures log/slog.
+type LogConfig struct {
+	// Level is debug, info, warn or error. Default info.
+	Level string `json:"level"`
+	// Format is text or json. Default text.
+	Format string `json:"format"`
+}
+
+// StorageConfig selects the blob storage driver.
+type StorageConfig struct {
+	// Driver is filesystem (default) or inmemory (tests only: lost on exit).
+	Driver string `json:"driver"`
+	// Filesystem configures the filesystem driver.
+	Filesystem struct {
+		// RootDirectory defaults to <data>/blobs.
+		RootDirectory string `json:"rootDirectory"`
+	} `json:"filesystem"`
+}
+
+// MetadataConfig selects the metadata database.
+type MetadataConfig struct {
+	// Driver is sqlite (default).
+	Driver string `json:"driver"`
+	// SQLite configures the SQLite database.
+	SQLite struct {
+		// Path defaults to <data>/metadata.db.
+		Path string `json:"path"`
+	} `json:"sqlite"`
+}
+
+// loadConfig reads path (if not empty) strictly and fills in defaults.
+func loadConfig(path string) (*Config, error) {
+	c := &Config{}
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+		if err := yaml.UnmarshalStrict(b, c); err != nil {
+			return nil, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	return c, nil
+}
+
+// defaults fills unset fields; call it after flags override the file.
+func (c *Config) defaults() error {
+	if c.Addr == "" {
+		c.Addr = "127.0.0.1:5000"
+	}
+	if c.Data == "" {
+		c.Data = "portcullis-data"
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "text"
+	}
+	if c.Storage.Driver == "" {
+		c.Storage.Driver = "filesystem"
+	}
+	if c.Storage.Filesystem.RootDirectory == "" {
+		c.Storage.Filesystem.RootDirectory = filepath.Join(c.Data, "blobs")
+	}
+	if c.Metadata.Driver == "" {
+		c.Metadata.Driver = "sqlite"
+	}
+	if c.Metadata.SQLite.Path == "" {
+		c.Metadata.SQLite.Path = filepath.Join(c.Data, "metadata.db")
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = Duration(30e9)
+	}
+	switch c.Storage.Driver {
+	case "filesystem", "inmemory":
+	default:
+		return fmt.Errorf("config: storage.driver %q: want filesystem or inmemory", c.Storage.Driver)
+	}
+	switch c.Metadata.Driver {
+	case "sqlite":
+	default:
+		return fmt.Errorf("config: metadata.driver %q: want sqlite", c.Metadata.Driver)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		return fmt.Errorf("config: log.format %q: want text or json", c.Log.Format)
+	}
+	return nil
+}

@@ -1,0 +1,83 @@
+package registry
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/portcullis-dev/portcullis/registry/blobstore"
+	"github.com/portcullis-dev/portcullis/registry/metadata"
+)
+
+func (r *Registry) getBlob(w http.ResponseWriter, req *http.Request, rt route) *regError {
+	d, err := ParseDigest(rt.arg)
+	if err != nil {
+		return newError(http.StatusBadRequest, codeDigestInvalid, "%v", err)
+	}
+	ctx := req.Context()
+	size, err := r.meta.StatBlob(ctx, rt.name, d)
+	if errors.Is(err, metadata.ErrNotFound) {
+		return newError(http.StatusNotFound, codeBlobUnknown, "blob %s is not in %s", d, rt.name)
+	}
+	if err != nil {
+		return internalError(err)
+	}
+	h := w.Header()
+	h.Set("Docker-Content-Digest", d.String())
+	h.Set("Content-Type", "application/octet-stream")
+	h.Set("Accept-Ranges", "bytes")
+	h.Set("ETag", `"`+d.String()+`"`)
+	h.Set("Cache-Control", "max-age=31536000")
+	start, length := int64(0), size
+	status := http.StatusOK
+	if rh := req.Header.Get("Range"); rh != "" && size > 0 {
+		s, n, ok, err := parseByteRange(rh, size)
+		if err != nil {
+			h.Set("Content-Range", fmt.Sprintf("bytes */%d", size))
+			return newError(http.StatusRequestedRangeNotSatisfiable, codeBlobUnknown, "%v", err)
+		}
+		if ok {
+			start, length, status = s, n, http.StatusPartialContent
+			h.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", s, s+n-1, size))
+		}
+	}
+	h.Set("Content-Length", strconv.FormatInt(length, 10))
+	if req.Method == http.MethodHead {
+		w.WriteHeader(status)
+		return nil
+	}
+	rc, err := r.blobs.Open(ctx, d, start)
+	if err != nil {
+		if errors.Is(err, blobstore.ErrNotFound) {
+			r.log.ErrorContext(ctx, "blob linked but missing from storage", "repository", rt.name, "digest", d)
+		}
+		return internalError(err)
+	}
+	defer rc.Close()
+	w.WriteHeader(status)
+	// A LimitedReader over an *os.File lets the server use sendfile.
+	if _, err := io.Copy(w, &io.LimitedReader{R: rc, N: length}); err != nil {
+		r.log.DebugContext(ctx, "blob response interrupted", "digest", d, "error", err)
+	}
+	return nil
+}
+
+func (r *Registry) deleteBlob(w http.ResponseWriter, req *http.Request, rt route) *regError {
+	d, err := ParseDigest(rt.arg)
+	if err != nil {
+		return newError(http.StatusBadRequest, codeDigestInvalid, "%v", err)
+	}
+	err = r.meta.UnlinkBlob(req.Context(), rt.name, d)
+	if errors.Is(err, metadata.ErrNotFound) {
+		return newError(http.StatusNotFound, codeBlobUnknown, "blob %s is not in %s", d, rt.name)
+	}
+	if err != nil {
+		return internalError(err)
+	}
+	w.Header().Set("Docker-Content-Digest", d.String())
+	w.Header().Set("Content-Length", "0")
+	w.WriteHeader(http.StatusAccepted)
+	return nil
+}

@@ -1,0 +1,151 @@
+// Package metadata defines the registry's metadata store: repositories,
+// blob links, manifests, tags, referrers and upload sessions.
+//
+// Blob bytes live in a blobstore; everything else lives here, in a
+// strongly consistent SQL database. Every write that must be atomic
+// (a manifest and its tag, a tag deletion) is one method call, which
+// implementations run as one transaction.
+package metadata
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+)
+
+// Sentinel errors. Implementations wrap them; callers test with errors.Is.
+var (
+	// ErrNotFound: the repository, blob link, manifest, tag or upload does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrBlobUnknown: a manifest references a blob or manifest that is not in the repository.
+	ErrBlobUnknown = errors.New("referenced content unknown")
+	// ErrTagImmutable: the tag exists, points elsewhere, and the caller asked not to move it.
+	ErrTagImmutable = errors.New("tag is immutable")
+)
+
+// BlobUnknownError names the content a manifest references but the
+// repository lacks. It matches ErrBlobUnknown with errors.Is.
+type BlobUnknownError struct{ Digest digest.Digest }
+
+func (e *BlobUnknownError) Error() string { return e.Digest.String() + ": " + ErrBlobUnknown.Error() }
+
+// Is makes errors.Is(err, ErrBlobUnknown) true.
+func (e *BlobUnknownError) Is(target error) bool { return target == ErrBlobUnknown }
+
+// Descriptor is the subset of an OCI descriptor the store keeps.
+type Descriptor struct {
+	MediaType    string            `json:"mediaType"`
+	Digest       digest.Digest     `json:"digest"`
+	Size         int64             `json:"size"`
+	ArtifactType string            `json:"artifactType,omitempty"`
+	Annotations  map[string]string `json:"annotations,omitempty"`
+}
+
+// Manifest is a stored manifest and what the registry derived from it.
+type Manifest struct {
+	Repository string
+	Digest     digest.Digest
+	MediaType  string
+	Content    []byte
+	// ArtifactType is the manifest's artifactType, or for image manifests
+	// without one, the config media type (as the referrers API requires).
+	ArtifactType string
+	Annotations  map[string]string
+	// Subject is the digest this manifest refers to (OCI 1.1), if any.
+	Subject digest.Digest
+	// Blobs are the blobs the manifest references (config and layers).
+	Blobs []digest.Digest
+	// Manifests are the manifests an index or list references.
+	Manifests []digest.Digest
+	CreatedAt time.Time
+}
+
+// Descriptor returns the descriptor a referrers index lists for m.
+func (m *Manifest) Descriptor() Descriptor {
+	return Descriptor{
+		MediaType:    m.MediaType,
+		Digest:       m.Digest,
+		Size:         int64(len(m.Content)),
+		ArtifactType: m.ArtifactType,
+		Annotations:  m.Annotations,
+	}
+}
+
+// Upload is an upload session.
+type Upload struct {
+	ID         string
+	Repository string
+	StartedAt  time.Time
+}
+
+// PutManifestOptions tune PutManifest.
+type PutManifestOptions struct {
+	// Tag, if set, is pointed at the manifest in the same transaction.
+	Tag string
+	// ImmutableTags refuses to move an existing tag to another digest.
+	ImmutableTags bool
+}
+
+// Blobs links blobs into repositories. A link says "this repository
+// may serve this blob"; the bytes are in the blob store.
+type Blobs interface {
+	// LinkBlob records the blob (digest, size) and links it into repo,
+	// creating the repository if needed.
+	LinkBlob(ctx context.Context, repo string, d digest.Digest, size int64) error
+	// StatBlob returns the size of a blob linked into repo, or ErrNotFound.
+	StatBlob(ctx context.Context, repo string, d digest.Digest) (int64, error)
+	// UnlinkBlob removes the link; the bytes stay until garbage collection.
+	UnlinkBlob(ctx context.Context, repo string, d digest.Digest) error
+}
+
+// Manifests stores manifests, tags and the referrers graph.
+type Manifests interface {
+	// PutManifest stores m (idempotently) and, if opts.Tag is set, tags it,
+	// in one transaction. Every blob and child manifest m references must
+	// already be in m.Repository, else the error wraps ErrBlobUnknown.
+	PutManifest(ctx context.Context, m *Manifest, opts PutManifestOptions) error
+	// GetManifest returns a manifest by digest, or ErrNotFound.
+	GetManifest(ctx context.Context, repo string, d digest.Digest) (*Manifest, error)
+	// DeleteManifest deletes a manifest and every tag pointing at it.
+	DeleteManifest(ctx context.Context, repo string, d digest.Digest) error
+	// Referrers lists the manifests in repo whose subject is d, oldest first.
+	Referrers(ctx context.Context, repo string, d digest.Digest) ([]Descriptor, error)
+}
+
+// Tags names manifests.
+type Tags interface {
+	// ResolveTag returns the digest a tag points at, or ErrNotFound.
+	ResolveTag(ctx context.Context, repo, tag string) (digest.Digest, error)
+	// ListTags lists tags in lexical order after last, at most n (n < 0: all).
+	// A repository that does not exist is ErrNotFound.
+	ListTags(ctx context.Context, repo, last string, n int) ([]string, error)
+	// DeleteTag removes a tag, or returns ErrNotFound.
+	DeleteTag(ctx context.Context, repo, tag string) error
+}
+
+// Repositories lists repositories.
+type Repositories interface {
+	// ListRepositories lists repositories in lexical order after last, at most n (n < 0: all).
+	ListRepositories(ctx context.Context, last string, n int) ([]string, error)
+}
+
+// Uploads tracks upload sessions; their bytes are in the blob store.
+type Uploads interface {
+	CreateUpload(ctx context.Context, u Upload) error
+	// GetUpload returns the session, or ErrNotFound.
+	GetUpload(ctx context.Context, id string) (Upload, error)
+	// DeleteUpload removes the session, or returns ErrNotFound.
+	DeleteUpload(ctx context.Context, id string) error
+}
+
+// Store is everything the registry keeps besides blob bytes.
+type Store interface {
+	Blobs
+	Manifests
+	Tags
+	Repositories
+	Uploads
+	Close() error
+}

@@ -1,0 +1,466 @@
+// Package sqlite implements metadata.Store on SQLite through the pure-Go
+// modernc.org/sqlite driver (no cgo). It is the embedded default: one file,
+// WAL journal, synchronous=FULL so an acknowledged write survives a crash.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/portcullis-dev/portcullis/registry/metadata"
+)
+
+// Store is a metadata.Store on one SQLite file.
+type Store struct {
+	// w is the single writer connection: SQLite allows one writer at a time,
+	// and queueing in database/sql is cheaper than SQLITE_BUSY retries.
+	w *sql.DB
+	// r serves reads concurrently (WAL readers never block the writer).
+	r *sql.DB
+}
+
+var _ metadata.Store = (*Store)(nil)
+
+// Open opens (creating if needed) the database at path and applies migrations.
+func Open(ctx context.Context, path string) (*Store, error) {
+	q := url.Values{}
+	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "synchronous(FULL)", "foreign_keys(1)"} {
+		q.Add("_pragma", p)
+	}
+	q.Set("_txlock", "immediate")
+	dsn := "file:" + path + "?" + q.Encode()
+	w, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	r, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	r.SetMaxOpenConns(16)
+	r.SetMaxIdleConns(16)
+	s := &Store{w: w, r: r}
+	if err := migrate(ctx, w); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("migrate %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// Close closes both connection pools.
+func (s *Store) Close() error {
+	return errors.Join(s.r.Close(), s.w.Close())
+}
+
+// migrations are applied in order, each in its own transaction, and recorded
+// in schema_migrations. Never edit one that has shipped: append a new one.
+var migrations = []string{
+	1: `
+CREATE TABLE repositories (
+	name       TEXT PRIMARY KEY,
+	created_at INTEGER NOT NULL
+);
+CREATE TABLE blobs (
+	digest     TEXT PRIMARY KEY,
+	size       INTEGER NOT NULL,
+	created_at INTEGER NOT NULL
+);
+CREATE TABLE repo_blobs (
+	repo       TEXT NOT NULL REFERENCES repositories(name),
+	digest     TEXT NOT NULL REFERENCES blobs(digest),
+	created_at INTEGER NOT NULL,
+	PRIMARY KEY (repo, digest)
+);
+CREATE INDEX repo_blobs_digest ON repo_blobs(digest);
+CREATE TABLE manifests (
+	repo          TEXT NOT NULL REFERENCES repositories(name),
+	digest        TEXT NOT NULL,
+	media_type    TEXT NOT NULL,
+	content       BLOB NOT NULL,
+	artifact_type TEXT NOT NULL DEFAULT '',
+	annotations   TEXT NOT NULL DEFAULT '',
+	subject       TEXT,
+	created_at    INTEGER NOT NULL,
+	PRIMARY KEY (repo, digest)
+);
+CREATE INDEX manifests_subject ON manifests(repo, subject) WHERE subject IS NOT NULL;
+CREATE TABLE manifest_refs (
+	repo     TEXT NOT NULL,
+	manifest TEXT NOT NULL,
+	ref      TEXT NOT NULL,
+	kind     INTEGER NOT NULL, -- 0 blob, 1 manifest
+	PRIMARY KEY (repo, manifest, kind, ref)
+);
+CREATE INDEX manifest_refs_ref ON manifest_refs(ref);
+CREATE TABLE tags (
+	repo       TEXT NOT NULL REFERENCES repositories(name),
+	name       TEXT NOT NULL,
+	digest     TEXT NOT NULL,
+	updated_at INTEGER NOT NULL,
+	PRIMARY KEY (repo, name)
+);
+CREATE INDEX tags_digest ON tags(repo, digest);
+CREATE TABLE uploads (
+	id         TEXT PRIMARY KEY,
+	repo       TEXT NOT NULL,
+	started_at INTEGER NOT NULL
+);
+`,
+}
+
+func migrate(ctx context.Context, db *sql.DB) error {
+	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
+		return err
+	}
+	for v := 1; v < len(migrations); v++ {
+		err := inTx(ctx, db, func(tx *sql.Tx) error {
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?`, v).Scan(&n); err != nil {
+				return err
+			}
+			if n > 0 {
+				return nil
+			}
+			if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
+				return fmt.Errorf("migration %d: %w", v, err)
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations(version, applied_at) VALUES (?, ?)`, v, time.Now().UnixNano())
+			return err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func inTx(ctx context.Context, db *sql.DB, f func(*sql.Tx) error) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := f(tx); err != nil {
+		return errors.Join(err, tx.Rollback())
+	}
+	return tx.Commit()
+}
+
+func now() int64 { return time.Now().UnixNano() }
+
+func ensureRepo(ctx context.Context, tx *sql.Tx, repo string) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO repositories(name, created_at) VALUES (?, ?) ON CONFLICT(name) DO NOTHING`, repo, now())
+	return err
+}
+
+// LinkBlob implements metadata.Blobs.
+func (s *Store) LinkBlob(ctx context.Context, repo string, d digest.Digest, size int64) error {
+	err := inTx(ctx, s.w, func(tx *sql.Tx) error {
+		if err := ensureRepo(ctx, tx, repo); err != nil {
+			return err
+		}
+		t := now()
+		if _, err := tx.ExecContext(ctx, `INSERT INTO blobs(digest, size, created_at) VALUES (?, ?, ?) ON CONFLICT(digest) DO NOTHING`, d.String(), size, t); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO repo_blobs(repo, digest, created_at) VALUES (?, ?, ?) ON CONFLICT(repo, digest) DO NOTHING`, repo, d.String(), t)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("link blob %s into %s: %w", d, repo, err)
+	}
+	return nil
+}
+
+// StatBlob implements metadata.Blobs.
+func (s *Store) StatBlob(ctx context.Context, repo string, d digest.Digest) (int64, error) {
+	var size int64
+	err := s.r.QueryRowContext(ctx, `SELECT b.size FROM repo_blobs rb JOIN blobs b ON b.digest = rb.digest WHERE rb.repo = ? AND rb.digest = ?`, repo, d.String()).Scan(&size)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("blob %s in %s: %w", d, repo, metadata.ErrNotFound)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("stat blob %s in %s: %w", d, repo, err)
+	}
+	return size, nil
+}
+
+// UnlinkBlob implements metadata.Blobs.
+func (s *Store) UnlinkBlob(ctx context.Context, repo string, d digest.Digest) error {
+	res, err := s.w.ExecContext(ctx, `DELETE FROM repo_blobs WHERE repo = ? AND digest = ?`, repo, d.String())
+	if err != nil {
+		return fmt.Errorf("unlink blob %s from %s: %w", d, repo, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("blob %s in %s: %w", d, repo, metadata.ErrNotFound)
+	}
+	return nil
+}
+
+// PutManifest implements metadata.Manifests.
+func (s *Store) PutManifest(ctx context.Context, m *metadata.Manifest, opts metadata.PutManifestOptions) error {
+	var annotations string
+	if len(m.Annotations) > 0 {
+		b, err := json.Marshal(m.Annotations)
+		if err != nil {
+			return fmt.Errorf("put manifest %s: %w", m.Digest, err)
+		}
+		annotations = string(b)
+	}
+	var subject any
+	if m.Subject != "" {
+		subject = m.Subject.String()
+	}
+	err := inTx(ctx, s.w, func(tx *sql.Tx) error {
+		if err := ensureRepo(ctx, tx, m.Repository); err != nil {
+			return err
+		}
+		for _, b := range m.Blobs {
+			if err := mustExist(ctx, tx, `SELECT 1 FROM repo_blobs WHERE repo = ? AND digest = ?`, m.Repository, b); err != nil {
+				return err
+			}
+		}
+		for _, c := range m.Manifests {
+			if err := mustExist(ctx, tx, `SELECT 1 FROM manifests WHERE repo = ? AND digest = ?`, m.Repository, c); err != nil {
+				return err
+			}
+		}
+		t := now()
+		res, err := tx.ExecContext(ctx, `INSERT INTO manifests(repo, digest, media_type, content, artifact_type, annotations, subject, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(repo, digest) DO NOTHING`,
+			m.Repository, m.Digest.String(), m.MediaType, m.Content, m.ArtifactType, annotations, subject, t)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n > 0 {
+			for kind, refs := range [][]digest.Digest{m.Blobs, m.Manifests} {
+				for _, r := range refs {
+					if _, err := tx.ExecContext(ctx, `INSERT INTO manifest_refs(repo, manifest, ref, kind) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+						m.Repository, m.Digest.String(), r.String(), kind); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		if opts.Tag == "" {
+			return nil
+		}
+		var cur string
+		err = tx.QueryRowContext(ctx, `SELECT digest FROM tags WHERE repo = ? AND name = ?`, m.Repository, opts.Tag).Scan(&cur)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			return err
+		case cur == m.Digest.String():
+			return nil
+		case opts.ImmutableTags:
+			return fmt.Errorf("tag %s points at %s: %w", opts.Tag, cur, metadata.ErrTagImmutable)
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO tags(repo, name, digest, updated_at) VALUES (?, ?, ?, ?)
+			ON CONFLICT(repo, name) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`,
+			m.Repository, opts.Tag, m.Digest.String(), t)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("put manifest %s@%s: %w", m.Repository, m.Digest, err)
+	}
+	return nil
+}
+
+func mustExist(ctx context.Context, tx *sql.Tx, query, repo string, d digest.Digest) error {
+	var one int
+	err := tx.QueryRowContext(ctx, query, repo, d.String()).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return &metadata.BlobUnknownError{Digest: d}
+	}
+	return err
+}
+
+// GetManifest implements metadata.Manifests.
+func (s *Store) GetManifest(ctx context.Context, repo string, d digest.Digest) (*metadata.Manifest, error) {
+	m := &metadata.Manifest{Repository: repo, Digest: d}
+	var annotations string
+	var subject sql.NullString
+	var created int64
+	err := s.r.QueryRowContext(ctx, `SELECT media_type, content, artifact_type, annotations, subject, created_at FROM manifests WHERE repo = ? AND digest = ?`,
+		repo, d.String()).Scan(&m.MediaType, &m.Content, &m.ArtifactType, &annotations, &subject, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("manifest %s in %s: %w", d, repo, metadata.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get manifest %s in %s: %w", d, repo, err)
+	}
+	if annotations != "" {
+		if err := json.Unmarshal([]byte(annotations), &m.Annotations); err != nil {
+			return nil, fmt.Errorf("get manifest %s in %s: annotations: %w", d, repo, err)
+		}
+	}
+	if subject.Valid {
+		m.Subject = digest.Digest(subject.String)
+	}
+	m.CreatedAt = time.Unix(0, created)
+	return m, nil
+}
+
+// DeleteManifest implements metadata.Manifests.
+func (s *Store) DeleteManifest(ctx context.Context, repo string, d digest.Digest) error {
+	err := inTx(ctx, s.w, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM manifests WHERE repo = ? AND digest = ?`, repo, d.String())
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return metadata.ErrNotFound
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM tags WHERE repo = ? AND digest = ?`, repo, d.String()); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM manifest_refs WHERE repo = ? AND manifest = ?`, repo, d.String())
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("delete manifest %s in %s: %w", d, repo, err)
+	}
+	return nil
+}
+
+// Referrers implements metadata.Manifests.
+func (s *Store) Referrers(ctx context.Context, repo string, d digest.Digest) ([]metadata.Descriptor, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT digest, media_type, length(content), artifact_type, annotations FROM manifests
+		WHERE repo = ? AND subject = ? ORDER BY created_at, digest`, repo, d.String())
+	if err != nil {
+		return nil, fmt.Errorf("referrers of %s in %s: %w", d, repo, err)
+	}
+	defer rows.Close()
+	var out []metadata.Descriptor
+	for rows.Next() {
+		var desc metadata.Descriptor
+		var dg, annotations string
+		if err := rows.Scan(&dg, &desc.MediaType, &desc.Size, &desc.ArtifactType, &annotations); err != nil {
+			return nil, fmt.Errorf("referrers of %s in %s: %w", d, repo, err)
+		}
+		desc.Digest = digest.Digest(dg)
+		if annotations != "" {
+			if err := json.Unmarshal([]byte(annotations), &desc.Annotations); err != nil {
+				return nil, fmt.Errorf("referrers of %s in %s: annotations: %w", d, repo, err)
+			}
+		}
+		out = append(out, desc)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("referrers of %s in %s: %w", d, repo, err)
+	}
+	return out, nil
+}
+
+// ResolveTag implements metadata.Tags.
+func (s *Store) ResolveTag(ctx context.Context, repo, tag string) (digest.Digest, error) {
+	var d string
+	err := s.r.QueryRowContext(ctx, `SELECT digest FROM tags WHERE repo = ? AND name = ?`, repo, tag).Scan(&d)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("tag %s in %s: %w", tag, repo, metadata.ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("resolve tag %s in %s: %w", tag, repo, err)
+	}
+	return digest.Digest(d), nil
+}
+
+// ListTags implements metadata.Tags.
+func (s *Store) ListTags(ctx context.Context, repo, last string, n int) ([]string, error) {
+	var exists int
+	err := s.r.QueryRowContext(ctx, `SELECT 1 FROM repositories WHERE name = ?`, repo).Scan(&exists)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("repository %s: %w", repo, metadata.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list tags of %s: %w", repo, err)
+	}
+	tags, err := s.names(ctx, `SELECT name FROM tags WHERE repo = ? AND name > ? ORDER BY name LIMIT ?`, repo, last, n)
+	if err != nil {
+		return nil, fmt.Errorf("list tags of %s: %w", repo, err)
+	}
+	return tags, nil
+}
+
+// DeleteTag implements metadata.Tags.
+func (s *Store) DeleteTag(ctx context.Context, repo, tag string) error {
+	res, err := s.w.ExecContext(ctx, `DELETE FROM tags WHERE repo = ? AND name = ?`, repo, tag)
+	if err != nil {
+		return fmt.Errorf("delete tag %s in %s: %w", tag, repo, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("tag %s in %s: %w", tag, repo, metadata.ErrNotFound)
+	}
+	return nil
+}
+
+// ListRepositories implements metadata.Repositories.
+func (s *Store) ListRepositories(ctx context.Context, last string, n int) ([]string, error) {
+	repos, err := s.names(ctx, `SELECT name FROM repositories WHERE name > ? ORDER BY name LIMIT ?`, last, n)
+	if err != nil {
+		return nil, fmt.Errorf("list repositories: %w", err)
+	}
+	return repos, nil
+}
+
+func (s *Store) names(ctx context.Context, query string, args ...any) ([]string, error) {
+	rows, err := s.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []string{}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return nil, err
+		}
+		out = append(out, name)
+	}
+	return out, rows.Err()
+}
+
+// CreateUpload implements metadata.Uploads.
+func (s *Store) CreateUpload(ctx context.Context, u metadata.Upload) error {
+	if _, err := s.w.ExecContext(ctx, `INSERT INTO uploads(id, repo, started_at) VALUES (?, ?, ?)`, u.ID, u.Repository, u.StartedAt.UnixNano()); err != nil {
+		return fmt.Errorf("create upload %s: %w", u.ID, err)
+	}
+	return nil
+}
+
+// GetUpload implements metadata.Uploads.
+func (s *Store) GetUpload(ctx context.Context, id string) (metadata.Upload, error) {
+	u := metadata.Upload{ID: id}
+	var started int64
+	err := s.r.QueryRowContext(ctx, `SELECT repo, started_at FROM uploads WHERE id = ?`, id).Scan(&u.Repository, &started)
+	if errors.Is(err, sql.ErrNoRows) {
+		return u, fmt.Errorf("upload %s: %w", id, metadata.ErrNotFound)
+	}
+	if err != nil {
+		return u, fmt.Errorf("get upload %s: %w", id, err)
+	}
+	u.StartedAt = time.Unix(0, started)
+	return u, nil
+}
+
+// DeleteUpload implements metadata.Uploads.
+func (s *Store) DeleteUpload(ctx context.Context, id string) error {
+	res, err := s.w.ExecContext(ctx, `DELETE FROM uploads WHERE id = ?`, id)
+	if err != nil {
+		return fmt.Errorf("delete upload %s: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("upload %s: %w", id, metadata.ErrNotFound)
+	}
+	return nil
+}

@@ -1,0 +1,114 @@
+package registry
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/portcullis-dev/portcullis/registry/metadata"
+)
+
+// referrersIndex is the image index the referrers API answers with.
+type referrersIndex struct {
+	SchemaVersion int                   `json:"schemaVersion"`
+	MediaType     string                `json:"mediaType"`
+	Manifests     []metadata.Descriptor `json:"manifests"`
+}
+
+// FallbackTag is the tag under which clients without the referrers API
+// keep an index of a digest's referrers (sha256:abc -> sha256-abc).
+func FallbackTag(d digest.Digest) string {
+	return d.Algorithm().String() + "-" + d.Encoded()
+}
+
+func (r *Registry) referrers(w http.ResponseWriter, req *http.Request, rt route) *regError {
+	d, err := ParseDigest(rt.arg)
+	if err != nil {
+		return newError(http.StatusBadRequest, codeDigestInvalid, "%v", err)
+	}
+	ctx := req.Context()
+	descs, err := r.meta.Referrers(ctx, rt.name, d)
+	if err != nil {
+		return internalError(err)
+	}
+	fallback, e := r.fallbackReferrers(req, rt.name, d)
+	if e != nil {
+		return e
+	}
+	descs = mergeDescriptors(descs, fallback)
+	if at := req.URL.Query().Get("artifactType"); at != "" {
+		kept := descs[:0]
+		for _, desc := range descs {
+			if desc.ArtifactType == at {
+				kept = append(kept, desc)
+			}
+		}
+		descs = kept
+		w.Header().Set("OCI-Filters-Applied", "artifactType")
+	}
+	if descs == nil {
+		descs = []metadata.Descriptor{}
+	}
+	b, err := json.Marshal(referrersIndex{SchemaVersion: 2, MediaType: MediaTypeOCIIndex, Manifests: descs})
+	if err != nil {
+		return internalError(err)
+	}
+	w.Header().Set("Content-Type", MediaTypeOCIIndex)
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b)
+	return nil
+}
+
+// fallbackReferrers reads the index older clients keep under the
+// referrers tag schema, so their referrers show in the API too.
+func (r *Registry) fallbackReferrers(req *http.Request, name string, d digest.Digest) ([]metadata.Descriptor, *regError) {
+	ctx := req.Context()
+	td, err := r.meta.ResolveTag(ctx, name, FallbackTag(d))
+	if errors.Is(err, metadata.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, internalError(err)
+	}
+	m, err := r.meta.GetManifest(ctx, name, td)
+	if errors.Is(err, metadata.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, internalError(err)
+	}
+	if !isIndex(m.MediaType) {
+		return nil, nil
+	}
+	var idx struct {
+		Manifests []metadata.Descriptor `json:"manifests"`
+	}
+	if err := json.Unmarshal(m.Content, &idx); err != nil {
+		r.log.WarnContext(ctx, "unreadable referrers fallback index", "repository", name, "tag", FallbackTag(d), "error", err)
+		return nil, nil
+	}
+	return idx.Manifests, nil
+}
+
+// mergeDescriptors appends the descriptors of b not already in a.
+func mergeDescriptors(a, b []metadata.Descriptor) []metadata.Descriptor {
+	if len(b) == 0 {
+		return a
+	}
+	seen := make(map[digest.Digest]bool, len(a))
+	for _, d := range a {
+		seen[d.Digest] = true
+	}
+	for _, d := range b {
+		if !seen[d.Digest] && strings.TrimSpace(d.Digest.String()) != "" {
+			seen[d.Digest] = true
+			a = append(a, d)
+		}
+	}
+	return a
+}

@@ -1,0 +1,156 @@
+// Package registry serves the OCI Distribution Specification v1.1 API
+// (referrers included) over a blob store and a metadata store.
+package registry
+
+import (
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/portcullis-dev/portcullis/registry/blobstore"
+	"github.com/portcullis-dev/portcullis/registry/metadata"
+)
+
+// Registry is an http.Handler for the /v2/ API.
+type Registry struct {
+	meta  metadata.Store
+	blobs *blobstore.Store
+	log   *slog.Logger
+}
+
+// Option configures a Registry.
+type Option func(*Registry)
+
+// WithLogger sets the logger (default: slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(r *Registry) { r.log = l } }
+
+// New returns a registry serving meta and blobs.
+func New(meta metadata.Store, blobs *blobstore.Store, opts ...Option) *Registry {
+	r := &Registry{meta: meta, blobs: blobs, log: slog.Default()}
+	for _, o := range opts {
+		o(r)
+	}
+	return r
+}
+
+// route is a parsed /v2/ path.
+type route struct {
+	kind string // base, catalog, tags, manifest, blob, uploads, upload, referrers
+	name string
+	arg  string // reference, digest or upload id
+}
+
+// The path markers, in the order to prefer when two end at the same place.
+var markers = []struct{ marker, kind string }{
+	{"/blobs/uploads/", "upload"},
+	{"/manifests/", "manifest"},
+	{"/blobs/", "blob"},
+	{"/referrers/", "referrers"},
+}
+
+// parseRoute splits /v2/<name>/<kind>/<arg>. Repository names may contain
+// slashes, so the marker found furthest right wins.
+func parseRoute(p string) (route, bool) {
+	rest, ok := strings.CutPrefix(p, "/v2/")
+	if !ok {
+		if p == "/v2" {
+			return route{kind: "base"}, true
+		}
+		return route{}, false
+	}
+	switch {
+	case rest == "":
+		return route{kind: "base"}, true
+	case rest == "_catalog":
+		return route{kind: "catalog"}, true
+	}
+	if name, ok := strings.CutSuffix(rest, "/tags/list"); ok {
+		return route{kind: "tags", name: name}, true
+	}
+	if name, ok := strings.CutSuffix(rest, "/blobs/uploads/"); ok {
+		return route{kind: "uploads", name: name}, true
+	}
+	if name, ok := strings.CutSuffix(rest, "/blobs/uploads"); ok {
+		return route{kind: "uploads", name: name}, true
+	}
+	best, at := -1, -1
+	for i, m := range markers {
+		if j := strings.LastIndex("/"+rest, m.marker); j > at {
+			best, at = i, j
+		}
+	}
+	if best < 0 || at == 0 {
+		return route{}, false
+	}
+	m := markers[best]
+	name := rest[:at-1]
+	arg := rest[at-1+len(m.marker):]
+	if arg == "" || strings.Contains(arg, "/") {
+		return route{}, false
+	}
+	return route{kind: m.kind, name: name, arg: arg}, true
+}
+
+func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	if e := r.serve(w, req); e != nil {
+		r.writeError(w, req, e)
+	}
+}
+
+func (r *Registry) serve(w http.ResponseWriter, req *http.Request) *regError {
+	w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+	rt, ok := parseRoute(req.URL.Path)
+	if !ok {
+		return newError(http.StatusNotFound, codeNameUnknown, "no route for %s", req.URL.Path)
+	}
+	if rt.kind != "base" && rt.kind != "catalog" {
+		if err := ValidateRepository(rt.name); err != nil {
+			return newError(http.StatusBadRequest, codeNameInvalid, "%v", err)
+		}
+	}
+	type handler func(http.ResponseWriter, *http.Request, route) *regError
+	var h handler
+	switch rt.kind + " " + req.Method {
+	case "base GET", "base HEAD":
+		h = r.base
+	case "catalog GET":
+		h = r.catalog
+	case "tags GET":
+		h = r.listTags
+	case "manifest GET", "manifest HEAD":
+		h = r.getManifest
+	case "manifest PUT":
+		h = r.putManifest
+	case "manifest DELETE":
+		h = r.deleteManifest
+	case "blob GET", "blob HEAD":
+		h = r.getBlob
+	case "blob DELETE":
+		h = r.deleteBlob
+	case "uploads POST":
+		h = r.startUpload
+	case "upload GET":
+		h = r.uploadStatus
+	case "upload PATCH":
+		h = r.patchUpload
+	case "upload PUT":
+		h = r.finishUpload
+	case "upload DELETE":
+		h = r.cancelUpload
+	case "referrers GET":
+		h = r.referrers
+	default:
+		return newError(http.StatusMethodNotAllowed, codeUnsupported, "%s is not supported on %s", req.Method, req.URL.Path)
+	}
+	return h(w, req, rt)
+}
+
+func (r *Registry) base(w http.ResponseWriter, req *http.Request, _ route) *regError {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", "2")
+	w.WriteHeader(http.StatusOK)
+	if req.Method != http.MethodHead {
+		_, _ = w.Write([]byte("{}"))
+	}
+	return nil
+}
