@@ -231,4 +231,3 @@ func uploadError(err error, id string, size int64) *regError {
 		return internalError(fmt.Errorf("upload %s: %w", id, err))
 	}
 }
-
