@@ -1,11 +1,11 @@
 package registry
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
-	"strings"
 
 	"github.com/opencontainers/go-digest"
 
@@ -30,16 +30,10 @@ func (r *Registry) referrers(w http.ResponseWriter, req *http.Request, rt route)
 	if err != nil {
 		return newError(http.StatusBadRequest, codeDigestInvalid, "%v", err)
 	}
-	ctx := req.Context()
-	descs, err := r.meta.Referrers(ctx, rt.name, d)
+	descs, err := r.allReferrers(req.Context(), rt.name, d)
 	if err != nil {
 		return internalError(err)
 	}
-	fallback, e := r.fallbackReferrers(req, rt.name, d)
-	if e != nil {
-		return e
-	}
-	descs = mergeDescriptors(descs, fallback)
 	if at := req.URL.Query().Get("artifactType"); at != "" {
 		kept := descs[:0]
 		for _, desc := range descs {
@@ -64,23 +58,35 @@ func (r *Registry) referrers(w http.ResponseWriter, req *http.Request, rt route)
 	return nil
 }
 
-// fallbackReferrers reads the index older clients keep under the
-// referrers tag schema, so their referrers show in the API too.
-func (r *Registry) fallbackReferrers(req *http.Request, name string, d digest.Digest) ([]metadata.Descriptor, *regError) {
-	ctx := req.Context()
-	td, err := r.meta.ResolveTag(ctx, name, FallbackTag(d))
+// allReferrers lists the referrers of d in repo: those pushed with a
+// subject, then those listed in the index older clients keep under the
+// referrers tag schema.
+func (r *Registry) allReferrers(ctx context.Context, repo string, d digest.Digest) ([]metadata.Descriptor, error) {
+	descs, err := r.meta.Referrers(ctx, repo, d)
+	if err != nil {
+		return nil, err
+	}
+	fallback, err := r.fallbackReferrers(ctx, repo, d)
+	if err != nil {
+		return nil, err
+	}
+	return mergeDescriptors(descs, fallback), nil
+}
+
+func (r *Registry) fallbackReferrers(ctx context.Context, repo string, d digest.Digest) ([]metadata.Descriptor, error) {
+	td, err := r.meta.ResolveTag(ctx, repo, FallbackTag(d))
 	if errors.Is(err, metadata.ErrNotFound) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, internalError(err)
+		return nil, err
 	}
-	m, err := r.meta.GetManifest(ctx, name, td)
+	m, err := r.meta.GetManifest(ctx, repo, td)
 	if errors.Is(err, metadata.ErrNotFound) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, internalError(err)
+		return nil, err
 	}
 	if !isIndex(m.MediaType) {
 		return nil, nil
@@ -89,7 +95,7 @@ func (r *Registry) fallbackReferrers(req *http.Request, name string, d digest.Di
 		Manifests []metadata.Descriptor `json:"manifests"`
 	}
 	if err := json.Unmarshal(m.Content, &idx); err != nil {
-		r.log.WarnContext(ctx, "unreadable referrers fallback index", "repository", name, "tag", FallbackTag(d), "error", err)
+		r.log.WarnContext(ctx, "unreadable referrers fallback index", "repository", repo, "tag", FallbackTag(d), "error", err)
 		return nil, nil
 	}
 	return idx.Manifests, nil
@@ -105,7 +111,7 @@ func mergeDescriptors(a, b []metadata.Descriptor) []metadata.Descriptor {
 		seen[d.Digest] = true
 	}
 	for _, d := range b {
-		if !seen[d.Digest] && strings.TrimSpace(d.Digest.String()) != "" {
+		if !seen[d.Digest] && d.Digest.Validate() == nil {
 			seen[d.Digest] = true
 			a = append(a, d)
 		}

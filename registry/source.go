@@ -1,0 +1,73 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/portcullis-dev/portcullis/registry/blobstore"
+	"github.com/portcullis-dev/portcullis/registry/metadata"
+	"github.com/portcullis-dev/portcullis/verifier/source"
+)
+
+// Source returns this registry's content as a verification source, read
+// in-process from its stores: no HTTP round trip.
+func (r *Registry) Source() source.Source { return localSource{r} }
+
+type localSource struct{ r *Registry }
+
+// sourceErr maps store errors to the source contract.
+func sourceErr(err error, what string) error {
+	if errors.Is(err, metadata.ErrNotFound) || errors.Is(err, blobstore.ErrNotFound) {
+		return fmt.Errorf("%s: %w", what, source.ErrNotFound)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+func (s localSource) Resolve(ctx context.Context, repo, tag string) (digest.Digest, error) {
+	d, err := s.r.meta.ResolveTag(ctx, repo, tag)
+	if err != nil {
+		return "", sourceErr(err, "resolve "+repo+":"+tag)
+	}
+	return d, nil
+}
+
+func (s localSource) Manifest(ctx context.Context, repo string, d digest.Digest) (source.Manifest, error) {
+	m, err := s.r.meta.GetManifest(ctx, repo, d)
+	if err != nil {
+		return source.Manifest{}, sourceErr(err, "manifest "+repo+"@"+d.String())
+	}
+	return source.Manifest{Digest: d, MediaType: m.MediaType, Content: m.Content}, nil
+}
+
+func (s localSource) Referrers(ctx context.Context, repo string, d digest.Digest) ([]ocispec.Descriptor, error) {
+	descs, err := s.r.allReferrers(ctx, repo, d)
+	if err != nil {
+		return nil, sourceErr(err, "referrers of "+repo+"@"+d.String())
+	}
+	out := make([]ocispec.Descriptor, 0, len(descs))
+	for _, desc := range descs {
+		out = append(out, ocispec.Descriptor{MediaType: desc.MediaType, Digest: desc.Digest, Size: desc.Size, ArtifactType: desc.ArtifactType, Annotations: desc.Annotations})
+	}
+	return out, nil
+}
+
+func (s localSource) Blob(ctx context.Context, repo string, d digest.Digest) ([]byte, error) {
+	what := "blob " + repo + "@" + d.String()
+	size, err := s.r.meta.StatBlob(ctx, repo, d)
+	if err != nil {
+		return nil, sourceErr(err, what)
+	}
+	if size > source.MaxBlobSize {
+		return nil, fmt.Errorf("%s is %d bytes, over %d", what, size, source.MaxBlobSize)
+	}
+	rc, err := s.r.blobs.Open(ctx, d, 0)
+	if err != nil {
+		return nil, sourceErr(err, what)
+	}
+	defer rc.Close()
+	return source.ReadVerified(rc, d)
+}
