@@ -2,6 +2,7 @@ package registry
 
 import (
 	"fmt"
+	"math"
 	"regexp"
 	"strconv"
 	"strings"
@@ -105,8 +106,9 @@ func ParseContentRange(s string) (ContentRange, error) {
 	}
 	start, err1 := strconv.ParseInt(a, 10, 64)
 	end, err2 := strconv.ParseInt(b, 10, 64)
-	if err1 != nil || err2 != nil || start < 0 || end < start {
-		return ContentRange{}, fmt.Errorf("content range %q: want <start>-<end> with 0 <= start <= end", s)
+	// end < MaxInt64 keeps Len from overflowing.
+	if err1 != nil || err2 != nil || start < 0 || end < start || end == math.MaxInt64 {
+		return ContentRange{}, fmt.Errorf("content range %q: want <start>-<end> with 0 <= start <= end < 2^63-1", s)
 	}
 	return ContentRange{Start: start, End: end}, nil
 }
@@ -141,7 +143,8 @@ func parseByteRange(h string, size int64) (start, length int64, ok bool, err err
 		if b != "" {
 			e, err = strconv.ParseInt(b, 10, 64)
 			if err != nil || e < s {
-				return 0, 0, false, fmt.Errorf("range %q", h)
+				// A syntactically invalid range is ignored (RFC 9110 14.2).
+				return 0, 0, false, nil
 			}
 			e = min(e, size-1)
 		}

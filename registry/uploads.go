@@ -42,6 +42,10 @@ func (r *Registry) startUpload(w http.ResponseWriter, req *http.Request, rt rout
 		id := uuid.NewString()
 		size, err := r.blobs.Commit(ctx, id, d, 0, req.ContentLength, req.Body)
 		if err != nil {
+			// A one-request upload has no session to resume: drop its bytes.
+			if cerr := r.blobs.Cancel(ctx, id); cerr != nil {
+				r.log.WarnContext(ctx, "discarding failed upload", "upload", id, "error", cerr)
+			}
 			return uploadError(err, id, size)
 		}
 		return r.blobCreated(ctx, w, rt.name, d, size)

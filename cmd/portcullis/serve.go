@@ -12,7 +12,6 @@ import (
 	"os"
 	"time"
 
-	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
 	"github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
 	"github.com/distribution/distribution/v3/registry/storage/driver/inmemory"
 
@@ -59,14 +58,15 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer meta.Close()
-	var driver storagedriver.StorageDriver
+	var blobs *blobstore.Store
 	switch cfg.Storage.Driver {
 	case "inmemory":
-		driver = inmemory.New()
+		blobs = blobstore.New(inmemory.New())
 	default:
-		driver = filesystem.New(filesystem.DriverParameters{RootDirectory: cfg.Storage.Filesystem.RootDirectory, MaxThreads: 100})
+		root := cfg.Storage.Filesystem.RootDirectory
+		blobs = blobstore.New(filesystem.New(filesystem.DriverParameters{RootDirectory: root, MaxThreads: 100}), blobstore.WithLocalRoot(root))
 	}
-	reg := registry.New(meta, blobstore.New(driver), registry.WithLogger(log))
+	reg := registry.New(meta, blobs, registry.WithLogger(log))
 
 	mux := http.NewServeMux()
 	mux.Handle("/v2/", reg)

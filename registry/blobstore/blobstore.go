@@ -15,7 +15,9 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"os"
 	"path"
+	"path/filepath"
 	"sync"
 
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
@@ -37,6 +39,8 @@ var (
 type Store struct {
 	d storagedriver.StorageDriver
 
+	localRoot string
+
 	mu      sync.Mutex
 	uploads map[string]*upload // in-memory hash state, a cache of what the file holds
 }
@@ -51,9 +55,35 @@ type upload struct {
 	refs int
 }
 
+// Option configures a Store.
+type Option func(*Store)
+
+// WithLocalRoot tells the Store that d is the filesystem driver rooted at
+// dir, so it can sync the directory after renaming a blob into place: the
+// driver's Move is a bare rename, which a power loss could undo after the
+// metadata database has already recorded the blob.
+func WithLocalRoot(dir string) Option { return func(s *Store) { s.localRoot = dir } }
+
 // New returns a Store on d.
-func New(d storagedriver.StorageDriver) *Store {
-	return &Store{d: d, uploads: make(map[string]*upload)}
+func New(d storagedriver.StorageDriver, opts ...Option) *Store {
+	s := &Store{d: d, uploads: make(map[string]*upload)}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// syncDir makes a rename into dir (a driver path) durable.
+func (s *Store) syncDir(p string) error {
+	if s.localRoot == "" {
+		return nil
+	}
+	f, err := os.Open(filepath.Join(s.localRoot, filepath.FromSlash(p)))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
 }
 
 // Driver returns the underlying storage driver.
@@ -241,6 +271,9 @@ func (s *Store) Commit(ctx context.Context, id string, want digest.Digest, offse
 	}
 	if err := s.d.Move(ctx, uploadPath(id), blobPath(want)); err != nil {
 		return size, fmt.Errorf("commit upload %s as %s: %w", id, want, err)
+	}
+	if err := s.syncDir(path.Dir(blobPath(want))); err != nil {
+		return size, fmt.Errorf("commit upload %s as %s: sync: %w", id, want, err)
 	}
 	forget = true
 	if err := s.discard(ctx, id); err != nil {

@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# Installs the pinned test tools into a versioned cache:
+#   ${PORTCULLIS_TOOLS:-$HOME/.cache/portcullis/tools-v1}/bin
+# Idempotent: a tool already there (at the pinned version) is skipped, so a
+# second run is a fast no-op. Debian packages go to the system with apt-get.
+#
+# usage: .ci/tools.sh [NAME...]     (no NAME: every tool)
+#   PORTCULLIS_TOOLS_JOBS   parallel Go builds (default 4)
+#
+# To add a tool, add one line to "The pinned set" below:
+#   go_tool NAME PKG@VERSION                  go install; binary named NAME
+#   go_main NAME MODULE@VERSION PKG           go get + go build in a scratch module
+#   apt_tool COMMAND DEBIAN-PACKAGE           apt-get install when COMMAND is missing
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. .ci/lib.sh
+
+TOOL_NAMES=()
+declare -A TOOL_KIND=() TOOL_SPEC=() TOOL_PKG=()
+
+go_tool() { TOOL_NAMES+=("$1"); TOOL_KIND[$1]=go; TOOL_SPEC[$1]=$2; }
+go_main() { TOOL_NAMES+=("$1"); TOOL_KIND[$1]=gomain; TOOL_SPEC[$1]=$2; TOOL_PKG[$1]=$3; }
+apt_tool() { TOOL_NAMES+=("$1"); TOOL_KIND[$1]=apt; TOOL_SPEC[$1]=$2; }
+
+# ---- The pinned set --------------------------------------------------------
+go_tool crane github.com/google/go-containerregistry/cmd/crane@v0.22.1
+go_tool oras oras.land/oras/cmd/oras@v1.3.6
+go_tool helm helm.sh/helm/v3/cmd/helm@v3.22.0
+go_tool registry github.com/distribution/distribution/v3/cmd/registry@v3.1.2
+go_main conformance \
+	github.com/opencontainers/distribution-spec/conformance@v0.0.0-20260831232431-97274622c111 \
+	github.com/opencontainers/distribution-spec/conformance
+apt_tool skopeo skopeo
+apt_tool wrk wrk
+apt_tool curl curl
+apt_tool gcc gcc   # go test -race needs cgo
+apt_tool make make # .ci/run runs this script before it needs make
+# -----------------------------------------------------------------------------
+
+command -v go >/dev/null || die "go is not on PATH"
+
+selected=("$@")
+if ((${#selected[@]} == 0)); then
+	selected=("${TOOL_NAMES[@]}")
+fi
+for n in "${selected[@]}"; do
+	[[ -n ${TOOL_KIND[$n]:-} ]] || die "unknown tool $n (known: ${TOOL_NAMES[*]})"
+done
+
+STAMPS="$PORTCULLIS_TOOLS/stamps"
+LOGS="$PORTCULLIS_TOOLS/logs"
+STAGING="$PORTCULLIS_TOOLS/staging"
+mkdir -p "$TOOLS_BIN" "$STAMPS" "$LOGS" "$STAGING"
+
+# present NAME: the binary is in the cache and was built from the pinned spec
+# (a binary without a stamp counts as present: someone put it there).
+present() {
+	local n=$1
+	[[ -x $TOOLS_BIN/$n ]] || return 1
+	[[ ! -e $STAMPS/$n ]] || [[ "$(cat "$STAMPS/$n")" == "${TOOL_SPEC[$n]}" ]]
+}
+
+# build_go NAME: runs in the background; writes RESULT "ok MILLIS" or "fail MILLIS".
+build_go() {
+	local n=$1 spec=${TOOL_SPEC[$n]} start rc=0 stage="$STAGING/$n" logf="$LOGS/$n.log"
+	start=$(now_ms)
+	rm -rf "$stage"
+	mkdir -p "$stage"
+	{
+		echo "# $(date -u +%FT%TZ) $n $spec"
+		# Tools are built as upstream ships them: without the repository's
+		# GOEXPERIMENT, and from a scratch directory so no go.mod/go.work applies.
+		if [[ ${TOOL_KIND[$n]} == go ]]; then
+			(cd "$stage" && env -u GOEXPERIMENT GOFLAGS=-buildvcs=false GOWORK=off GOBIN="$stage/bin" \
+				go install "$spec")
+		else
+			(cd "$stage" && mkdir mod && cd mod &&
+				env -u GOEXPERIMENT GOFLAGS=-buildvcs=false GOWORK=off go mod init portcullis.tools/scratch &&
+				env -u GOEXPERIMENT GOFLAGS=-buildvcs=false GOWORK=off go get "$spec" &&
+				env -u GOEXPERIMENT GOFLAGS=-buildvcs=false GOWORK=off go build -o "$stage/bin/$n" "${TOOL_PKG[$n]}")
+		fi
+	} >"$logf" 2>&1 || rc=$?
+	if ((rc == 0)) && [[ -x $stage/bin/$n ]]; then
+		mv -f "$stage/bin/$n" "$TOOLS_BIN/$n"
+		printf '%s\n' "${TOOL_SPEC[$n]}" >"$STAMPS/$n"
+		rm -rf "$stage"
+		echo "ok $(($(now_ms) - start))" >"$STAGING/$n.result"
+		printf '  %-12s built in %s\n' "$n" "$(fmt_secs $(($(now_ms) - start)))" >&2
+	else
+		echo "fail $(($(now_ms) - start))" >"$STAGING/$n.result"
+		printf '  %-12s FAILED after %s; last lines of %s:\n' "$n" "$(fmt_secs $(($(now_ms) - start)))" "$logf" >&2
+		tail -n 20 "$logf" | sed 's/^/      /' >&2
+	fi
+}
+
+install_apt() {
+	local -a pkgs=("$@") sudo=() start rc=0 logf="$LOGS/apt.log"
+	start=$(now_ms)
+	if ! command -v apt-get >/dev/null; then
+		log "  apt-get not found: install ${pkgs[*]} yourself"
+		return 1
+	fi
+	if ((EUID != 0)); then
+		if ! command -v sudo >/dev/null; then
+			log "  not root and no sudo: install ${pkgs[*]} yourself"
+			return 1
+		fi
+		sudo=(sudo)
+		[[ -t 0 ]] || sudo=(sudo -n)
+	fi
+	local -a aptget=("${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get)
+	{
+		echo "# $(date -u +%FT%TZ) apt-get install ${pkgs[*]}"
+		# Update the package lists only when needed: none yet, or install failed.
+		if ! compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null ||
+			! "${aptget[@]}" install -y "${pkgs[@]}"; then
+			"${aptget[@]}" update && "${aptget[@]}" install -y "${pkgs[@]}"
+		fi
+	} >>"$logf" 2>&1 || rc=$?
+	if ((rc == 0)); then
+		printf '  %-12s installed with apt-get in %s\n' "${pkgs[*]}" "$(fmt_secs $(($(now_ms) - start)))" >&2
+	else
+		printf '  apt-get install %s FAILED after %s; last lines of %s:\n' "${pkgs[*]}" "$(fmt_secs $(($(now_ms) - start)))" "$logf" >&2
+		tail -n 20 "$logf" | sed 's/^/      /' >&2
+	fi
+	return "$rc"
+}
+
+total_start=$(now_ms)
+log "tools: cache $TOOLS_BIN"
+failed=()
+
+# 1. Debian packages (first and in the foreground: sudo may ask for a password).
+apt_pkgs=()
+for n in "${selected[@]}"; do
+	[[ ${TOOL_KIND[$n]} == apt ]] || continue
+	if command -v "$n" >/dev/null; then
+		printf '  %-12s present (%s)\n' "$n" "$(command -v "$n")" >&2
+	else
+		apt_pkgs+=("${TOOL_SPEC[$n]}")
+	fi
+done
+if ((${#apt_pkgs[@]} > 0)); then
+	install_apt "${apt_pkgs[@]}" || failed+=("${apt_pkgs[@]}")
+fi
+
+# 2. Go tools, built in parallel; each prints one line when it finishes and
+#    keeps its full output in $LOGS/NAME.log.
+jobs_max=${PORTCULLIS_TOOLS_JOBS:-4}
+to_build=()
+for n in "${selected[@]}"; do
+	[[ ${TOOL_KIND[$n]} != apt ]] || continue
+	if present "$n"; then
+		printf '  %-12s present\n' "$n" >&2
+	else
+		to_build+=("$n")
+	fi
+done
+if ((${#to_build[@]} > 0)); then
+	log "  building ${to_build[*]} (up to $jobs_max at once; logs in $LOGS)"
+	for n in "${to_build[@]}"; do
+		rm -f "$STAGING/$n.result"
+		while (($(jobs -rp | wc -l) >= jobs_max)); do wait -n || true; done
+		build_go "$n" &
+	done
+	wait
+	for n in "${to_build[@]}"; do
+		read -r status _ <"$STAGING/$n.result" 2>/dev/null || status=fail
+		[[ $status == ok ]] || failed+=("$n")
+		rm -f "$STAGING/$n.result"
+	done
+fi
+
+log "tools: done in $(fmt_secs $(($(now_ms) - total_start)))"
+if ((${#failed[@]} > 0)); then
+	die "tools failed: ${failed[*]}"
+fi

@@ -1,0 +1,89 @@
+# Portcullis build, test and CI entry points. `make help` lists the targets.
+
+# Trivy (a later dependency) imports encoding/json/v2: every go command that
+# compiles it needs this experiment. GOTOOLCHAIN=local: a dependency that needs
+# a newer Go fails instead of downloading a toolchain.
+export GOEXPERIMENT := jsonv2
+export GOTOOLCHAIN := local
+export GOFLAGS := -buildvcs=false
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+# The versioned tools cache shared with .ci/tools.sh.
+export PORTCULLIS_TOOLS ?= $(HOME)/.cache/portcullis/tools-v1
+TOOLS_BIN := $(PORTCULLIS_TOOLS)/bin
+
+GO ?= go
+FUZZTIME ?= 10s
+ADDR ?= 127.0.0.1:5000
+DATA ?= ./portcullis-data
+
+# phase NAME: a banner so `make test` output shows where it is.
+phase = @printf '\n==> %s\n' "$(1)"
+
+.PHONY: help build run tools test vet unit conformance fuzz bench lint clean
+
+help:
+	@echo 'targets:'
+	@echo '  build        bin/portcullis'
+	@echo '  run          build, then serve on $(ADDR) with data in $(DATA)'
+	@echo '  tools        install the pinned test tools into $(TOOLS_BIN)'
+	@echo '  test         tools, go vet, go test -race, conformance'
+	@echo '  vet, unit    one phase of test'
+	@echo '  conformance  OCI distribution-spec conformance against bin/portcullis'
+	@echo '  fuzz         every Fuzz target for FUZZTIME (default $(FUZZTIME))'
+	@echo '  bench        portcullis vs the distribution registry, side by side'
+	@echo '  lint         gofmt -l must print nothing'
+
+build:
+	$(call phase,build: bin/portcullis)
+	$(GO) build -o bin/portcullis ./cmd/portcullis
+
+run: build
+	bin/portcullis serve --addr $(ADDR) --data $(DATA)
+
+tools:
+	$(call phase,tools)
+	.ci/tools.sh
+
+GO_TEST = PATH="$(TOOLS_BIN):$$PATH" $(GO) test -race -count=1 -timeout 30m ./...
+
+# test runs every phase in order; make test re-running tools is a no-op when
+# the cache is complete.
+test: tools
+	$(call phase,vet: go vet ./...)
+	$(GO) vet ./...
+	$(call phase,tests: go test -race ./...)
+	$(GO_TEST)
+	$(MAKE) --no-print-directory conformance
+	@printf '\n==> test: all phases passed\n'
+
+vet:
+	$(call phase,vet: go vet ./...)
+	$(GO) vet ./...
+
+unit: tools
+	$(call phase,tests: go test -race ./...)
+	$(GO_TEST)
+
+conformance: build
+	$(call phase,conformance: OCI distribution-spec 1.1)
+	PORTCULLIS_BIN=bin/portcullis .ci/conformance.sh
+
+fuzz:
+	$(call phase,fuzz: each target for $(FUZZTIME))
+	FUZZTIME=$(FUZZTIME) .ci/fuzz.sh
+
+bench: build
+	$(call phase,bench: portcullis vs distribution)
+	PORTCULLIS_BIN=bin/portcullis .ci/bench.sh
+
+# Every .go file in the tree, committed or not (testdata is left alone).
+lint:
+	$(call phase,lint: gofmt -l)
+	@out=$$(find . -name '*.go' -not -path './.git/*' -not -path '*/testdata/*' -print0 | xargs -0 -r gofmt -l); \
+	if [[ -n $$out ]]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi; echo "gofmt: clean"
+
+clean:
+	rm -rf bin conformance-results
