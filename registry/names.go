@@ -143,8 +143,8 @@ func parseByteRange(h string, size int64) (start, length int64, ok bool, err err
 		if b != "" {
 			e, err = strconv.ParseInt(b, 10, 64)
 			if err != nil || e < s {
-				// A syntactically invalid range is ignored (RFC 9110 14.2).
-				return 0, 0, false, nil
+				// Answered 416 rather than ignored: what the OCI conformance suite expects.
+				return 0, 0, false, fmt.Errorf("range %q", h)
 			}
 			e = min(e, size-1)
 		}

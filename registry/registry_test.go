@@ -599,6 +599,7 @@ func TestAPIBlobRange(t *testing.T) {
 		{"HEAD", http.MethodHead, "bytes=0-9", http.StatusPartialContent, "bytes 0-9/100", nil},
 		{"start at the size", http.MethodGet, "bytes=100-", http.StatusRequestedRangeNotSatisfiable, "bytes */100", nil},
 		{"start past the size", http.MethodGet, "bytes=1000-1001", http.StatusRequestedRangeNotSatisfiable, "bytes */100", nil},
+		{"end before start", http.MethodGet, "bytes=50-0", http.StatusRequestedRangeNotSatisfiable, "bytes */100", nil},
 		{"empty suffix", http.MethodGet, "bytes=-0", http.StatusRequestedRangeNotSatisfiable, "bytes */100", nil},
 		{"several ranges are ignored", http.MethodGet, "bytes=0-1,5-6", http.StatusOK, "", content},
 		{"other units are ignored", http.MethodGet, "items=0-1", http.StatusOK, "", content},

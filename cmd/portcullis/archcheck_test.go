@@ -1,0 +1,77 @@
+package main
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/portcullis-dev/portcullis"
+
+// allowedImports is the one-way import order of ../shared/ARCHITECTURE.md:
+// for each top-level folder, the project folders its packages may import
+// (a folder may always import its own subpackages).
+var allowedImports = map[string][]string{
+	"attest":   {},
+	"scanner":  {},
+	"rego":     {},
+	"testdata": {},
+	"verifier": {"attest", "scanner"},
+	"policy":   {"rego", "verifier", "attest", "scanner"},
+	"audit":    {"policy"},
+	"gate":     {"verifier", "policy", "audit"},
+	"registry": {"gate", "verifier"},
+	"webhook":  {"gate"},
+	"internal": {},
+}
+
+func topFolder(importPath string) string {
+	rest := strings.TrimPrefix(strings.TrimPrefix(importPath, module), "/")
+	top, _, _ := strings.Cut(rest, "/")
+	return top
+}
+
+// TestArchitecture fails when a package imports against the documented order.
+func TestArchitecture(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .Imports " "}}`, module+"/...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	checked := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		fields := strings.Fields(line)
+		pkg, imports := fields[0], fields[1:]
+		from := topFolder(pkg)
+		if from == "cmd" {
+			continue // wiring may import everything
+		}
+		allowed, ok := allowedImports[from]
+		if !ok {
+			t.Errorf("package %s is in folder %q, which ARCHITECTURE.md does not list", pkg, from)
+			continue
+		}
+		checked++
+		for _, imp := range imports {
+			if !strings.HasPrefix(imp, module+"/") {
+				continue
+			}
+			to := topFolder(imp)
+			if to == from || contains(allowed, to) {
+				continue
+			}
+			t.Errorf("%s imports %s: %s/ may import only %v", pkg, imp, from, allowed)
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no packages checked")
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
