@@ -1,0 +1,247 @@
+package verifier_test
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/distribution/distribution/v3/registry/storage/driver/inmemory"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/opencontainers/go-digest"
+	"github.com/sigstore/sigstore/pkg/signature"
+	"github.com/sigstore/sigstore/pkg/signature/payload"
+
+	"github.com/portcullis-dev/portcullis/registry"
+	"github.com/portcullis-dev/portcullis/registry/blobstore"
+	"github.com/portcullis-dev/portcullis/registry/metadata/sqlite"
+	"github.com/portcullis-dev/portcullis/verifier"
+	"github.com/portcullis-dev/portcullis/verifier/source"
+)
+
+type fixture struct {
+	reg  *registry.Registry
+	host string
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	meta, err := sqlite.Open(context.Background(), t.TempDir()+"/meta.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { meta.Close() })
+	reg := registry.New(meta, blobstore.New(inmemory.New()))
+	srv := httptest.NewServer(reg)
+	t.Cleanup(srv.Close)
+	return &fixture{reg: reg, host: strings.TrimPrefix(srv.URL, "http://")}
+}
+
+// pushImage pushes a random image to repo:tag and returns its digest.
+func (f *fixture) pushImage(t *testing.T, repo, tag string) digest.Digest {
+	t.Helper()
+	img, err := random.Image(256, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, _ := name.NewTag(f.host + "/" + repo + ":" + tag)
+	if err := remote.Write(ref, img); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := img.Digest()
+	return digest.Digest(d.String())
+}
+
+func newKey(t *testing.T) *ecdsa.PrivateKey {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// signPayload returns cosign's simple-signing payload for (repo, signed)
+// and its signature by key.
+func (f *fixture) signPayload(t *testing.T, key *ecdsa.PrivateKey, repo string, signed digest.Digest) ([]byte, string) {
+	t.Helper()
+	ref, err := name.NewDigest(f.host + "/" + repo + "@" + signed.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := (&payload.Cosign{Image: ref}).MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := signature.LoadECDSASigner(key, crypto.SHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := signer.SignMessage(bytes.NewReader(p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, base64.StdEncoding.EncodeToString(sig)
+}
+
+// pushSignature stores a signature of subject the way cosign does: one
+// layer under the tag sha256-<hex>.sig.
+func (f *fixture) pushSignature(t *testing.T, repo string, subject digest.Digest, p []byte, b64sig string) {
+	t.Helper()
+	layer := static.NewLayer(p, "application/vnd.dev.cosign.simplesigning.v1+json")
+	img, err := mutate.Append(mutate.MediaType(empty.Image, types.OCIManifestSchema1), mutate.Addendum{
+		Layer:       layer,
+		Annotations: map[string]string{"dev.cosignproject.cosign/signature": b64sig},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, _ := name.NewTag(f.host + "/" + repo + ":" + subject.Algorithm().String() + "-" + subject.Encoded() + ".sig")
+	if err := remote.Write(ref, img); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestTagSchemeSignatures(t *testing.T) {
+	ctx := context.Background()
+	trusted, other := newKey(t), newKey(t)
+	v, err := verifier.New(verifier.Authority{Name: "release", Keys: []crypto.PublicKey{trusted.Public()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name       string
+		setup      func(t *testing.T, f *fixture, repo string, d digest.Digest)
+		wantSigs   int
+		wantOK     bool
+		wantReason string
+	}{
+		{
+			name: "signed by the trusted key",
+			setup: func(t *testing.T, f *fixture, repo string, d digest.Digest) {
+				p, s := f.signPayload(t, trusted, repo, d)
+				f.pushSignature(t, repo, d, p, s)
+			},
+			wantSigs: 1, wantOK: true,
+		},
+		{
+			name:     "unsigned",
+			setup:    func(*testing.T, *fixture, string, digest.Digest) {},
+			wantSigs: 0,
+		},
+		{
+			name: "wrong key",
+			setup: func(t *testing.T, f *fixture, repo string, d digest.Digest) {
+				p, s := f.signPayload(t, other, repo, d)
+				f.pushSignature(t, repo, d, p, s)
+			},
+			wantSigs: 1, wantReason: "release: ",
+		},
+		{
+			name: "payload changed after signing",
+			setup: func(t *testing.T, f *fixture, repo string, d digest.Digest) {
+				p, s := f.signPayload(t, trusted, repo, d)
+				p = bytes.Replace(p, []byte(`"optional":null`), []byte(`"optional":{"x":"y"}`), 1)
+				f.pushSignature(t, repo, d, p, s)
+			},
+			wantSigs: 1, wantReason: "invalid signature",
+		},
+		{
+			name: "signature copied from another digest",
+			setup: func(t *testing.T, f *fixture, repo string, d digest.Digest) {
+				otherDigest := f.pushImage(t, repo, "other")
+				p, s := f.signPayload(t, trusted, repo, otherDigest)
+				f.pushSignature(t, repo, d, p, s)
+			},
+			wantSigs: 1, wantReason: "invalid or missing digest in claim",
+		},
+		{
+			name: "malformed base64 signature",
+			setup: func(t *testing.T, f *fixture, repo string, d digest.Digest) {
+				p, _ := f.signPayload(t, trusted, repo, d)
+				f.pushSignature(t, repo, d, p, "!!not base64!!")
+			},
+			wantSigs: 1, wantReason: "release: ",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			repo := "staging/app"
+			d := f.pushImage(t, repo, "v1")
+			tt.setup(t, f, repo, d)
+			for _, src := range []struct {
+				name string
+				s    source.Source
+			}{{"local", f.reg.Source()}, {"remote", source.NewRemote(f.host)}} {
+				ev, err := v.Collect(ctx, src.s, verifier.Subject{Repository: repo, Digest: d})
+				if err != nil {
+					t.Fatalf("%s: Collect: %v", src.name, err)
+				}
+				if len(ev.Signatures) != tt.wantSigs {
+					t.Fatalf("%s: %d signatures, want %d: %+v", src.name, len(ev.Signatures), tt.wantSigs, ev.Signatures)
+				}
+				if tt.wantSigs == 0 {
+					continue
+				}
+				s := ev.Signatures[0]
+				if s.Verified != tt.wantOK {
+					t.Fatalf("%s: Verified = %v, want %v (reason %q)", src.name, s.Verified, tt.wantOK, s.Reason)
+				}
+				if tt.wantOK && s.Authority != "release" {
+					t.Fatalf("%s: Authority = %q", src.name, s.Authority)
+				}
+				t.Logf("%s: reason %q", src.name, s.Reason)
+				if !strings.Contains(s.Reason, tt.wantReason) {
+					t.Fatalf("%s: Reason = %q, want it to contain %q", src.name, s.Reason, tt.wantReason)
+				}
+			}
+		})
+	}
+}
+
+// failingSource fails every call: the verifier must report "could not
+// check" as an error, never as an empty result.
+type failingSource struct{ source.Source }
+
+var errBackend = errors.New("backend unavailable")
+
+func (failingSource) Resolve(context.Context, string, string) (digest.Digest, error) {
+	return "", errBackend
+}
+
+func TestCollectCouldNotCheck(t *testing.T) {
+	v, err := verifier.New(verifier.Authority{Name: "release", Keys: []crypto.PublicKey{newKey(t).Public()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = v.Collect(context.Background(), failingSource{}, verifier.Subject{Repository: "a", Digest: digest.FromString("x")})
+	if !errors.Is(err, errBackend) {
+		t.Fatalf("Collect error = %v, want it to wrap the source's error", err)
+	}
+	if _, err := v.Collect(context.Background(), failingSource{}, verifier.Subject{Repository: "a", Digest: "sha256:short"}); err == nil {
+		t.Fatal("Collect accepted a malformed digest")
+	}
+}
+
+func TestNewRejectsBadAuthorities(t *testing.T) {
+	if _, err := verifier.New(verifier.Authority{Name: "", Keys: []crypto.PublicKey{newKey(t).Public()}}); err == nil {
+		t.Error("an authority without a name was accepted")
+	}
+	if _, err := verifier.New(verifier.Authority{Name: "x"}); err == nil {
+		t.Error("an authority without keys was accepted")
+	}
+}
