@@ -9,11 +9,9 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
-	"github.com/distribution/distribution/v3/registry/storage/driver/inmemory"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -26,8 +24,7 @@ import (
 	"github.com/sigstore/sigstore/pkg/signature/payload"
 
 	"github.com/portcullis-dev/portcullis/registry"
-	"github.com/portcullis-dev/portcullis/registry/blobstore"
-	"github.com/portcullis-dev/portcullis/registry/metadata/sqlite"
+	"github.com/portcullis-dev/portcullis/registry/registrytest"
 	"github.com/portcullis-dev/portcullis/verifier"
 	"github.com/portcullis-dev/portcullis/verifier/source"
 )
@@ -39,15 +36,8 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	meta, err := sqlite.Open(context.Background(), t.TempDir()+"/meta.db")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { meta.Close() })
-	reg := registry.New(meta, blobstore.New(inmemory.New()))
-	srv := httptest.NewServer(reg)
-	t.Cleanup(srv.Close)
-	return &fixture{reg: reg, host: strings.TrimPrefix(srv.URL, "http://")}
+	reg, host := registrytest.New(t)
+	return &fixture{reg: reg, host: host}
 }
 
 // pushImage pushes a random image to repo:tag and returns its digest.
