@@ -8,7 +8,7 @@
 #   PORTCULLIS_TOOLS_JOBS   parallel Go builds (default 4)
 #
 # To add a tool, add one line to "The pinned set" below:
-#   go_tool NAME PKG@VERSION                  go install; binary named NAME
+#   go_tool NAME PKG@VERSION                  go install; binary renamed to NAME
 #   go_main NAME MODULE@VERSION PKG           go get + go build in a scratch module
 #   apt_tool COMMAND DEBIAN-PACKAGE           apt-get install when COMMAND is missing
 set -euo pipefail
@@ -27,6 +27,9 @@ go_tool crane github.com/google/go-containerregistry/cmd/crane@v0.22.1
 go_tool oras oras.land/oras/cmd/oras@v1.3.6
 go_tool helm helm.sh/helm/v3/cmd/helm@v3.22.0
 go_tool registry github.com/distribution/distribution/v3/cmd/registry@v3.1.2
+# Both cosign CLIs: v2 writes the tag scheme, v3 Sigstore bundles as referrers.
+go_tool cosign2 github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5
+go_tool cosign3 github.com/sigstore/cosign/v3/cmd/cosign@v3.1.3
 go_main conformance \
 	github.com/opencontainers/distribution-spec/conformance@v0.0.0-20260831232431-97274622c111 \
 	github.com/opencontainers/distribution-spec/conformance
@@ -80,6 +83,12 @@ build_go() {
 				env -u GOEXPERIMENT GOFLAGS=-buildvcs=false GOWORK=off go build -o "$stage/bin/$n" "${TOOL_PKG[$n]}")
 		fi
 	} >"$logf" 2>&1 || rc=$?
+	# go install names the binary after its package: rename it to NAME.
+	local built="$stage/bin/${spec%@*}"
+	built="$stage/bin/${built##*/}"
+	if ((rc == 0)) && [[ ! -e $stage/bin/$n && -x $built ]]; then
+		mv "$built" "$stage/bin/$n"
+	fi
 	if ((rc == 0)) && [[ -x $stage/bin/$n ]]; then
 		mv -f "$stage/bin/$n" "$TOOLS_BIN/$n"
 		printf '%s\n' "${TOOL_SPEC[$n]}" >"$STAMPS/$n"

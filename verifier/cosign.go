@@ -94,7 +94,7 @@ func (v *Verifier) checkSignature(ctx context.Context, sig oci.Signature, h v1.H
 				reasons = append(reasons, fmt.Sprintf("%s: %v", a.name, err))
 				continue
 			}
-			s.Verified, s.Authority, s.Reason = true, a.name, ""
+			s.Verified, s.Authorities, s.Reason = true, []string{a.name}, ""
 			return
 		}
 	}

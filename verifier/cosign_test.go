@@ -191,8 +191,8 @@ func TestTagSchemeSignatures(t *testing.T) {
 				if s.Verified != tt.wantOK {
 					t.Fatalf("%s: Verified = %v, want %v (reason %q)", src.name, s.Verified, tt.wantOK, s.Reason)
 				}
-				if tt.wantOK && s.Authority != "release" {
-					t.Fatalf("%s: Authority = %q", src.name, s.Authority)
+				if tt.wantOK && (len(s.Authorities) != 1 || s.Authorities[0] != "release") {
+					t.Fatalf("%s: Authorities = %q", src.name, s.Authorities)
 				}
 				t.Logf("%s: reason %q", src.name, s.Reason)
 				if !strings.Contains(s.Reason, tt.wantReason) {

@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/opencontainers/go-digest"
 	"github.com/sigstore/sigstore/pkg/signature"
 
 	"github.com/portcullis-dev/portcullis/verifier/source"
@@ -59,38 +58,12 @@ func New(authorities ...Authority) (*Verifier, error) {
 	return v, nil
 }
 
-// Subject is the image whose evidence is gathered.
-type Subject struct {
-	Repository string        `json:"repository"`
-	Digest     digest.Digest `json:"digest"`
-}
-
-// Signature is one signature found for the subject and what checking it showed.
-type Signature struct {
-	// Source says where it was found: "tag" (cosign's sha256-<hex>.sig).
-	Source string `json:"source"`
-	// Manifest is the digest of the manifest that carries the signature.
-	Manifest digest.Digest `json:"manifest"`
-	// Verified is true when an authority's key verified it for this digest.
-	Verified bool `json:"verified"`
-	// Authority names the authority whose key verified it.
-	Authority string `json:"authority,omitempty"`
-	// Reason says why it did not verify (one line per authority tried).
-	Reason string `json:"reason,omitempty"`
-}
-
-// Evidence is everything verified about a subject.
-type Evidence struct {
-	Subject    Subject     `json:"subject"`
-	Signatures []Signature `json:"signatures"`
-}
-
 // Collect gathers and verifies the evidence for subj from src.
 func (v *Verifier) Collect(ctx context.Context, src source.Source, subj Subject) (*Evidence, error) {
 	if err := subj.Digest.Validate(); err != nil {
 		return nil, fmt.Errorf("collect evidence for %s@%s: %w", subj.Repository, subj.Digest, err)
 	}
-	ev := &Evidence{Subject: subj, Signatures: []Signature{}}
+	ev := &Evidence{Subject: subj, Signatures: []Signature{}, Attestations: []Attestation{}}
 	sigs, err := v.tagSignatures(ctx, src, subj)
 	if err != nil {
 		return nil, fmt.Errorf("collect evidence for %s@%s: %w", subj.Repository, subj.Digest, err)
