@@ -62,7 +62,7 @@ func (s localSource) Blob(ctx context.Context, repo string, d digest.Digest) ([]
 		return nil, sourceErr(err, what)
 	}
 	if size > source.MaxBlobSize {
-		return nil, fmt.Errorf("%s is %d bytes, over %d", what, size, source.MaxBlobSize)
+		return nil, fmt.Errorf("%s is %d bytes, over %d: %w", what, size, source.MaxBlobSize, source.ErrInvalid)
 	}
 	rc, err := s.r.blobs.Open(ctx, d, 0)
 	if err != nil {

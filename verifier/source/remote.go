@@ -154,13 +154,13 @@ func ReadVerified(rd io.Reader, d digest.Digest) ([]byte, error) {
 		return nil, fmt.Errorf("read blob %s: %w", d, err)
 	}
 	if len(b) > MaxBlobSize {
-		return nil, fmt.Errorf("blob %s is over %d bytes", d, MaxBlobSize)
+		return nil, fmt.Errorf("blob %s is over %d bytes: %w", d, MaxBlobSize, ErrInvalid)
 	}
 	if err := d.Validate(); err != nil {
-		return nil, fmt.Errorf("blob %s: %w", d, err)
+		return nil, fmt.Errorf("blob %s: %w: %w", d, ErrInvalid, err)
 	}
 	if got := d.Algorithm().FromBytes(b); got != d {
-		return nil, fmt.Errorf("blob %s: content hashes to %s", d, got)
+		return nil, fmt.Errorf("blob %s: content hashes to %s: %w", d, got, ErrInvalid)
 	}
 	return b, nil
 }

@@ -18,6 +18,11 @@ import (
 // It is a fact about the registry, not a failure to ask it.
 var ErrNotFound = errors.New("not found")
 
+// ErrInvalid means content was read but cannot be used: a blob over
+// MaxBlobSize, or bytes that do not hash to their digest. Like ErrNotFound
+// it is a fact about what is stored, not a failure to ask.
+var ErrInvalid = errors.New("invalid content")
+
 // MaxBlobSize bounds what Blob reads into memory: signature payloads,
 // attestation envelopes and SBOMs, never image layers.
 const MaxBlobSize = 64 << 20

@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/sigstore/sigstore/pkg/signature/payload"
 
@@ -138,7 +139,7 @@ func TestTagSchemeSignatures(t *testing.T) {
 				p, s := f.signPayload(t, other, repo, d)
 				f.pushSignature(t, repo, d, p, s)
 			},
-			wantSigs: 1, wantReason: "release: ",
+			wantSigs: 1, wantReason: `authority "release": key`,
 		},
 		{
 			name: "payload changed after signing",
@@ -164,7 +165,16 @@ func TestTagSchemeSignatures(t *testing.T) {
 				p, _ := f.signPayload(t, trusted, repo, d)
 				f.pushSignature(t, repo, d, p, "!!not base64!!")
 			},
-			wantSigs: 1, wantReason: "release: ",
+			wantSigs: 1, wantReason: "illegal base64 data",
+		},
+		{
+			name: "signature payload missing from the registry",
+			setup: func(t *testing.T, f *fixture, repo string, d digest.Digest) {
+				p, s := f.signPayload(t, trusted, repo, d)
+				f.pushSignature(t, repo, d, p, s)
+				f.deleteBlob(t, repo, digest.FromBytes(p))
+			},
+			wantSigs: 1, wantReason: "is missing from the registry",
 		},
 	}
 	for _, tt := range tests {
@@ -203,26 +213,69 @@ func TestTagSchemeSignatures(t *testing.T) {
 	}
 }
 
-// failingSource fails every call: the verifier must report "could not
-// check" as an error, never as an empty result.
-type failingSource struct{ source.Source }
-
 var errBackend = errors.New("backend unavailable")
 
-func (failingSource) Resolve(context.Context, string, string) (digest.Digest, error) {
-	return "", errBackend
+// failingSource wraps a real source and fails one of its methods: the
+// verifier must report "could not check" as an error, never as an empty
+// or partial result.
+type failingSource struct {
+	source.Source
+	fail string
+}
+
+func (s failingSource) Resolve(ctx context.Context, repo, tag string) (digest.Digest, error) {
+	if s.fail == "Resolve" {
+		return "", errBackend
+	}
+	return s.Source.Resolve(ctx, repo, tag)
+}
+
+func (s failingSource) Manifest(ctx context.Context, repo string, d digest.Digest) (source.Manifest, error) {
+	if s.fail == "Manifest" {
+		return source.Manifest{}, errBackend
+	}
+	return s.Source.Manifest(ctx, repo, d)
+}
+
+func (s failingSource) Referrers(ctx context.Context, repo string, d digest.Digest) ([]ocispec.Descriptor, error) {
+	if s.fail == "Referrers" {
+		return nil, errBackend
+	}
+	return s.Source.Referrers(ctx, repo, d)
+}
+
+func (s failingSource) Blob(ctx context.Context, repo string, d digest.Digest) ([]byte, error) {
+	if s.fail == "Blob" {
+		return nil, errBackend
+	}
+	return s.Source.Blob(ctx, repo, d)
 }
 
 func TestCollectCouldNotCheck(t *testing.T) {
-	v, err := verifier.New(verifier.Authority{Name: "release", Keys: []crypto.PublicKey{newKey(t).Public()}})
+	ctx := context.Background()
+	f := newFixture(t)
+	key := newKey(t)
+	d := f.pushImage(t, "app", "v1")
+	p, sig := f.signPayload(t, key, "app", d)
+	f.pushSignature(t, "app", d, p, sig)
+	f.pushKeyBundle(t, key, "app", d, statementFor(t, d, "https://slsa.dev/provenance/v1", `{"buildDefinition":{"buildType":"x","externalParameters":{}},"runDetails":{"builder":{"id":"b"}}}`))
+	v, err := verifier.New(verifier.Authority{Name: "release", Keys: []crypto.PublicKey{key.Public()}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = v.Collect(context.Background(), failingSource{}, verifier.Subject{Repository: "a", Digest: digest.FromString("x")})
-	if !errors.Is(err, errBackend) {
-		t.Fatalf("Collect error = %v, want it to wrap the source's error", err)
+	subj := verifier.Subject{Repository: "app", Digest: d}
+	for _, method := range []string{"Resolve", "Manifest", "Referrers", "Blob"} {
+		ev, err := v.Collect(ctx, failingSource{Source: f.reg.Source(), fail: method}, subj)
+		if !errors.Is(err, errBackend) || ev != nil {
+			t.Errorf("%s failing: Collect = %v, %v; want no evidence and the source's error", method, ev, err)
+		}
 	}
-	if _, err := v.Collect(context.Background(), failingSource{}, verifier.Subject{Repository: "a", Digest: "sha256:short"}); err == nil {
+	ctx2, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := v.Collect(ctx2, f.reg.Source(), subj); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled context: Collect error = %v", err)
+	}
+	if _, err := v.Collect(ctx, f.reg.Source(), verifier.Subject{Repository: "app", Digest: "sha256:short"}); err == nil {
 		t.Fatal("Collect accepted a malformed digest")
 	}
 }
