@@ -241,7 +241,7 @@ func (a *authority) checkBundle(b *bundle.Bundle, alg string, raw []byte) (*Sign
 		}
 		res, err := v.Verify(b, verify.NewPolicy(artifact, kl.policy...))
 		if err != nil {
-			errs = append(errs, fmt.Sprintf("keyless: %v", err))
+			errs = append(errs, fmt.Sprintf("keyless: %v%s", err, validityHint(b, v == kl.withNow)))
 		} else if res.Signature == nil || res.Signature.Certificate == nil {
 			errs = append(errs, "keyless: the bundle is not signed with a certificate")
 		} else {
@@ -249,6 +249,26 @@ func (a *authority) checkBundle(b *bundle.Bundle, alg string, raw []byte) (*Sign
 		}
 	}
 	return nil, errors.New(strings.Join(errs, "; "))
+}
+
+// validityHint explains a certificate failure the library words vaguely:
+// outside its validity window, with no trusted timestamp to prove the
+// signature was made inside it.
+func validityHint(b *bundle.Bundle, checkedNow bool) string {
+	vc, err := b.VerificationContent()
+	if err != nil || vc.Certificate() == nil {
+		return ""
+	}
+	c, now := vc.Certificate(), time.Now()
+	switch {
+	case checkedNow && now.After(c.NotAfter):
+		return fmt.Sprintf(" (the certificate expired at %s and the bundle has no trusted timestamp from before then)", c.NotAfter.UTC().Format(time.RFC3339))
+	case checkedNow && now.Before(c.NotBefore):
+		return fmt.Sprintf(" (the certificate is not valid before %s)", c.NotBefore.UTC().Format(time.RFC3339))
+	case !checkedNow:
+		return fmt.Sprintf(" (the certificate is valid from %s to %s)", c.NotBefore.UTC().Format(time.RFC3339), c.NotAfter.UTC().Format(time.RFC3339))
+	}
+	return ""
 }
 
 func certSigner(cert *x509.Certificate) *Signer {

@@ -144,7 +144,7 @@ type rawManifest struct {
 	mt types.MediaType
 }
 
-func (m rawManifest) RawManifest() ([]byte, error)       { return m.b, nil }
+func (m rawManifest) RawManifest() ([]byte, error)        { return m.b, nil }
 func (m rawManifest) MediaType() (types.MediaType, error) { return m.mt, nil }
 
 // pushReferrer pushes a one-layer artifact manifest whose subject is d,

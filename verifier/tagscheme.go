@@ -23,7 +23,7 @@ const (
 	dsseMediaType          = "application/vnd.dsse.envelope.v1+json"
 	// cosignSigArtifactType marks a simple-signing manifest stored as an
 	// OCI 1.1 referrer (cosign --registry-referrers-mode=oci-1-1).
-	cosignSigArtifactType = "application/vnd.dev.cosign.artifact.sig.v1+json"
+	cosignSigArtifactType   = "application/vnd.dev.cosign.artifact.sig.v1+json"
 	predicateTypeAnnotation = "predicateType"
 )
 

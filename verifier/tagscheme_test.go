@@ -35,14 +35,14 @@ type fixture struct {
 	host string
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	reg, host := registrytest.New(t)
 	return &fixture{reg: reg, host: host}
 }
 
 // pushImage pushes a random image to repo:tag and returns its digest.
-func (f *fixture) pushImage(t *testing.T, repo, tag string) digest.Digest {
+func (f *fixture) pushImage(t testing.TB, repo, tag string) digest.Digest {
 	t.Helper()
 	img, err := random.Image(256, 1)
 	if err != nil {
@@ -56,7 +56,7 @@ func (f *fixture) pushImage(t *testing.T, repo, tag string) digest.Digest {
 	return digest.Digest(d.String())
 }
 
-func newKey(t *testing.T) *ecdsa.PrivateKey {
+func newKey(t testing.TB) *ecdsa.PrivateKey {
 	t.Helper()
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -67,7 +67,7 @@ func newKey(t *testing.T) *ecdsa.PrivateKey {
 
 // signPayload returns cosign's simple-signing payload for (repo, signed)
 // and its signature by key.
-func (f *fixture) signPayload(t *testing.T, key *ecdsa.PrivateKey, repo string, signed digest.Digest) ([]byte, string) {
+func (f *fixture) signPayload(t testing.TB, key crypto.Signer, repo string, signed digest.Digest) ([]byte, string) {
 	t.Helper()
 	ref, err := name.NewDigest(f.host + "/" + repo + "@" + signed.String())
 	if err != nil {
@@ -77,7 +77,7 @@ func (f *fixture) signPayload(t *testing.T, key *ecdsa.PrivateKey, repo string, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	signer, err := signature.LoadECDSASigner(key, crypto.SHA256)
+	signer, err := signature.LoadSigner(key, crypto.SHA256)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,12 +90,18 @@ func (f *fixture) signPayload(t *testing.T, key *ecdsa.PrivateKey, repo string, 
 
 // pushSignature stores a signature of subject the way cosign does: one
 // layer under the tag sha256-<hex>.sig.
-func (f *fixture) pushSignature(t *testing.T, repo string, subject digest.Digest, p []byte, b64sig string) {
+func (f *fixture) pushSignature(t testing.TB, repo string, subject digest.Digest, p []byte, b64sig string) {
+	t.Helper()
+	f.pushSignatureLayer(t, repo, subject, p, map[string]string{"dev.cosignproject.cosign/signature": b64sig})
+}
+
+// pushSignatureLayer is pushSignature with every layer annotation given.
+func (f *fixture) pushSignatureLayer(t testing.TB, repo string, subject digest.Digest, p []byte, annotations map[string]string) {
 	t.Helper()
 	layer := static.NewLayer(p, "application/vnd.dev.cosign.simplesigning.v1+json")
 	img, err := mutate.Append(mutate.MediaType(empty.Image, types.OCIManifestSchema1), mutate.Addendum{
 		Layer:       layer,
-		Annotations: map[string]string{"dev.cosignproject.cosign/signature": b64sig},
+		Annotations: annotations,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -17,7 +17,7 @@ import (
 
 // New returns the registry and the host:port it is served on; both are
 // closed when the test ends.
-func New(t *testing.T) (*registry.Registry, string) {
+func New(t testing.TB) (*registry.Registry, string) {
 	t.Helper()
 	meta, err := sqlite.Open(context.Background(), t.TempDir()+"/meta.db")
 	if err != nil {
