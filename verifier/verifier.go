@@ -108,12 +108,13 @@ func (v *Verifier) Collect(ctx context.Context, src source.Source, subj Subject)
 	}
 	c := &collection{v: v, src: src, subj: subj,
 		ev: &Evidence{Subject: subj, Signatures: []Signature{}, Attestations: []Attestation{}}}
-	steps := []func(context.Context) error{c.referrers}
+	var steps []func(context.Context) error
 	if h, err := v1.NewHash(subj.Digest.String()); err == nil {
 		// cosign's tag scheme exists for SHA-256 subjects only.
 		c.h = h
 		steps = append(steps, c.tagSignatures, c.tagAttestations)
 	}
+	steps = append(steps, c.referrers)
 	for _, step := range steps {
 		if err := step(ctx); err != nil {
 			return nil, fmt.Errorf("collect evidence for %s@%s: %w", subj.Repository, subj.Digest, err)

@@ -23,6 +23,8 @@ type Config struct {
 	Metadata MetadataConfig `json:"metadata"`
 	// ShutdownTimeout is how long in-flight requests may run after SIGTERM. Default 30s.
 	ShutdownTimeout Duration `json:"shutdownTimeout"`
+	// Trust names the authorities whose signatures count (trust.go).
+	Trust TrustConfig `json:"trust"`
 }
 
 // LogConfig configures log/slog.
@@ -66,6 +68,7 @@ func loadConfig(path string) (*Config, error) {
 		if err := yaml.UnmarshalStrict(b, c); err != nil {
 			return nil, fmt.Errorf("config %s: %w", path, err)
 		}
+		c.Trust.relativeTo(filepath.Dir(path))
 	}
 	return c, nil
 }

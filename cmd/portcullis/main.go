@@ -15,6 +15,7 @@ const usage = `usage: portcullis <command> [flags]
 
 commands:
   serve     run the registry (see 'portcullis serve -h')
+  verify    print and verify the signatures and attestations of an image
   version   print the version
 `
 
@@ -37,6 +38,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		err = serve(ctx, args[1:], stderr)
+	case "verify":
+		return verifyCmd(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "portcullis", version)
 	case "-h", "--help", "help":

@@ -1,0 +1,192 @@
+package main
+
+// End to end: the real cosign CLIs, v2 (tag scheme) and v3 (Sigstore
+// bundles as referrers), sign and attest images in a running
+// `portcullis serve`; `portcullis verify` must find and verify all of it.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+const (
+	provenancePredicate = `{"buildDefinition":{"buildType":"https://example.com/build/v1",
+		"externalParameters":{"source":"git+https://github.com/acme/app@refs/heads/main"},
+		"resolvedDependencies":[{"uri":"git+https://github.com/acme/app@refs/heads/main","digest":{"gitCommit":"0123456789abcdef0123456789abcdef01234567"}}]},
+		"runDetails":{"builder":{"id":"https://ci.example.com/builder@v1"}}}`
+	cyclonedxPredicate = `{"bomFormat":"CycloneDX","specVersion":"1.6","version":1,
+		"components":[{"type":"library","name":"openssl","version":"3.0.11","purl":"pkg:deb/debian/openssl@3.0.11","licenses":[{"license":{"id":"Apache-2.0"}}]}]}`
+	spdxPredicate = `{"spdxVersion":"SPDX-2.3","dataLicense":"CC0-1.0","SPDXID":"SPDXRef-DOCUMENT","name":"app",
+		"documentNamespace":"https://example.com/app","creationInfo":{"created":"2026-01-01T00:00:00Z","creators":["Tool: test"]},
+		"packages":[{"SPDXID":"SPDXRef-musl","name":"musl","versionInfo":"1.2.5","downloadLocation":"NOASSERTION","licenseConcluded":"MIT"}]}`
+)
+
+// cosignCLI is one cosign binary and the flags it needs to sign offline.
+type cosignCLI struct {
+	tool       string
+	offline    []string
+	wantSource string // where verify must find what it wrote
+}
+
+var cosignCLIs = []cosignCLI{
+	{tool: "cosign2", offline: []string{"--tlog-upload=false"}, wantSource: "tag"},
+	{tool: "cosign3", offline: []string{"--tlog-upload=false", "--use-signing-config=false"}, wantSource: "bundle"},
+}
+
+// pushRandomImage pushes a small random image to addr/repo:tag and returns
+// its reference by digest.
+func pushRandomImage(t *testing.T, addr, repo, tag string) string {
+	t.Helper()
+	img, err := random.Image(512, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := name.NewTag(addr + "/" + repo + ":" + tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(ref, img); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := img.Digest()
+	return addr + "/" + repo + "@" + d.String()
+}
+
+// cosignEnv is an environment for a cosign CLI working in dir: its own
+// HOME (no TUF cache or credentials from the machine), no key password.
+func cosignEnv(dir string) []string {
+	return []string{"HOME=" + dir, "COSIGN_PASSWORD=", "COSIGN_YES=true", "SIGSTORE_NO_CACHE=true"}
+}
+
+// runVerify runs `portcullis verify` in-process and returns its exit code,
+// standard output and standard error.
+func runVerify(args ...string) (int, string, string) {
+	var out, errb bytes.Buffer
+	code := run(context.Background(), append([]string{"verify"}, args...), &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+type verifyJSON struct {
+	Image      string `json:"image"`
+	Verified   bool   `json:"verified"`
+	Signatures []struct {
+		Source, Reason string
+		Verified       bool
+		Authorities    []string
+		Signer         *struct{ KeyID string }
+	} `json:"signatures"`
+	Attestations []struct {
+		Source, PredicateType, Reason string
+		Verified                      bool
+		Predicate                     map[string]any
+	} `json:"attestations"`
+}
+
+func TestVerifyCosignCLIs(t *testing.T) {
+	srv := startServer(t, t.TempDir())
+	for _, cli := range cosignCLIs {
+		t.Run(cli.tool, func(t *testing.T) {
+			requireTool(t, cli.tool)
+			dir := t.TempDir()
+			env := cosignEnv(dir)
+			runTool(t, dir, env, cli.tool, "generate-key-pair")
+			img := pushRandomImage(t, srv.Addr, "staging/"+cli.tool, "1.0")
+			for name, content := range map[string]string{"prov.json": provenancePredicate, "cdx.json": cyclonedxPredicate, "spdx.json": spdxPredicate} {
+				if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			runTool(t, dir, env, cli.tool, append([]string{"sign", "--key", "cosign.key", "--yes"}, append(cli.offline, img)...)...)
+			for _, a := range [][2]string{{"slsaprovenance1", "prov.json"}, {"cyclonedx", "cdx.json"}, {"spdxjson", "spdx.json"}} {
+				runTool(t, dir, env, cli.tool, append([]string{"attest", "--key", "cosign.key", "--yes", "--type", a[0], "--predicate", a[1]}, append(cli.offline, img)...)...)
+			}
+
+			code, out, stderr := runVerify("--key", filepath.Join(dir, "cosign.pub"), "--output", "json", img)
+			if code != 0 {
+				t.Fatalf("verify exit %d: %s%s", code, stderr, out)
+			}
+			var res verifyJSON
+			if err := json.Unmarshal([]byte(out), &res); err != nil {
+				t.Fatalf("verify output: %v\n%s", err, out)
+			}
+			if !res.Verified || len(res.Signatures) != 1 || !res.Signatures[0].Verified || res.Signatures[0].Source != cli.wantSource {
+				t.Fatalf("signatures: %+v, want one verified from %s", res.Signatures, cli.wantSource)
+			}
+			got := map[string]map[string]any{}
+			for _, a := range res.Attestations {
+				if !a.Verified || a.Source != cli.wantSource {
+					t.Errorf("attestation %s: verified=%v source=%s reason=%s", a.PredicateType, a.Verified, a.Source, a.Reason)
+				}
+				got[a.PredicateType] = a.Predicate
+			}
+			if len(res.Attestations) != 3 {
+				t.Fatalf("%d attestations, want 3: %s", len(res.Attestations), out)
+			}
+			if p := got["https://slsa.dev/provenance/v1"]; p == nil || p["builderId"] != "https://ci.example.com/builder@v1" || p["sourceRevision"] != "0123456789abcdef0123456789abcdef01234567" {
+				t.Errorf("provenance predicate: %v", p)
+			}
+			if p := got["https://cyclonedx.org/bom"]; p == nil || p["format"] != "cyclonedx" || len(p["components"].([]any)) != 1 {
+				t.Errorf("CycloneDX predicate: %v", p)
+			}
+			if p := got["https://spdx.dev/Document"]; p == nil || p["format"] != "spdx" || !strings.Contains(out, `"MIT"`) {
+				t.Errorf("SPDX predicate: %v", p)
+			}
+
+			// The human table says the same.
+			code, out, _ = runVerify("--key", filepath.Join(dir, "cosign.pub"), img)
+			if code != 0 || !strings.Contains(out, "builder https://ci.example.com/builder@v1") || !strings.Contains(out, "cyclonedx 1.6 SBOM, 1 components") {
+				t.Errorf("table (exit %d):\n%s", code, out)
+			}
+			// By tag: resolved to the same digest.
+			tagRef := srv.Addr + "/staging/" + cli.tool + ":1.0"
+			if code, out, stderr := runVerify("--key", filepath.Join(dir, "cosign.pub"), "--output", "json", tagRef); code != 0 || !strings.Contains(out, img) {
+				t.Errorf("by tag: exit %d, %s%s", code, stderr, out)
+			}
+
+			// Another key: nothing verifies, exit 1, and the reasons say why.
+			other := t.TempDir()
+			runTool(t, other, cosignEnv(other), cli.tool, "generate-key-pair")
+			code, out, stderr = runVerify("--output", "json", img, "--key", filepath.Join(other, "cosign.pub"))
+			if code != 1 || !strings.Contains(stderr, "no signature") {
+				t.Fatalf("another key: exit %d, stderr %q", code, stderr)
+			}
+			if err := json.Unmarshal([]byte(out), &res); err != nil || res.Verified || len(res.Attestations) != 3 || res.Attestations[0].Verified || res.Attestations[0].Reason == "" {
+				t.Fatalf("another key: %s", out)
+			}
+		})
+	}
+}
+
+func TestVerifyCouldNotCheck(t *testing.T) {
+	dir := t.TempDir()
+	key := filepath.Join(dir, "cosign.pub")
+	if err := os.WriteFile(key, []byte("-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE2G1SUe0fS3b0rXfmt4b0HLZ8bVJ0\nZ3yQqPIO5qUHiOHJXl2CvOxtWEc0IoyFQm0ZK4F7S8oFi4wfoz4QqGBf6A==\n-----END PUBLIC KEY-----\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, args := range map[string][]string{
+		"registry unreachable": {"--key", key, addr + "/app@sha256:" + strings.Repeat("a", 64)},
+		"no trust given":       {"127.0.0.1:1/app:1"},
+		"unreadable key":       {"--key", filepath.Join(dir, "missing.pub"), "127.0.0.1:1/app:1"},
+		"bad reference":        {"--key", key, "UPPER/Case::x"},
+		"two images":           {"--key", key, "a/b:1", "c/d:2"},
+		"keyless without root": {"--certificate-identity", "a@b", "--certificate-oidc-issuer", "https://i", "127.0.0.1:1/app:1"},
+	} {
+		code, out, stderr := runVerify(args...)
+		if code != 2 || out != "" || !strings.HasPrefix(stderr, "portcullis verify: ") || strings.Count(stderr, "\n") != 1 {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q; want exit 2 and one line on stderr", name, code, out, stderr)
+		}
+	}
+}
