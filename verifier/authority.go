@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -221,7 +222,16 @@ func (a *authority) checkBundle(b *bundle.Bundle, alg string, raw []byte) (*Sign
 	var errs []string
 	if len(a.keys) > 0 {
 		if vc, err := b.VerificationContent(); err == nil && vc.PublicKey() != nil {
+			hinted := hintKeyID(vc.PublicKey().Hint())
 			for _, k := range a.keys {
+				// A bundle names its key by hint (cosign writes the key's
+				// SHA-256): a key it does not name is not tried, so the
+				// cost of N signatures stays N verifications, whatever
+				// the number of keys. Without a hint every key is tried.
+				if hinted != "" && hinted != k.id {
+					errs = append(errs, fmt.Sprintf("key %s: the bundle is signed by key %s", shortID(k.id), shortID(hinted)))
+					continue
+				}
 				if _, err := k.bundle.Verify(b, verify.NewPolicy(artifact, verify.WithKey())); err != nil {
 					errs = append(errs, fmt.Sprintf("key %s: %v", shortID(k.id), err))
 					continue
@@ -269,6 +279,16 @@ func validityHint(b *bundle.Bundle, checkedNow bool) string {
 		return fmt.Sprintf(" (the certificate is valid from %s to %s)", c.NotBefore.UTC().Format(time.RFC3339), c.NotAfter.UTC().Format(time.RFC3339))
 	}
 	return ""
+}
+
+// hintKeyID turns a bundle's key hint (base64 of the key's SHA-256, as
+// cosign writes it) into a key id; any other hint gives "".
+func hintKeyID(hint string) string {
+	b, err := base64.StdEncoding.DecodeString(hint)
+	if err != nil || len(b) != sha256.Size {
+		return ""
+	}
+	return hex.EncodeToString(b)
 }
 
 func certSigner(cert *x509.Certificate) *Signer {
