@@ -14,6 +14,7 @@ import (
 
 	"github.com/portcullis-dev/portcullis/verifier"
 	"github.com/portcullis-dev/portcullis/verifier/source"
+	vt "github.com/portcullis-dev/portcullis/verifier/verifiertest"
 )
 
 // countingSource counts the reads verification makes.
@@ -85,15 +86,15 @@ func benchCollect(b *testing.B, v *verifier.Verifier, f *fixture, repo string, d
 func BenchmarkCollect(b *testing.B) {
 	cdx := `{"bomFormat":"CycloneDX","specVersion":"1.6","components":[{"name":"openssl","version":"3.0.11","purl":"pkg:deb/debian/openssl@3.0.11"}]}`
 	spdx := `{"spdxVersion":"SPDX-2.3","SPDXID":"SPDXRef-DOCUMENT","name":"x","packages":[{"SPDXID":"SPDXRef-a","name":"musl","versionInfo":"1.2.5"}]}`
-	preds := [][2]string{{slsaV1, provenanceV1}, {"https://cyclonedx.org/bom", cdx}, {"https://spdx.dev/Document", spdx}}
+	preds := [][2]string{{vt.SLSAv1, vt.ProvenanceV1}, {"https://cyclonedx.org/bom", cdx}, {"https://spdx.dev/Document", spdx}}
 	const repo = "staging/app"
 
 	b.Run("1sig+3att/tag", func(b *testing.B) {
 		f := newFixture(b)
-		key := newKey(b)
-		d := f.pushImage(b, repo, "v1")
-		p, sig := f.signPayload(b, key, repo, d)
-		f.pushSignature(b, repo, d, p, sig)
+		key := vt.NewKey(b)
+		d := f.PushImage(b, repo, "v1")
+		p, sig := f.SignPayload(b, key, repo, d)
+		f.PushSignature(b, repo, d, p, sig)
 		v, err := verifier.New(verifier.Authority{Name: "release", Keys: []crypto.PublicKey{key.Public()}})
 		if err != nil {
 			b.Fatal(err)
@@ -101,19 +102,19 @@ func BenchmarkCollect(b *testing.B) {
 		// cosign keeps all attestations of a digest in one .att manifest.
 		envs := [][]byte{}
 		for _, pr := range preds {
-			st := statementFor(b, d, pr[0], pr[1])
-			envs = append(envs, envelopeJSON(b, payloadTypeInToto, st, signDSSE(b, key, payloadTypeInToto, st)))
+			st := vt.Statement(b, d, pr[0], pr[1])
+			envs = append(envs, vt.Envelope(b, vt.PayloadTypeInToto, st, vt.SignDSSE(b, key, vt.PayloadTypeInToto, st)))
 		}
-		f.pushAttestations(b, repo, d, "mixed", envs...)
+		f.PushAttestations(b, repo, d, "mixed", envs...)
 		benchCollect(b, v, f, repo, d, 1, 3)
 	})
 	b.Run("1sig+3att/bundle", func(b *testing.B) {
 		f := newFixture(b)
-		key := newKey(b)
-		d := f.pushImage(b, repo, "v1")
-		f.pushKeyBundle(b, key, repo, d, statementFor(b, d, cosignSign, `{}`))
+		key := vt.NewKey(b)
+		d := f.PushImage(b, repo, "v1")
+		f.PushKeyBundle(b, key, repo, d, vt.Statement(b, d, vt.CosignSign, `{}`))
 		for _, pr := range preds {
-			f.pushKeyBundle(b, key, repo, d, statementFor(b, d, pr[0], pr[1]))
+			f.PushKeyBundle(b, key, repo, d, vt.Statement(b, d, pr[0], pr[1]))
 		}
 		v, err := verifier.New(verifier.Authority{Name: "release", Keys: []crypto.PublicKey{key.Public()}})
 		if err != nil {
@@ -123,16 +124,16 @@ func BenchmarkCollect(b *testing.B) {
 	})
 	b.Run("10sig-x-5authorities", func(b *testing.B) {
 		f := newFixture(b)
-		d := f.pushImage(b, repo, "v1")
+		d := f.PushImage(b, repo, "v1")
 		var auths []verifier.Authority
 		var keys []*ecdsa.PrivateKey
 		for i := range 5 {
-			k1, k2 := newKey(b), newKey(b)
+			k1, k2 := vt.NewKey(b), vt.NewKey(b)
 			keys = append(keys, k1, k2)
 			auths = append(auths, verifier.Authority{Name: fmt.Sprintf("team-%d", i), Keys: []crypto.PublicKey{k1.Public(), k2.Public()}})
 		}
 		for _, k := range keys {
-			f.pushKeyBundle(b, k, repo, d, statementFor(b, d, cosignSign, `{}`))
+			f.PushKeyBundle(b, k, repo, d, vt.Statement(b, d, vt.CosignSign, `{}`))
 		}
 		v, err := verifier.New(auths...)
 		if err != nil {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto"
-	"net/http"
 	"strings"
 	"testing"
 
@@ -13,22 +12,8 @@ import (
 	"github.com/portcullis-dev/portcullis/attest"
 	"github.com/portcullis-dev/portcullis/verifier"
 	"github.com/portcullis-dev/portcullis/verifier/source"
+	vt "github.com/portcullis-dev/portcullis/verifier/verifiertest"
 )
-
-// deleteBlob removes a blob from a repository, leaving the manifests that
-// point at it: evidence whose content went missing.
-func (f *fixture) deleteBlob(t *testing.T, repo string, d digest.Digest) {
-	t.Helper()
-	req, _ := http.NewRequest(http.MethodDelete, "http://"+f.host+"/v2/"+repo+"/blobs/"+d.String(), nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("DELETE blob: %s", resp.Status)
-	}
-}
 
 // collectBoth collects the evidence of repo@d through the in-process and
 // the remote source, and fails unless both see the same.
@@ -39,7 +24,7 @@ func (f *fixture) collectBoth(t *testing.T, v *verifier.Verifier, repo string, d
 	if err != nil {
 		t.Fatalf("local Collect: %v", err)
 	}
-	remote, err := v.Collect(context.Background(), source.NewRemote(f.host), subj)
+	remote, err := v.Collect(context.Background(), source.NewRemote(f.Host), subj)
 	if err != nil {
 		t.Fatalf("remote Collect: %v", err)
 	}
@@ -73,7 +58,7 @@ func wantRejected(t *testing.T, verified bool, reason, want string) {
 }
 
 func TestAttestations(t *testing.T) {
-	trusted, other := newKey(t), newKey(t)
+	trusted, other := vt.NewKey(t), vt.NewKey(t)
 	v, err := verifier.New(verifier.Authority{Name: "release", Keys: []crypto.PublicKey{trusted.Public()}})
 	if err != nil {
 		t.Fatal(err)
@@ -89,7 +74,7 @@ func TestAttestations(t *testing.T) {
 	}{{
 		name: "bundle: signature by the trusted key",
 		setup: func(t *testing.T, f *fixture, d digest.Digest) {
-			f.pushKeyBundle(t, trusted, repo, d, statementFor(t, d, cosignSign, `{}`))
+			f.PushKeyBundle(t, trusted, repo, d, vt.Statement(t, d, vt.CosignSign, `{}`))
 		},
 		check: func(t *testing.T, ev *verifier.Evidence) {
 			if len(ev.Signatures) != 1 || len(ev.Attestations) != 0 {
@@ -103,7 +88,7 @@ func TestAttestations(t *testing.T) {
 	}, {
 		name: "bundle: SLSA provenance by the trusted key",
 		setup: func(t *testing.T, f *fixture, d digest.Digest) {
-			f.pushKeyBundle(t, trusted, repo, d, statementFor(t, d, slsaV1, provenanceV1))
+			f.PushKeyBundle(t, trusted, repo, d, vt.Statement(t, d, vt.SLSAv1, vt.ProvenanceV1))
 		},
 		check: func(t *testing.T, ev *verifier.Evidence) {
 			at := oneAttestation(t, ev)
@@ -115,7 +100,7 @@ func TestAttestations(t *testing.T) {
 	}, {
 		name: "bundle: CycloneDX SBOM by the trusted key",
 		setup: func(t *testing.T, f *fixture, d digest.Digest) {
-			f.pushKeyBundle(t, trusted, repo, d, statementFor(t, d, "https://cyclonedx.org/bom", cdx))
+			f.PushKeyBundle(t, trusted, repo, d, vt.Statement(t, d, "https://cyclonedx.org/bom", cdx))
 		},
 		check: func(t *testing.T, ev *verifier.Evidence) {
 			at := oneAttestation(t, ev)
@@ -127,7 +112,7 @@ func TestAttestations(t *testing.T) {
 	}, {
 		name: "bundle: wrong key",
 		setup: func(t *testing.T, f *fixture, d digest.Digest) {
-			f.pushKeyBundle(t, other, repo, d, statementFor(t, d, slsaV1, provenanceV1))
+			f.PushKeyBundle(t, other, repo, d, vt.Statement(t, d, vt.SLSAv1, vt.ProvenanceV1))
 		},
 		check: func(t *testing.T, ev *verifier.Evidence) {
 			at := oneAttestation(t, ev)
@@ -139,10 +124,10 @@ func TestAttestations(t *testing.T) {
 	}, {
 		name: "bundle: payload changed after signing",
 		setup: func(t *testing.T, f *fixture, d digest.Digest) {
-			st := statementFor(t, d, slsaV1, provenanceV1)
-			sig := signDSSE(t, trusted, payloadTypeInToto, st)
+			st := vt.Statement(t, d, vt.SLSAv1, vt.ProvenanceV1)
+			sig := vt.SignDSSE(t, trusted, vt.PayloadTypeInToto, st)
 			st = bytes.Replace(st, []byte("ci.example.com"), []byte("evil.example.com"), 1)
-			f.pushBundle(t, repo, d, slsaV1, bundleJSON(t, keyMaterial(t, trusted), payloadTypeInToto, st, sig))
+			f.PushBundle(t, repo, d, vt.SLSAv1, vt.Bundle(t, vt.KeyMaterial(t, trusted), vt.PayloadTypeInToto, st, sig))
 		},
 		check: func(t *testing.T, ev *verifier.Evidence) {
 			at := oneAttestation(t, ev)
@@ -151,7 +136,7 @@ func TestAttestations(t *testing.T) {
 	}, {
 		name: "bundle: statement about another digest",
 		setup: func(t *testing.T, f *fixture, d digest.Digest) {
-			f.pushKeyBundle(t, trusted, repo, d, statementFor(t, digest.FromString("another image"), slsaV1, provenanceV1))
+			f.PushKeyBundle(t, trusted, repo, d, vt.Statement(t, digest.FromString("another image"), vt.SLSAv1, vt.ProvenanceV1))
 		},
 		check: func(t *testing.T, ev *verifier.Evidence) {
 			at := oneAttestation(t, ev)
@@ -160,9 +145,9 @@ func TestAttestations(t *testing.T) {
 	}, {
 		name: "bundle: DSSE payload type is not in-toto",
 		setup: func(t *testing.T, f *fixture, d digest.Digest) {
-			st := statementFor(t, d, slsaV1, provenanceV1)
-			sig := signDSSE(t, trusted, "application/json", st)
-			f.pushBundle(t, repo, d, slsaV1, bundleJSON(t, keyMaterial(t, trusted), "application/json", st, sig))
+			st := vt.Statement(t, d, vt.SLSAv1, vt.ProvenanceV1)
+			sig := vt.SignDSSE(t, trusted, "application/json", st)
+			f.PushBundle(t, repo, d, vt.SLSAv1, vt.Bundle(t, vt.KeyMaterial(t, trusted), "application/json", st, sig))
 		},
 		check: func(t *testing.T, ev *verifier.Evidence) {
 			at := oneAttestation(t, ev)
@@ -171,7 +156,7 @@ func TestAttestations(t *testing.T) {
 	}, {
 		name: "bundle: malformed bundle",
 		setup: func(t *testing.T, f *fixture, d digest.Digest) {
-			f.pushBundle(t, repo, d, slsaV1, []byte(`{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","dsseEnvelope":`))
+			f.PushBundle(t, repo, d, vt.SLSAv1, []byte(`{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","dsseEnvelope":`))
 		},
 		check: func(t *testing.T, ev *verifier.Evidence) {
 			at := oneAttestation(t, ev)
@@ -180,7 +165,7 @@ func TestAttestations(t *testing.T) {
 	}, {
 		name: "bundle: signed but malformed SBOM",
 		setup: func(t *testing.T, f *fixture, d digest.Digest) {
-			f.pushKeyBundle(t, trusted, repo, d, statementFor(t, d, "https://cyclonedx.org/bom", `{"bomFormat":"CycloneDX","components":"not a list"}`))
+			f.PushKeyBundle(t, trusted, repo, d, vt.Statement(t, d, "https://cyclonedx.org/bom", `{"bomFormat":"CycloneDX","components":"not a list"}`))
 		},
 		check: func(t *testing.T, ev *verifier.Evidence) {
 			at := oneAttestation(t, ev)
@@ -189,10 +174,10 @@ func TestAttestations(t *testing.T) {
 	}, {
 		name: "bundle: blob missing from the registry",
 		setup: func(t *testing.T, f *fixture, d digest.Digest) {
-			st := statementFor(t, d, slsaV1, provenanceV1)
-			b := bundleJSON(t, keyMaterial(t, trusted), payloadTypeInToto, st, signDSSE(t, trusted, payloadTypeInToto, st))
-			f.pushBundle(t, repo, d, slsaV1, b)
-			f.deleteBlob(t, repo, digest.FromBytes(b))
+			st := vt.Statement(t, d, vt.SLSAv1, vt.ProvenanceV1)
+			b := vt.Bundle(t, vt.KeyMaterial(t, trusted), vt.PayloadTypeInToto, st, vt.SignDSSE(t, trusted, vt.PayloadTypeInToto, st))
+			f.PushBundle(t, repo, d, vt.SLSAv1, b)
+			f.DeleteBlob(t, repo, digest.FromBytes(b))
 		},
 		check: func(t *testing.T, ev *verifier.Evidence) {
 			at := oneAttestation(t, ev)
@@ -201,8 +186,8 @@ func TestAttestations(t *testing.T) {
 	}, {
 		name: "tag scheme: SLSA provenance by the trusted key",
 		setup: func(t *testing.T, f *fixture, d digest.Digest) {
-			st := statementFor(t, d, slsaV1, provenanceV1)
-			f.pushAttestations(t, repo, d, slsaV1, envelopeJSON(t, payloadTypeInToto, st, signDSSE(t, trusted, payloadTypeInToto, st)))
+			st := vt.Statement(t, d, vt.SLSAv1, vt.ProvenanceV1)
+			f.PushAttestations(t, repo, d, vt.SLSAv1, vt.Envelope(t, vt.PayloadTypeInToto, st, vt.SignDSSE(t, trusted, vt.PayloadTypeInToto, st)))
 		},
 		check: func(t *testing.T, ev *verifier.Evidence) {
 			at := oneAttestation(t, ev)
@@ -213,8 +198,8 @@ func TestAttestations(t *testing.T) {
 	}, {
 		name: "tag scheme: attestation about another digest",
 		setup: func(t *testing.T, f *fixture, d digest.Digest) {
-			st := statementFor(t, digest.FromString("another image"), slsaV1, provenanceV1)
-			f.pushAttestations(t, repo, d, slsaV1, envelopeJSON(t, payloadTypeInToto, st, signDSSE(t, trusted, payloadTypeInToto, st)))
+			st := vt.Statement(t, digest.FromString("another image"), vt.SLSAv1, vt.ProvenanceV1)
+			f.PushAttestations(t, repo, d, vt.SLSAv1, vt.Envelope(t, vt.PayloadTypeInToto, st, vt.SignDSSE(t, trusted, vt.PayloadTypeInToto, st)))
 		},
 		check: func(t *testing.T, ev *verifier.Evidence) {
 			at := oneAttestation(t, ev)
@@ -223,8 +208,8 @@ func TestAttestations(t *testing.T) {
 	}, {
 		name: "tag scheme: DSSE payload type mismatch",
 		setup: func(t *testing.T, f *fixture, d digest.Digest) {
-			st := statementFor(t, d, slsaV1, provenanceV1)
-			f.pushAttestations(t, repo, d, slsaV1, envelopeJSON(t, "text/plain", st, signDSSE(t, trusted, "text/plain", st)))
+			st := vt.Statement(t, d, vt.SLSAv1, vt.ProvenanceV1)
+			f.PushAttestations(t, repo, d, vt.SLSAv1, vt.Envelope(t, "text/plain", st, vt.SignDSSE(t, trusted, "text/plain", st)))
 		},
 		check: func(t *testing.T, ev *verifier.Evidence) {
 			at := oneAttestation(t, ev)
@@ -233,9 +218,9 @@ func TestAttestations(t *testing.T) {
 	}, {
 		name: "tag scheme: wrong key and a malformed envelope",
 		setup: func(t *testing.T, f *fixture, d digest.Digest) {
-			st := statementFor(t, d, slsaV1, provenanceV1)
-			f.pushAttestations(t, repo, d, slsaV1,
-				envelopeJSON(t, payloadTypeInToto, st, signDSSE(t, other, payloadTypeInToto, st)),
+			st := vt.Statement(t, d, vt.SLSAv1, vt.ProvenanceV1)
+			f.PushAttestations(t, repo, d, vt.SLSAv1,
+				vt.Envelope(t, vt.PayloadTypeInToto, st, vt.SignDSSE(t, other, vt.PayloadTypeInToto, st)),
 				[]byte(`{"payloadType":`))
 		},
 		check: func(t *testing.T, ev *verifier.Evidence) {
@@ -249,7 +234,7 @@ func TestAttestations(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t)
-			d := f.pushImage(t, repo, "v1")
+			d := f.PushImage(t, repo, "v1")
 			tt.setup(t, f, d)
 			ev := f.collectBoth(t, v, repo, d)
 			for _, a := range ev.Attestations {

@@ -2,7 +2,6 @@ package verifier_test
 
 import (
 	"crypto"
-	"crypto/ed25519"
 	"encoding/pem"
 	"net/http"
 	"net/http/httptest"
@@ -15,41 +14,15 @@ import (
 	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
 	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
 	"github.com/sigstore/sigstore-go/pkg/root"
-	"github.com/sigstore/sigstore-go/pkg/testing/ca"
-	"github.com/sigstore/sigstore/pkg/signature"
-	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"github.com/portcullis-dev/portcullis/verifier"
+	vt "github.com/portcullis-dev/portcullis/verifier/verifiertest"
 )
 
 const (
 	alice  = "alice@example.com"
 	issuer = "https://issuer.example"
 )
-
-func newVirtualSigstore(t testing.TB) *ca.VirtualSigstore {
-	t.Helper()
-	vs, err := ca.NewVirtualSigstore()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return vs
-}
-
-// trustedRootJSON serialises the fake Sigstore's trusted root, as an
-// operator would ship it in trusted_root.json.
-func trustedRootJSON(t testing.TB, vs *ca.VirtualSigstore) []byte {
-	t.Helper()
-	tr, err := root.NewTrustedRoot(root.TrustedRootMediaType01, vs.FulcioCertificateAuthorities(), vs.CTLogs(), vs.TimestampingAuthorities(), vs.RekorLogs())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := tr.MarshalJSON()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
 
 func keylessVerifier(t testing.TB, tr root.TrustedMaterial, ids ...verifier.Identity) *verifier.Verifier {
 	t.Helper()
@@ -61,9 +34,9 @@ func keylessVerifier(t testing.TB, tr root.TrustedMaterial, ids ...verifier.Iden
 }
 
 func TestKeylessBundles(t *testing.T) {
-	vs := newVirtualSigstore(t)
+	vs := vt.NewVirtualSigstore(t)
 	path := filepath.Join(t.TempDir(), "trusted_root.json")
-	if err := os.WriteFile(path, trustedRootJSON(t, vs), 0o644); err != nil {
+	if err := os.WriteFile(path, vt.TrustedRootJSON(t, vs), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	tr, err := verifier.LoadTrustedRoot(path)
@@ -81,32 +54,32 @@ func TestKeylessBundles(t *testing.T) {
 		wantReason string // "" = verified
 	}{
 		{"right identity, with a timestamp", exact, func(d digest.Digest) []byte {
-			return keylessBundle(t, vs, alice, issuer, statementFor(t, d, slsaV1, provenanceV1), true)
+			return vt.KeylessBundle(t, vs, alice, issuer, vt.Statement(t, d, vt.SLSAv1, vt.ProvenanceV1), true)
 		}, ""},
 		{"right identity, no timestamp, certificate still valid", exact, func(d digest.Digest) []byte {
-			return keylessBundle(t, vs, alice, issuer, statementFor(t, d, slsaV1, provenanceV1), false)
+			return vt.KeylessBundle(t, vs, alice, issuer, vt.Statement(t, d, vt.SLSAv1, vt.ProvenanceV1), false)
 		}, ""},
 		{"identity by regular expressions", regexps, func(d digest.Digest) []byte {
-			return keylessBundle(t, vs, alice, issuer, statementFor(t, d, slsaV1, provenanceV1), true)
+			return vt.KeylessBundle(t, vs, alice, issuer, vt.Statement(t, d, vt.SLSAv1, vt.ProvenanceV1), true)
 		}, ""},
 		{"another subject", exact, func(d digest.Digest) []byte {
-			return keylessBundle(t, vs, "mallory@example.com", issuer, statementFor(t, d, slsaV1, provenanceV1), true)
+			return vt.KeylessBundle(t, vs, "mallory@example.com", issuer, vt.Statement(t, d, vt.SLSAv1, vt.ProvenanceV1), true)
 		}, "no matching CertificateIdentity"},
 		{"another issuer", exact, func(d digest.Digest) []byte {
-			return keylessBundle(t, vs, alice, "https://evil.example", statementFor(t, d, slsaV1, provenanceV1), true)
+			return vt.KeylessBundle(t, vs, alice, "https://evil.example", vt.Statement(t, d, vt.SLSAv1, vt.ProvenanceV1), true)
 		}, `expected issuer value "https://issuer.example"`},
 		{"untrusted CA", exact, func(d digest.Digest) []byte {
-			return keylessBundle(t, newVirtualSigstore(t), alice, issuer, statementFor(t, d, slsaV1, provenanceV1), false)
+			return vt.KeylessBundle(t, vt.NewVirtualSigstore(t), alice, issuer, vt.Statement(t, d, vt.SLSAv1, vt.ProvenanceV1), false)
 		}, "leaf certificate verification failed"},
 		{"statement about another digest", exact, func(d digest.Digest) []byte {
-			return keylessBundle(t, vs, alice, issuer, statementFor(t, digest.FromString("other"), slsaV1, provenanceV1), true)
+			return vt.KeylessBundle(t, vs, alice, issuer, vt.Statement(t, digest.FromString("other"), vt.SLSAv1, vt.ProvenanceV1), true)
 		}, "does not match any digest"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t)
-			d := f.pushImage(t, repo, "v1")
-			f.pushBundle(t, repo, d, slsaV1, tt.bundle(d))
+			d := f.PushImage(t, repo, "v1")
+			f.PushBundle(t, repo, d, vt.SLSAv1, tt.bundle(d))
 			at := oneAttestation(t, f.collectBoth(t, tt.v, repo, d))
 			t.Logf("verified=%v reason=%q", at.Verified, at.Reason)
 			if tt.wantReason != "" {
@@ -124,8 +97,8 @@ func TestKeylessBundles(t *testing.T) {
 // validity window, and only a trusted timestamp can prove the signature
 // was made then.
 func TestKeylessCertificateTimes(t *testing.T) {
-	pki := newTestPKI(t)
-	v := keylessVerifier(t, pki.trustedRoot(t), verifier.Identity{Subject: alice, Issuer: issuer})
+	pki := vt.NewPKI(t)
+	v := keylessVerifier(t, pki.TrustedRoot(t), verifier.Identity{Subject: alice, Issuer: issuer})
 	now := time.Now()
 	expired := [2]time.Time{now.Add(-2 * time.Hour), now.Add(-1 * time.Hour)}
 	future := [2]time.Time{now.Add(time.Hour), now.Add(2 * time.Hour)}
@@ -144,17 +117,17 @@ func TestKeylessCertificateTimes(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t)
-			d := f.pushImage(t, repo, "v1")
-			cert, key := pki.leaf(t, alice, issuer, tt.validity[0], tt.validity[1])
-			st := statementFor(t, d, slsaV1, provenanceV1)
-			sig := signDSSE(t, key, payloadTypeInToto, st)
+			d := f.PushImage(t, repo, "v1")
+			cert, key := pki.Leaf(t, alice, issuer, tt.validity[0], tt.validity[1])
+			st := vt.Statement(t, d, vt.SLSAv1, vt.ProvenanceV1)
+			sig := vt.SignDSSE(t, key, vt.PayloadTypeInToto, st)
 			vm := &protobundle.VerificationMaterial{Content: &protobundle.VerificationMaterial_Certificate{
 				Certificate: &protocommon.X509Certificate{RawBytes: cert.Raw}}}
 			if !tt.stampAt.IsZero() {
 				vm.TimestampVerificationData = &protobundle.TimestampVerificationData{Rfc3161Timestamps: []*protocommon.RFC3161SignedTimestamp{
-					{SignedTimestamp: pki.timestampAt(t, sig, tt.stampAt)}}}
+					{SignedTimestamp: pki.TimestampAt(t, sig, tt.stampAt)}}}
 			}
-			f.pushBundle(t, repo, d, slsaV1, bundleJSON(t, vm, payloadTypeInToto, st, sig))
+			f.PushBundle(t, repo, d, vt.SLSAv1, vt.Bundle(t, vm, vt.PayloadTypeInToto, st, sig))
 			at := oneAttestation(t, f.collectBoth(t, v, repo, d))
 			t.Logf("verified=%v reason=%q", at.Verified, at.Reason)
 			if tt.wantReason != "" {
@@ -169,7 +142,7 @@ func TestKeylessCertificateTimes(t *testing.T) {
 // TestKeylessTagScheme: cosign v2's keyless signatures keep the
 // certificate and chain in layer annotations.
 func TestKeylessTagScheme(t *testing.T) {
-	vs := newVirtualSigstore(t)
+	vs := vt.NewVirtualSigstore(t)
 	v := keylessVerifier(t, vs, verifier.Identity{Subject: alice, Issuer: issuer})
 	var chain []byte
 	for _, a := range vs.FulcioCertificateAuthorities() {
@@ -187,13 +160,13 @@ func TestKeylessTagScheme(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t)
-			d := f.pushImage(t, repo, "v1")
+			d := f.PushImage(t, repo, "v1")
 			cert, key, err := vs.GenerateLeafCert(tt.identity, tt.issuer)
 			if err != nil {
 				t.Fatal(err)
 			}
-			p, sig := f.signPayload(t, key.(crypto.Signer), repo, d)
-			f.pushSignatureLayer(t, repo, d, p, map[string]string{
+			p, sig := f.SignPayload(t, key.(crypto.Signer), repo, d)
+			f.PushSignatureLayer(t, repo, d, p, map[string]string{
 				"dev.cosignproject.cosign/signature": sig,
 				"dev.sigstore.cosign/certificate":    string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})),
 				"dev.sigstore.cosign/chain":          string(chain),
@@ -213,70 +186,12 @@ func TestKeylessTagScheme(t *testing.T) {
 	}
 }
 
-// tufRepo writes a signed TUF repository serving trustedRoot as
-// trusted_root.json, and returns its directory and initial root.json.
-func tufRepo(t testing.TB, trustedRoot []byte) (dir, rootPath string) {
-	t.Helper()
-	dir = t.TempDir()
-	exp := time.Now().AddDate(0, 0, 30)
-	rootMd, targetsMd := metadata.Root(exp), metadata.Targets(exp)
-	snapshotMd, timestampMd := metadata.Snapshot(exp), metadata.Timestamp(exp)
-	tf, err := metadata.TargetFile().FromBytes("trusted_root.json", trustedRoot, "sha256")
-	if err != nil {
-		t.Fatal(err)
-	}
-	targetsMd.Signed.Targets["trusted_root.json"] = tf
-	if err := os.MkdirAll(filepath.Join(dir, "targets"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "targets", tf.Hashes["sha256"].String()+".trusted_root.json"), trustedRoot, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	signers := map[string]signature.Signer{}
-	for _, role := range []string{metadata.ROOT, metadata.TARGETS, metadata.SNAPSHOT, metadata.TIMESTAMP} {
-		_, priv, err := ed25519.GenerateKey(nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		k, err := metadata.KeyFromPublicKey(priv.Public())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := rootMd.Signed.AddKey(k, role); err != nil {
-			t.Fatal(err)
-		}
-		if signers[role], err = signature.LoadSigner(priv, crypto.Hash(0)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, step := range []func() error{
-		func() error { _, err := targetsMd.Sign(signers[metadata.TARGETS]); return err },
-		func() error { _, err := snapshotMd.Sign(signers[metadata.SNAPSHOT]); return err },
-		func() error { _, err := timestampMd.Sign(signers[metadata.TIMESTAMP]); return err },
-		func() error { _, err := rootMd.Sign(signers[metadata.ROOT]); return err },
-		func() error { return rootMd.ToFile(filepath.Join(dir, "1.root.json"), true) },
-		func() error { return targetsMd.ToFile(filepath.Join(dir, "1.targets.json"), true) },
-		func() error { return snapshotMd.ToFile(filepath.Join(dir, "1.snapshot.json"), true) },
-		func() error { return timestampMd.ToFile(filepath.Join(dir, "timestamp.json"), true) },
-		func() error { return rootMd.ToFile(filepath.Join(t.TempDir(), "root.json"), true) },
-	} {
-		if err := step(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	rootPath = filepath.Join(t.TempDir(), "root.json")
-	if err := rootMd.ToFile(rootPath, true); err != nil {
-		t.Fatal(err)
-	}
-	return dir, rootPath
-}
-
 // TestTrustedRootFromTUF: the trusted root comes from a TUF mirror the
 // operator keeps, over file:// or HTTP, and a tampered target is refused.
 func TestTrustedRootFromTUF(t *testing.T) {
 	ctx := t.Context()
-	vs := newVirtualSigstore(t)
-	dir, rootPath := tufRepo(t, trustedRootJSON(t, vs))
+	vs := vt.NewVirtualSigstore(t)
+	dir, rootPath := vt.TUFRepo(t, vt.TrustedRootJSON(t, vs))
 	srv := httptest.NewServer(http.FileServer(http.Dir(dir)))
 	defer srv.Close()
 	for _, mirror := range []string{"file://" + dir, srv.URL} {
@@ -286,8 +201,8 @@ func TestTrustedRootFromTUF(t *testing.T) {
 		}
 		// The fetched root verifies what the fake Sigstore signed.
 		f := newFixture(t)
-		d := f.pushImage(t, "app", "v1")
-		f.pushBundle(t, "app", d, slsaV1, keylessBundle(t, vs, alice, issuer, statementFor(t, d, slsaV1, provenanceV1), true))
+		d := f.PushImage(t, "app", "v1")
+		f.PushBundle(t, "app", d, vt.SLSAv1, vt.KeylessBundle(t, vs, alice, issuer, vt.Statement(t, d, vt.SLSAv1, vt.ProvenanceV1), true))
 		at := oneAttestation(t, f.collectBoth(t, keylessVerifier(t, tr, verifier.Identity{Subject: alice, Issuer: issuer}), "app", d))
 		if !at.Verified {
 			t.Fatalf("%s: not verified with the fetched root: %s", mirror, at.Reason)
@@ -306,14 +221,14 @@ func TestTrustedRootFromTUF(t *testing.T) {
 		t.Logf("tampered: %v", err)
 	}
 	// Another repository's root does not vouch for this one.
-	_, otherRoot := tufRepo(t, trustedRootJSON(t, vs))
+	_, otherRoot := vt.TUFRepo(t, vt.TrustedRootJSON(t, vs))
 	if _, err := verifier.FetchTrustedRoot(ctx, verifier.TUF{Mirror: srv.URL, Root: otherRoot}); err == nil {
 		t.Fatal("metadata signed by keys the pinned root does not list was accepted")
 	}
 }
 
 func TestNewRejectsUnsafeKeyless(t *testing.T) {
-	vs := newVirtualSigstore(t)
+	vs := vt.NewVirtualSigstore(t)
 	for name, k := range map[string]*verifier.Keyless{
 		"no identities": {TrustedRoot: vs},
 		"no issuer":     {TrustedRoot: vs, Identities: []verifier.Identity{{Subject: alice}}},

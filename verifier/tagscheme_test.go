@@ -4,117 +4,36 @@ import (
 	"bytes"
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/random"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/static"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	"github.com/sigstore/sigstore/pkg/signature"
-	"github.com/sigstore/sigstore/pkg/signature/payload"
 
 	"github.com/portcullis-dev/portcullis/registry"
 	"github.com/portcullis-dev/portcullis/registry/registrytest"
 	"github.com/portcullis-dev/portcullis/verifier"
 	"github.com/portcullis-dev/portcullis/verifier/source"
+	vt "github.com/portcullis-dev/portcullis/verifier/verifiertest"
 )
 
+// fixture is a real registry served for the test, and the writer of
+// evidence into it.
 type fixture struct {
-	reg  *registry.Registry
-	host string
+	reg *registry.Registry
+	vt.Registry
 }
 
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	reg, host := registrytest.New(t)
-	return &fixture{reg: reg, host: host}
-}
-
-// pushImage pushes a random image to repo:tag and returns its digest.
-func (f *fixture) pushImage(t testing.TB, repo, tag string) digest.Digest {
-	t.Helper()
-	img, err := random.Image(256, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref, _ := name.NewTag(f.host + "/" + repo + ":" + tag)
-	if err := remote.Write(ref, img); err != nil {
-		t.Fatal(err)
-	}
-	d, _ := img.Digest()
-	return digest.Digest(d.String())
-}
-
-func newKey(t testing.TB) *ecdsa.PrivateKey {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
-// signPayload returns cosign's simple-signing payload for (repo, signed)
-// and its signature by key.
-func (f *fixture) signPayload(t testing.TB, key crypto.Signer, repo string, signed digest.Digest) ([]byte, string) {
-	t.Helper()
-	ref, err := name.NewDigest(f.host + "/" + repo + "@" + signed.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := (&payload.Cosign{Image: ref}).MarshalJSON()
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := signature.LoadSigner(key, crypto.SHA256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sig, err := signer.SignMessage(bytes.NewReader(p))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p, base64.StdEncoding.EncodeToString(sig)
-}
-
-// pushSignature stores a signature of subject the way cosign does: one
-// layer under the tag sha256-<hex>.sig.
-func (f *fixture) pushSignature(t testing.TB, repo string, subject digest.Digest, p []byte, b64sig string) {
-	t.Helper()
-	f.pushSignatureLayer(t, repo, subject, p, map[string]string{"dev.cosignproject.cosign/signature": b64sig})
-}
-
-// pushSignatureLayer is pushSignature with every layer annotation given.
-func (f *fixture) pushSignatureLayer(t testing.TB, repo string, subject digest.Digest, p []byte, annotations map[string]string) {
-	t.Helper()
-	layer := static.NewLayer(p, "application/vnd.dev.cosign.simplesigning.v1+json")
-	img, err := mutate.Append(mutate.MediaType(empty.Image, types.OCIManifestSchema1), mutate.Addendum{
-		Layer:       layer,
-		Annotations: annotations,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref, _ := name.NewTag(f.host + "/" + repo + ":" + subject.Algorithm().String() + "-" + subject.Encoded() + ".sig")
-	if err := remote.Write(ref, img); err != nil {
-		t.Fatal(err)
-	}
+	return &fixture{reg: reg, Registry: vt.Registry{Host: host}}
 }
 
 func TestTagSchemeSignatures(t *testing.T) {
 	ctx := context.Background()
-	trusted, other := newKey(t), newKey(t)
+	trusted, other := vt.NewKey(t), vt.NewKey(t)
 	v, err := verifier.New(verifier.Authority{Name: "release", Keys: []crypto.PublicKey{trusted.Public()}})
 	if err != nil {
 		t.Fatal(err)
@@ -129,8 +48,8 @@ func TestTagSchemeSignatures(t *testing.T) {
 		{
 			name: "signed by the trusted key",
 			setup: func(t *testing.T, f *fixture, repo string, d digest.Digest) {
-				p, s := f.signPayload(t, trusted, repo, d)
-				f.pushSignature(t, repo, d, p, s)
+				p, s := f.SignPayload(t, trusted, repo, d)
+				f.PushSignature(t, repo, d, p, s)
 			},
 			wantSigs: 1, wantOK: true,
 		},
@@ -142,43 +61,43 @@ func TestTagSchemeSignatures(t *testing.T) {
 		{
 			name: "wrong key",
 			setup: func(t *testing.T, f *fixture, repo string, d digest.Digest) {
-				p, s := f.signPayload(t, other, repo, d)
-				f.pushSignature(t, repo, d, p, s)
+				p, s := f.SignPayload(t, other, repo, d)
+				f.PushSignature(t, repo, d, p, s)
 			},
 			wantSigs: 1, wantReason: `authority "release": key`,
 		},
 		{
 			name: "payload changed after signing",
 			setup: func(t *testing.T, f *fixture, repo string, d digest.Digest) {
-				p, s := f.signPayload(t, trusted, repo, d)
+				p, s := f.SignPayload(t, trusted, repo, d)
 				p = bytes.Replace(p, []byte(`"optional":null`), []byte(`"optional":{"x":"y"}`), 1)
-				f.pushSignature(t, repo, d, p, s)
+				f.PushSignature(t, repo, d, p, s)
 			},
 			wantSigs: 1, wantReason: "invalid signature",
 		},
 		{
 			name: "signature copied from another digest",
 			setup: func(t *testing.T, f *fixture, repo string, d digest.Digest) {
-				otherDigest := f.pushImage(t, repo, "other")
-				p, s := f.signPayload(t, trusted, repo, otherDigest)
-				f.pushSignature(t, repo, d, p, s)
+				otherDigest := f.PushImage(t, repo, "other")
+				p, s := f.SignPayload(t, trusted, repo, otherDigest)
+				f.PushSignature(t, repo, d, p, s)
 			},
 			wantSigs: 1, wantReason: "invalid or missing digest in claim",
 		},
 		{
 			name: "malformed base64 signature",
 			setup: func(t *testing.T, f *fixture, repo string, d digest.Digest) {
-				p, _ := f.signPayload(t, trusted, repo, d)
-				f.pushSignature(t, repo, d, p, "!!not base64!!")
+				p, _ := f.SignPayload(t, trusted, repo, d)
+				f.PushSignature(t, repo, d, p, "!!not base64!!")
 			},
 			wantSigs: 1, wantReason: "illegal base64 data",
 		},
 		{
 			name: "signature payload missing from the registry",
 			setup: func(t *testing.T, f *fixture, repo string, d digest.Digest) {
-				p, s := f.signPayload(t, trusted, repo, d)
-				f.pushSignature(t, repo, d, p, s)
-				f.deleteBlob(t, repo, digest.FromBytes(p))
+				p, s := f.SignPayload(t, trusted, repo, d)
+				f.PushSignature(t, repo, d, p, s)
+				f.DeleteBlob(t, repo, digest.FromBytes(p))
 			},
 			wantSigs: 1, wantReason: "is missing from the registry",
 		},
@@ -187,12 +106,12 @@ func TestTagSchemeSignatures(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t)
 			repo := "staging/app"
-			d := f.pushImage(t, repo, "v1")
+			d := f.PushImage(t, repo, "v1")
 			tt.setup(t, f, repo, d)
 			for _, src := range []struct {
 				name string
 				s    source.Source
-			}{{"local", f.reg.Source()}, {"remote", source.NewRemote(f.host)}} {
+			}{{"local", f.reg.Source()}, {"remote", source.NewRemote(f.Host)}} {
 				ev, err := v.Collect(ctx, src.s, verifier.Subject{Repository: repo, Digest: d})
 				if err != nil {
 					t.Fatalf("%s: Collect: %v", src.name, err)
@@ -260,11 +179,11 @@ func (s failingSource) Blob(ctx context.Context, repo string, d digest.Digest) (
 func TestCollectCouldNotCheck(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
-	key := newKey(t)
-	d := f.pushImage(t, "app", "v1")
-	p, sig := f.signPayload(t, key, "app", d)
-	f.pushSignature(t, "app", d, p, sig)
-	f.pushKeyBundle(t, key, "app", d, statementFor(t, d, "https://slsa.dev/provenance/v1", `{"buildDefinition":{"buildType":"x","externalParameters":{}},"runDetails":{"builder":{"id":"b"}}}`))
+	key := vt.NewKey(t)
+	d := f.PushImage(t, "app", "v1")
+	p, sig := f.SignPayload(t, key, "app", d)
+	f.PushSignature(t, "app", d, p, sig)
+	f.PushKeyBundle(t, key, "app", d, vt.Statement(t, d, "https://slsa.dev/provenance/v1", `{"buildDefinition":{"buildType":"x","externalParameters":{}},"runDetails":{"builder":{"id":"b"}}}`))
 	v, err := verifier.New(verifier.Authority{Name: "release", Keys: []crypto.PublicKey{key.Public()}})
 	if err != nil {
 		t.Fatal(err)
@@ -287,7 +206,7 @@ func TestCollectCouldNotCheck(t *testing.T) {
 }
 
 func TestNewRejectsBadAuthorities(t *testing.T) {
-	if _, err := verifier.New(verifier.Authority{Name: "", Keys: []crypto.PublicKey{newKey(t).Public()}}); err == nil {
+	if _, err := verifier.New(verifier.Authority{Name: "", Keys: []crypto.PublicKey{vt.NewKey(t).Public()}}); err == nil {
 		t.Error("an authority without a name was accepted")
 	}
 	if _, err := verifier.New(verifier.Authority{Name: "x"}); err == nil {

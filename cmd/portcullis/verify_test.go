@@ -13,9 +13,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/random"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
+	vt "github.com/portcullis-dev/portcullis/verifier/verifiertest"
 )
 
 const (
@@ -40,25 +38,6 @@ type cosignCLI struct {
 var cosignCLIs = []cosignCLI{
 	{tool: "cosign2", offline: []string{"--tlog-upload=false"}, wantSource: "tag"},
 	{tool: "cosign3", offline: []string{"--tlog-upload=false", "--use-signing-config=false"}, wantSource: "bundle"},
-}
-
-// pushRandomImage pushes a small random image to addr/repo:tag and returns
-// its reference by digest.
-func pushRandomImage(t *testing.T, addr, repo, tag string) string {
-	t.Helper()
-	img, err := random.Image(512, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref, err := name.NewTag(addr + "/" + repo + ":" + tag)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := remote.Write(ref, img); err != nil {
-		t.Fatal(err)
-	}
-	d, _ := img.Digest()
-	return addr + "/" + repo + "@" + d.String()
 }
 
 // cosignEnv is an environment for a cosign CLI working in dir: its own
@@ -99,7 +78,8 @@ func TestVerifyCosignCLIs(t *testing.T) {
 			dir := t.TempDir()
 			env := cosignEnv(dir)
 			runTool(t, dir, env, cli.tool, "generate-key-pair")
-			img := pushRandomImage(t, srv.Addr, "staging/"+cli.tool, "1.0")
+			repo := "staging/" + cli.tool
+			img := srv.Addr + "/" + repo + "@" + vt.Registry{Host: srv.Addr}.PushImage(t, repo, "1.0").String()
 			for name, content := range map[string]string{"prov.json": provenancePredicate, "cdx.json": cyclonedxPredicate, "spdx.json": spdxPredicate} {
 				if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
 					t.Fatal(err)
@@ -146,6 +126,15 @@ func TestVerifyCosignCLIs(t *testing.T) {
 			if code != 0 || !strings.Contains(out, "builder https://ci.example.com/builder@v1") || !strings.Contains(out, "cyclonedx 1.6 SBOM, 1 components") {
 				t.Errorf("table (exit %d):\n%s", code, out)
 			}
+			// The same trust from portcullis.yaml (paths relative to it).
+			cfg := "trust:\n  authorities:\n    - name: release\n      keys: [cosign.pub]\n"
+			if err := os.WriteFile(filepath.Join(dir, "portcullis.yaml"), []byte(cfg), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			code, out, stderr = runVerify("--config", filepath.Join(dir, "portcullis.yaml"), "--output", "json", img)
+			if code != 0 || json.Unmarshal([]byte(out), &res) != nil || len(res.Signatures) != 1 || len(res.Signatures[0].Authorities) != 1 || res.Signatures[0].Authorities[0] != "release" {
+				t.Errorf("--config: exit %d: %s%s", code, stderr, out)
+			}
 			// By tag: resolved to the same digest.
 			tagRef := srv.Addr + "/staging/" + cli.tool + ":1.0"
 			if code, out, stderr := runVerify("--key", filepath.Join(dir, "cosign.pub"), "--output", "json", tagRef); code != 0 || !strings.Contains(out, img) {
@@ -188,5 +177,32 @@ func TestVerifyCouldNotCheck(t *testing.T) {
 		if code != 2 || out != "" || !strings.HasPrefix(stderr, "portcullis verify: ") || strings.Count(stderr, "\n") != 1 {
 			t.Errorf("%s: exit %d, stdout %q, stderr %q; want exit 2 and one line on stderr", name, code, out, stderr)
 		}
+	}
+}
+
+// TestVerifyKeyless: an image signed and attested through a fake Sigstore
+// (Fulcio, timestamp authority), verified with cosign's keyless flags
+// against its trusted_root.json, offline.
+func TestVerifyKeyless(t *testing.T) {
+	srv := startServer(t, t.TempDir())
+	reg := vt.Registry{Host: srv.Addr}
+	vs := vt.NewVirtualSigstore(t)
+	root := filepath.Join(t.TempDir(), "trusted_root.json")
+	if err := os.WriteFile(root, vt.TrustedRootJSON(t, vs), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const who, iss = "release@acme.example", "https://accounts.acme.example"
+	d := reg.PushImage(t, "staging/keyless", "1")
+	reg.PushBundle(t, "staging/keyless", d, vt.CosignSign, vt.KeylessBundle(t, vs, who, iss, vt.Statement(t, d, vt.CosignSign, `{}`), true))
+	reg.PushBundle(t, "staging/keyless", d, vt.SLSAv1, vt.KeylessBundle(t, vs, who, iss, vt.Statement(t, d, vt.SLSAv1, vt.ProvenanceV1), true))
+	img := srv.Addr + "/staging/keyless@" + d.String()
+
+	code, out, stderr := runVerify("--certificate-identity", who, "--certificate-oidc-issuer", iss, "--trusted-root", root, img)
+	if code != 0 || !strings.Contains(out, who+" ("+iss+")") || !strings.Contains(out, "builder https://ci.example.com/builder") {
+		t.Fatalf("exit %d:\n%s%s", code, out, stderr)
+	}
+	code, out, _ = runVerify("--certificate-identity-regexp", `^mallory@`, "--certificate-oidc-issuer", iss, "--trusted-root", root, img)
+	if code != 1 || !strings.Contains(out, "no matching CertificateIdentity") {
+		t.Fatalf("another identity: exit %d:\n%s", code, out)
 	}
 }

@@ -1,4 +1,4 @@
-package verifier_test
+package verifiertest
 
 import (
 	"crypto"
@@ -17,10 +17,10 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/root"
 )
 
-// testPKI is a small hand-made Fulcio-like CA and timestamp authority, for
+// PKI is a small hand-made Fulcio-like CA and timestamp authority, for
 // what the fake Sigstore cannot do: certificates valid in the past, and
 // timestamps at a chosen time.
-type testPKI struct {
+type PKI struct {
 	caRoot, caInter  *x509.Certificate
 	caInterKey       *ecdsa.PrivateKey
 	tsaRoot, tsaLeaf *x509.Certificate
@@ -54,17 +54,17 @@ func caTemplate(cn string, from, to time.Time) *x509.Certificate {
 		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
 }
 
-func newTestPKI(t testing.TB) *testPKI {
+func NewPKI(t testing.TB) *PKI {
 	t.Helper()
 	now := time.Now()
-	p := &testPKI{}
-	rootKey, interKey := newKey(t), newKey(t)
+	p := &PKI{}
+	rootKey, interKey := NewKey(t), NewKey(t)
 	rt := caTemplate("test-fulcio-root", now.Add(-48*time.Hour), now.Add(48*time.Hour))
 	p.caRoot = makeCert(t, rt, rt, rootKey.Public(), rootKey)
 	p.caInter = makeCert(t, caTemplate("test-fulcio-intermediate", now.Add(-47*time.Hour), now.Add(47*time.Hour)), p.caRoot, interKey.Public(), rootKey)
 	p.caInterKey = interKey
 
-	tsaRootKey, tsaKey := newKey(t), newKey(t)
+	tsaRootKey, tsaKey := NewKey(t), NewKey(t)
 	tr := caTemplate("test-tsa-root", now.Add(-48*time.Hour), now.Add(48*time.Hour))
 	p.tsaRoot = makeCert(t, tr, tr, tsaRootKey.Public(), tsaRootKey)
 	eku, _ := asn1.Marshal([]asn1.ObjectIdentifier{{1, 3, 6, 1, 5, 5, 7, 3, 8}})
@@ -76,11 +76,11 @@ func newTestPKI(t testing.TB) *testPKI {
 	return p
 }
 
-// leaf issues a Fulcio-like certificate for an e-mail identity and OIDC
+// Leaf issues a Fulcio-like certificate for an e-mail identity and OIDC
 // issuer, valid from notBefore to notAfter.
-func (p *testPKI) leaf(t testing.TB, email, issuer string, notBefore, notAfter time.Time) (*x509.Certificate, *ecdsa.PrivateKey) {
+func (p *PKI) Leaf(t testing.TB, email, issuer string, notBefore, notAfter time.Time) (*x509.Certificate, *ecdsa.PrivateKey) {
 	t.Helper()
-	key := newKey(t)
+	key := NewKey(t)
 	v2, _ := asn1.Marshal(issuer)
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial.Add(1)), NotBefore: notBefore, NotAfter: notAfter,
 		EmailAddresses: []string{email}, KeyUsage: x509.KeyUsageDigitalSignature,
@@ -89,8 +89,8 @@ func (p *testPKI) leaf(t testing.TB, email, issuer string, notBefore, notAfter t
 	return makeCert(t, tmpl, p.caInter, key.Public(), p.caInterKey), key
 }
 
-// timestampAt is an RFC 3161 response stamping sig at time at.
-func (p *testPKI) timestampAt(t testing.TB, sig []byte, at time.Time) []byte {
+// TimestampAt is an RFC 3161 response stamping sig at time at.
+func (p *PKI) TimestampAt(t testing.TB, sig []byte, at time.Time) []byte {
 	t.Helper()
 	h := sha256.Sum256(sig)
 	resp, err := (&timestamp.Timestamp{HashAlgorithm: crypto.SHA256, HashedMessage: h[:], Time: at,
@@ -101,7 +101,8 @@ func (p *testPKI) timestampAt(t testing.TB, sig []byte, at time.Time) []byte {
 	return resp
 }
 
-func (p *testPKI) trustedRoot(t testing.TB) *root.TrustedRoot {
+// TrustedRoot is the PKI as a Sigstore trusted root.
+func (p *PKI) TrustedRoot(t testing.TB) *root.TrustedRoot {
 	t.Helper()
 	tr, err := root.NewTrustedRoot(root.TrustedRootMediaType01,
 		[]root.CertificateAuthority{&root.FulcioCertificateAuthority{Root: p.caRoot, Intermediates: []*x509.Certificate{p.caInter}, URI: "https://fulcio.test"}},
