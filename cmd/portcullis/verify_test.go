@@ -155,6 +155,23 @@ func TestVerifyCosignCLIs(t *testing.T) {
 	}
 }
 
+// TestVerifyCosignReferrerMode: cosign v2 can store its simple-signing
+// manifest as an OCI 1.1 referrer instead of under a tag.
+func TestVerifyCosignReferrerMode(t *testing.T) {
+	requireTool(t, "cosign2")
+	srv := startServer(t, t.TempDir())
+	dir := t.TempDir()
+	env := append(cosignEnv(dir), "COSIGN_EXPERIMENTAL=1")
+	runTool(t, dir, env, "cosign2", "generate-key-pair")
+	img := srv.Addr + "/staging/ref@" + vt.Registry{Host: srv.Addr}.PushImage(t, "staging/ref", "1").String()
+	runTool(t, dir, env, "cosign2", "sign", "--key", "cosign.key", "--yes", "--tlog-upload=false", "--registry-referrers-mode=oci-1-1", img)
+	code, out, stderr := runVerify("--key", filepath.Join(dir, "cosign.pub"), "--output", "json", img)
+	var res verifyJSON
+	if code != 0 || json.Unmarshal([]byte(out), &res) != nil || len(res.Signatures) != 1 || res.Signatures[0].Source != "referrer" || !res.Signatures[0].Verified {
+		t.Fatalf("exit %d: %s%s", code, out, stderr)
+	}
+}
+
 func TestVerifyCouldNotCheck(t *testing.T) {
 	dir := t.TempDir()
 	key := filepath.Join(dir, "cosign.pub")
