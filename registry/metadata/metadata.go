@@ -88,6 +88,25 @@ type PutManifestOptions struct {
 	ImmutableTags bool
 }
 
+// Promotion links manifests, the blobs they reference, and tags from one
+// repository into another, in one transaction: no blob bytes move.
+type Promotion struct {
+	From, To string
+	// Manifests are linked in order: a manifest's children (an index's
+	// manifests) must come before it, or already be in To.
+	Manifests []digest.Digest
+	// Tags are pointed in To after the manifests are linked.
+	Tags []TagUpdate
+}
+
+// TagUpdate points a tag at a digest.
+type TagUpdate struct {
+	Name   string
+	Digest digest.Digest
+	// Immutable refuses to move the tag if it points elsewhere.
+	Immutable bool
+}
+
 // Blobs links blobs into repositories. A link says "this repository
 // may serve this blob"; the bytes are in the blob store.
 type Blobs interface {
@@ -98,6 +117,8 @@ type Blobs interface {
 	StatBlob(ctx context.Context, repo string, d digest.Digest) (int64, error)
 	// UnlinkBlob removes the link; the bytes stay until garbage collection.
 	UnlinkBlob(ctx context.Context, repo string, d digest.Digest) error
+	// BlobKnown reports whether any repository links the blob.
+	BlobKnown(ctx context.Context, d digest.Digest) (bool, error)
 }
 
 // Manifests stores manifests, tags and the referrers graph.
@@ -112,6 +133,14 @@ type Manifests interface {
 	DeleteManifest(ctx context.Context, repo string, d digest.Digest) error
 	// Referrers lists the manifests in repo whose subject is d, oldest first.
 	Referrers(ctx context.Context, repo string, d digest.Digest) ([]Descriptor, error)
+	// ManifestRepositories lists the repositories holding manifest d, in
+	// lexical order.
+	ManifestRepositories(ctx context.Context, d digest.Digest) ([]string, error)
+	// Promote carries out p in one transaction. A manifest missing from
+	// p.From, or a child missing from p.To, is ErrBlobUnknown (with the
+	// digest); an immutable tag pointing elsewhere is ErrTagImmutable.
+	// Nothing is written then.
+	Promote(ctx context.Context, p Promotion) error
 }
 
 // Tags names manifests.

@@ -51,6 +51,9 @@ func Run(t *testing.T, open func(t *testing.T) metadata.Store) {
 		{"Uploads", testUploads},
 		{"ConcurrentPutOneTag", testConcurrentPutOneTag},
 		{"ConcurrentPutSameManifest", testConcurrentPutSameManifest},
+		{"Promote", testPromote},
+		{"PromoteMissing", testPromoteMissing},
+		{"ConcurrentPromoteOneTag", testConcurrentPromoteOneTag},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.run(t, open) })

@@ -254,26 +254,32 @@ func (s *Store) PutManifest(ctx context.Context, m *metadata.Manifest, opts meta
 		if opts.Tag == "" {
 			return nil
 		}
-		var cur string
-		err = tx.QueryRowContext(ctx, `SELECT digest FROM tags WHERE repo = ? AND name = ?`, m.Repository, opts.Tag).Scan(&cur)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-		case err != nil:
-			return err
-		case cur == m.Digest.String():
-			return nil
-		case opts.ImmutableTags:
-			return fmt.Errorf("tag %s points at %s: %w", opts.Tag, cur, metadata.ErrTagImmutable)
-		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO tags(repo, name, digest, updated_at) VALUES (?, ?, ?, ?)
-			ON CONFLICT(repo, name) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`,
-			m.Repository, opts.Tag, m.Digest.String(), t)
-		return err
+		return setTag(ctx, tx, m.Repository, metadata.TagUpdate{Name: opts.Tag, Digest: m.Digest, Immutable: opts.ImmutableTags})
 	})
 	if err != nil {
 		return fmt.Errorf("put manifest %s@%s: %w", m.Repository, m.Digest, err)
 	}
 	return nil
+}
+
+// setTag points a tag at a digest, unless it is immutable and points
+// elsewhere.
+func setTag(ctx context.Context, tx *sql.Tx, repo string, u metadata.TagUpdate) error {
+	var cur string
+	err := tx.QueryRowContext(ctx, `SELECT digest FROM tags WHERE repo = ? AND name = ?`, repo, u.Name).Scan(&cur)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return err
+	case cur == u.Digest.String():
+		return nil
+	case u.Immutable:
+		return fmt.Errorf("tag %s points at %s: %w", u.Name, cur, metadata.ErrTagImmutable)
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO tags(repo, name, digest, updated_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT(repo, name) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`,
+		repo, u.Name, u.Digest.String(), now())
+	return err
 }
 
 func mustExist(ctx context.Context, tx *sql.Tx, query, repo string, d digest.Digest) error {
@@ -461,6 +467,96 @@ func (s *Store) DeleteUpload(ctx context.Context, id string) error {
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return fmt.Errorf("upload %s: %w", id, metadata.ErrNotFound)
+	}
+	return nil
+}
+
+// BlobKnown implements metadata.Blobs.
+func (s *Store) BlobKnown(ctx context.Context, d digest.Digest) (bool, error) {
+	var one int
+	err := s.r.QueryRowContext(ctx, `SELECT 1 FROM repo_blobs WHERE digest = ? LIMIT 1`, d.String()).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("blob %s known: %w", d, err)
+	}
+	return true, nil
+}
+
+// ManifestRepositories implements metadata.Manifests.
+func (s *Store) ManifestRepositories(ctx context.Context, d digest.Digest) ([]string, error) {
+	repos, err := s.names(ctx, `SELECT repo FROM manifests WHERE digest = ? ORDER BY repo`, d.String())
+	if err != nil {
+		return nil, fmt.Errorf("repositories of manifest %s: %w", d, err)
+	}
+	return repos, nil
+}
+
+// Promote implements metadata.Manifests: the manifest rows, their
+// references and blob links are copied within the database.
+func (s *Store) Promote(ctx context.Context, p metadata.Promotion) error {
+	err := inTx(ctx, s.w, func(tx *sql.Tx) error {
+		if err := ensureRepo(ctx, tx, p.To); err != nil {
+			return err
+		}
+		t := now()
+		for _, d := range p.Manifests {
+			if err := mustExist(ctx, tx, `SELECT 1 FROM manifests WHERE repo = ? AND digest = ?`, p.From, d); err != nil {
+				return err
+			}
+			// Children of an index must be in the target already.
+			rows, err := tx.QueryContext(ctx, `SELECT ref FROM manifest_refs WHERE repo = ? AND manifest = ? AND kind = 1`, p.From, d.String())
+			if err != nil {
+				return err
+			}
+			var children []digest.Digest
+			for rows.Next() {
+				var c string
+				if err := rows.Scan(&c); err != nil {
+					rows.Close()
+					return err
+				}
+				children = append(children, digest.Digest(c))
+			}
+			if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+				return err
+			}
+			for _, c := range children {
+				if err := mustExist(ctx, tx, `SELECT 1 FROM manifests WHERE repo = ? AND digest = ?`, p.To, c); err != nil {
+					return err
+				}
+			}
+			stmts := []string{
+				`INSERT INTO repo_blobs(repo, digest, created_at)
+					SELECT ?, ref, ? FROM manifest_refs WHERE repo = ? AND manifest = ? AND kind = 0
+					ON CONFLICT(repo, digest) DO NOTHING`,
+				`INSERT INTO manifests(repo, digest, media_type, content, artifact_type, annotations, subject, created_at)
+					SELECT ?, digest, media_type, content, artifact_type, annotations, subject, ? FROM manifests WHERE repo = ? AND digest = ?
+					ON CONFLICT(repo, digest) DO NOTHING`,
+				`INSERT INTO manifest_refs(repo, manifest, ref, kind)
+					SELECT ?, manifest, ref, kind FROM manifest_refs WHERE repo = ? AND manifest = ?
+					ON CONFLICT DO NOTHING`,
+			}
+			args := [][]any{{p.To, t, p.From, d.String()}, {p.To, t, p.From, d.String()}, {p.To, p.From, d.String()}}
+			for i, q := range stmts {
+				if _, err := tx.ExecContext(ctx, q, args[i]...); err != nil {
+					return err
+				}
+			}
+		}
+		for _, u := range p.Tags {
+			if err := mustExist(ctx, tx, `SELECT 1 FROM manifests WHERE repo = ? AND digest = ?`, p.To, u.Digest); err != nil {
+				return err
+			}
+			if err := setTag(ctx, tx, p.To, u); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("promote %s to %s: %w", p.From, p.To, err)
 	}
 	return nil
 }
