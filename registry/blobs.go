@@ -65,6 +65,9 @@ func (r *Registry) getBlob(w http.ResponseWriter, req *http.Request, rt route) *
 }
 
 func (r *Registry) deleteBlob(w http.ResponseWriter, req *http.Request, rt route) *regError {
+	if e := r.guardDelete(rt.name); e != nil {
+		return e
+	}
 	d, err := ParseDigest(rt.arg)
 	if err != nil {
 		return newError(http.StatusBadRequest, codeDigestInvalid, "%v", err)

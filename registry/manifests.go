@@ -126,14 +126,15 @@ func (r *Registry) putManifest(w http.ResponseWriter, req *http.Request, rt rout
 			return newError(http.StatusBadRequest, codeDigestInvalid, "manifest digest is %s, not %s", m.Digest, ref.Digest)
 		}
 	}
-	err = r.meta.PutManifest(req.Context(), m, metadata.PutManifestOptions{Tag: ref.Tag})
-	switch {
-	case errors.Is(err, metadata.ErrBlobUnknown):
-		return &regError{Status: http.StatusBadRequest, Code: codeManifestBlobUnknown, Message: "manifest references content not in " + rt.name + ": " + unknownRef(err), Err: err}
-	case errors.Is(err, metadata.ErrTagImmutable):
-		return &regError{Status: http.StatusForbidden, Code: codeDenied, Message: "tag " + ref.Tag + " is immutable in " + rt.name, Err: err}
-	case err != nil:
-		return internalError(err)
+	if r.protected(rt.name) {
+		if e := r.gatedManifest(req.Context(), m, ref.Tag); e != nil {
+			return e
+		}
+	} else if e := manifestStoreError(rt.name, ref.Tag, r.meta.PutManifest(req.Context(), m, metadata.PutManifestOptions{Tag: ref.Tag})); e != nil {
+		return e
+	}
+	for _, fn := range r.pushed {
+		fn(req.Context(), rt.name, m.Digest)
 	}
 	h := w.Header()
 	h.Set("Location", "/v2/"+rt.name+"/manifests/"+m.Digest.String())
@@ -158,6 +159,9 @@ func unknownRef(err error) string {
 func (r *Registry) deleteManifest(w http.ResponseWriter, req *http.Request, rt route) *regError {
 	ref, e := parseRef(rt.arg)
 	if e != nil {
+		return e
+	}
+	if e := r.guardDelete(rt.name); e != nil {
 		return e
 	}
 	ctx := req.Context()

@@ -3,9 +3,12 @@
 package registry
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"strings"
+
+	"github.com/opencontainers/go-digest"
 
 	"github.com/portcullis-dev/portcullis/registry/blobstore"
 	"github.com/portcullis-dev/portcullis/registry/metadata"
@@ -13,9 +16,11 @@ import (
 
 // Registry is an http.Handler for the /v2/ API.
 type Registry struct {
-	meta  metadata.Store
-	blobs *blobstore.Store
-	log   *slog.Logger
+	meta   metadata.Store
+	blobs  *blobstore.Store
+	log    *slog.Logger
+	pushed []func(ctx context.Context, repo string, d digest.Digest)
+	gate   Gate
 }
 
 // Option configures a Registry.
@@ -23,6 +28,15 @@ type Option func(*Registry)
 
 // WithLogger sets the logger (default: slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(r *Registry) { r.log = l } }
+
+// WithManifestPushed calls fn after each manifest PUT has been stored (the
+// manifest is then readable), with the repository and the manifest digest.
+// fn runs in the request's goroutine before the response is written: it
+// must return quickly (e.g. queue work) and must not keep ctx, which ends
+// with the request.
+func WithManifestPushed(fn func(ctx context.Context, repo string, d digest.Digest)) Option {
+	return func(r *Registry) { r.pushed = append(r.pushed, fn) }
+}
 
 // New returns a registry serving meta and blobs.
 func New(meta metadata.Store, blobs *blobstore.Store, opts ...Option) *Registry {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -70,4 +71,19 @@ func (s localSource) Blob(ctx context.Context, repo string, d digest.Digest) ([]
 	}
 	defer rc.Close()
 	return source.ReadVerified(rc, d)
+}
+
+// OpenBlob opens a blob linked into repo for streaming, whatever its size
+// (image layers): the caller verifies the bytes against d. Missing content
+// wraps source.ErrNotFound.
+func (r *Registry) OpenBlob(ctx context.Context, repo string, d digest.Digest) (io.ReadCloser, error) {
+	what := "blob " + repo + "@" + d.String()
+	if _, err := r.meta.StatBlob(ctx, repo, d); err != nil {
+		return nil, sourceErr(err, what)
+	}
+	rc, err := r.blobs.Open(ctx, d, 0)
+	if err != nil {
+		return nil, sourceErr(err, what)
+	}
+	return rc, nil
 }

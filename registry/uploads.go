@@ -39,6 +39,9 @@ func (r *Registry) startUpload(w http.ResponseWriter, req *http.Request, rt rout
 		if err != nil {
 			return newError(http.StatusBadRequest, codeDigestInvalid, "%v", err)
 		}
+		if e := r.guardBlobCommit(ctx, rt.name, d); e != nil {
+			return e
+		}
 		id := uuid.NewString()
 		size, err := r.blobs.Commit(ctx, id, d, 0, req.ContentLength, req.Body)
 		if err != nil {
@@ -183,6 +186,14 @@ func (r *Registry) finishUpload(w http.ResponseWriter, req *http.Request, rt rou
 	}
 	offset, length, e := chunkBounds(req)
 	if e != nil {
+		return e
+	}
+	if e := r.guardBlobCommit(ctx, rt.name, d); e != nil {
+		// Nothing of it may land: the session is over.
+		if err := r.blobs.Cancel(ctx, rt.arg); err != nil {
+			r.log.WarnContext(ctx, "discarding refused upload", "upload", rt.arg, "error", err)
+		}
+		_ = r.meta.DeleteUpload(ctx, rt.arg)
 		return e
 	}
 	size, err := r.blobs.Commit(ctx, rt.arg, d, offset, length, req.Body)

@@ -9,6 +9,7 @@ package scanner
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -22,6 +23,20 @@ const (
 	SeverityMedium   = "MEDIUM"
 	SeverityLow      = "LOW"
 	SeverityUnknown  = "UNKNOWN"
+)
+
+// Errors a scan can fail with, wrapped with details. Each means "could not
+// check": none of them may be read as "no vulnerabilities".
+var (
+	// ErrNoDB means there is no vulnerability database to scan with.
+	ErrNoDB = errors.New("no vulnerability database")
+	// ErrDBCorrupt means the database or its metadata cannot be read.
+	ErrDBCorrupt = errors.New("vulnerability database is corrupt")
+	// ErrDBTooOld means the database was built longer ago than allowed.
+	ErrDBTooOld = errors.New("vulnerability database is too old")
+	// ErrImage means the image cannot be read: a missing or broken layer,
+	// bytes that do not match their digest, a bad config.
+	ErrImage = errors.New("image cannot be read")
 )
 
 // Scanner scans images for known vulnerabilities.
@@ -52,6 +67,27 @@ type Report struct {
 	// Counts maps each severity (all five always present) to its number of
 	// findings.
 	Counts map[string]int `json:"counts"`
+	// Inventory lists the packages found, sorted by type, name and
+	// version: what [CycloneDX] turns into a generated SBOM.
+	Inventory []Package `json:"inventory,omitempty"`
+}
+
+// DBStater is implemented by scanners that can say which database they
+// would scan with now, without scanning; [Queue] keys its cache by it.
+type DBStater interface {
+	DBInfo(ctx context.Context) (DBInfo, error)
+}
+
+// Package is one installed package found in the image.
+type Package struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	// Type is the ecosystem, as in [Vulnerability].PkgType.
+	Type string `json:"type"`
+	PURL string `json:"purl,omitempty"`
+	// Target is where the package was found, as in [Vulnerability].Target.
+	Target   string   `json:"target,omitempty"`
+	Licenses []string `json:"licenses,omitempty"`
 }
 
 // ScannerInfo identifies the scanner.

@@ -4,8 +4,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/portcullis-dev/portcullis/policy"
 )
 
 // Config is portcullis.yaml. Every field is optional; docs/configuration.md
@@ -25,6 +28,28 @@ type Config struct {
 	ShutdownTimeout Duration `json:"shutdownTimeout"`
 	// Trust names the authorities whose signatures count (trust.go).
 	Trust TrustConfig `json:"trust"`
+	// Gate says which namespaces are protected (gate.go).
+	Gate GateConfig `json:"gate"`
+	// Policies maps targets to policy bundles (policy.Config).
+	Policies policy.Config `json:"policies"`
+	// Scanner configures vulnerability scanning (scan.go).
+	Scanner ScannerConfig `json:"scanner"`
+}
+
+// ScannerConfig configures vulnerability scanning (docs/configuration.md).
+type ScannerConfig struct {
+	// DB is the vulnerability database directory that `portcullis db
+	// import` fills. Default <data>/trivy/db.
+	DB string `json:"db"`
+	// MaxAge is how old the database may be before scans fail. Default 168h.
+	MaxAge Duration `json:"maxAge"`
+	// Workers is how many background scans run at once. Default 2.
+	Workers int `json:"workers"`
+	// QueueSize bounds the background scans waiting for a worker. Default 100.
+	QueueSize int `json:"queueSize"`
+	// ScanOnPush lists the repository prefixes whose pushes are scanned in
+	// the background. Default ["staging/"]; [] turns scan on push off.
+	ScanOnPush *[]string `json:"scanOnPush"`
 }
 
 // LogConfig configures log/slog.
@@ -69,6 +94,7 @@ func loadConfig(path string) (*Config, error) {
 			return nil, fmt.Errorf("config %s: %w", path, err)
 		}
 		c.Trust.relativeTo(filepath.Dir(path))
+		c.policiesRelativeTo(filepath.Dir(path))
 	}
 	return c, nil
 }
@@ -102,6 +128,10 @@ func (c *Config) defaults() error {
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = Duration(30e9)
 	}
+	c.Gate.defaults(c.Data)
+	if err := c.Scanner.defaults(c.Data); err != nil {
+		return err
+	}
 	switch c.Storage.Driver {
 	case "filesystem", "inmemory":
 	default:
@@ -118,4 +148,18 @@ func (c *Config) defaults() error {
 		return fmt.Errorf("config: log.format %q: want text or json", c.Log.Format)
 	}
 	return nil
+}
+
+// policiesRelativeTo makes relative bundle paths relative to dir (the
+// configuration file's directory).
+func (c *Config) policiesRelativeTo(dir string) {
+	fix := func(s *policy.SetConfig) {
+		if s.Bundle != "" && !filepath.IsAbs(s.Bundle) && !strings.HasPrefix(s.Bundle, policy.OCIScheme) {
+			s.Bundle = filepath.Join(dir, s.Bundle)
+		}
+	}
+	fix(&c.Policies.Default)
+	for i := range c.Policies.Sets {
+		fix(&c.Policies.Sets[i])
+	}
 }

@@ -15,7 +15,12 @@ const usage = `usage: portcullis <command> [flags]
 
 commands:
   serve     run the registry (see 'portcullis serve -h')
+  scan      scan an image for vulnerabilities with the offline database
+  db        import the vulnerability database, or show its status
   verify    print and verify the signatures and attestations of an image
+  promote   promote an image to a protected namespace through the gate
+  audit     query, verify, export and prove the decision history
+  policy    test and evaluate Rego policies (see 'portcullis policy help')
   version   print the version
 `
 
@@ -40,6 +45,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = serve(ctx, args[1:], stderr)
 	case "verify":
 		return verifyCmd(ctx, args[1:], stdout, stderr)
+	case "promote":
+		return promoteCmd(ctx, args[1:], stdout, stderr)
+	case "audit":
+		return auditCmd(ctx, args[1:], stdout, stderr)
+	case "scan":
+		return scanCmd(ctx, args[1:], stdout, stderr)
+	case "db":
+		err = dbCmd(ctx, args[1:], stdout, stderr)
+	case "policy":
+		return policyCmd(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "portcullis", version)
 	case "-h", "--help", "help":

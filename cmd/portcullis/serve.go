@@ -10,11 +10,16 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
 	"github.com/distribution/distribution/v3/registry/storage/driver/inmemory"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/portcullis-dev/portcullis/audit"
+	"github.com/portcullis-dev/portcullis/gate"
 	"github.com/portcullis-dev/portcullis/registry"
 	"github.com/portcullis-dev/portcullis/registry/blobstore"
 	"github.com/portcullis-dev/portcullis/registry/metadata/sqlite"
@@ -66,11 +71,54 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		root := cfg.Storage.Filesystem.RootDirectory
 		blobs = blobstore.New(filesystem.New(filesystem.DriverParameters{RootDirectory: root, MaxThreads: 100}), blobstore.WithLocalRoot(root))
 	}
-	reg := registry.New(meta, blobs, registry.WithLogger(log))
+	scans := &scanOnPush{}
+	reg := registry.New(meta, blobs, registry.WithLogger(log), registry.WithManifestPushed(scans.pushed))
+	metrics := prometheus.NewRegistry()
+	if err := startScanning(cfg.Scanner, reg, scans, log, metrics); err != nil {
+		return err
+	}
+	verifier, err := cfg.Trust.newVerifier(ctx)
+	if err != nil {
+		return err
+	}
+	var gateScans gate.Scanner
+	if scans.q != nil {
+		gateScans = queueScanner{scans.q}
+	}
+	auditKey, err := audit.LoadOrCreateSigner(cfg.Data)
+	if err != nil {
+		return err
+	}
+	decisions, err := audit.OpenSQLite(ctx, filepath.Join(cfg.Data, "audit.db"), audit.WithSigner(auditKey))
+	if err != nil {
+		return err
+	}
+	auditCtx, stopAudit := context.WithCancel(context.Background())
+	auditDone := make(chan struct{})
+	go func() { defer close(auditDone); _ = decisions.Run(auditCtx) }()
+	defer func() {
+		stopAudit()
+		<-auditDone
+		if err := decisions.Close(); err != nil {
+			log.Error("closing the audit log", "err", err)
+		}
+	}()
+	if _, _, err := newGate(ctx, cfg, reg, verifier, gateScans, gate.AuditRecorder{Log: decisions}, log); err != nil {
+		return err
+	}
+	if len(cfg.Trust.Authorities) == 0 {
+		log.Warn("no trust authorities are configured: nothing can be promoted to protected namespaces until trust.authorities lists a key (docs/configuration.md)")
+	}
 
 	mux := http.NewServeMux()
 	mux.Handle("/v2/", reg)
 	mux.Handle("/v2", reg)
+	mux.Handle("POST "+registry.PromotionsPath, reg.PromotionsHandler())
+	auditAPI := audit.Handler(decisions)
+	for _, p := range []string{"/portcullis/v1/decisions", "/portcullis/v1/decisions/", "/portcullis/v1/checkpoints", "/portcullis/v1/checkpoints/", "/portcullis/v1/proofs/", "/portcullis/v1/running"} {
+		mux.Handle(p, auditAPI)
+	}
+	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 
 	ln, err := net.Listen("tcp", cfg.Addr)
@@ -94,6 +142,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	log.Info("shutting down: finishing in-flight requests", "timeout", time.Duration(cfg.ShutdownTimeout).String())
 	sctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.ShutdownTimeout))
 	defer cancel()
+	defer scans.stop(sctx) // after Shutdown: drain background scans in what is left of the timeout
 	if err := srv.Shutdown(sctx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}

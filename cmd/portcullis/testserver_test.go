@@ -66,11 +66,11 @@ func (s *server) URL(path string) string { return "http://" + s.Addr + path }
 // startServer runs `portcullis serve` on a free loopback port with its data
 // in dataDir, waits until GET /v2/ answers 200, and stops it (SIGTERM) when
 // the test ends, logging its stderr if the test failed.
-func startServer(t testing.TB, dataDir string) *server {
+func startServer(t testing.TB, dataDir string, extra ...string) *server {
 	t.Helper()
 	var lastErr error
 	for range 3 { // another process may take the port between probe and listen
-		s, err := tryStartServer(t, dataDir)
+		s, err := tryStartServer(t, dataDir, extra...)
 		if err == nil {
 			return s
 		}
@@ -83,7 +83,7 @@ func startServer(t testing.TB, dataDir string) *server {
 	return nil
 }
 
-func tryStartServer(t testing.TB, dataDir string) (*server, error) {
+func tryStartServer(t testing.TB, dataDir string, extra ...string) (*server, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -93,7 +93,7 @@ func tryStartServer(t testing.TB, dataDir string) (*server, error) {
 		return nil, err
 	}
 	s := &server{Addr: addr, t: t, stderr: &syncBuffer{}, exited: make(chan struct{})}
-	s.cmd = exec.Command(exe, "serve", "--addr", addr, "--data", dataDir)
+	s.cmd = exec.Command(exe, append([]string{"serve", "--addr", addr, "--data", dataDir}, extra...)...)
 	s.cmd.Env = append(os.Environ(), mainEnv+"=1")
 	s.cmd.Stdout = s.stderr
 	s.cmd.Stderr = s.stderr

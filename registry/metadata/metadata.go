@@ -133,6 +133,8 @@ type Manifests interface {
 	DeleteManifest(ctx context.Context, repo string, d digest.Digest) error
 	// Referrers lists the manifests in repo whose subject is d, oldest first.
 	Referrers(ctx context.Context, repo string, d digest.Digest) ([]Descriptor, error)
+	// ManifestParents lists the indexes in repo that reference manifest d.
+	ManifestParents(ctx context.Context, repo string, d digest.Digest) ([]digest.Digest, error)
 	// ManifestRepositories lists the repositories holding manifest d, in
 	// lexical order.
 	ManifestRepositories(ctx context.Context, d digest.Digest) ([]string, error)

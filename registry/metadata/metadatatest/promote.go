@@ -58,6 +58,13 @@ func testPromote(t *testing.T, open func(t *testing.T) metadata.Store) {
 	if err != nil || len(refs) != 1 || refs[0].Digest != ref.Digest {
 		t.Fatalf("Referrers in prod/app = %v, %v", refs, err)
 	}
+	parents, err := s.ManifestParents(ctx, "staging/app", imgs[1].Digest)
+	if err != nil || !slices.Equal(parents, []digest.Digest{idx.Digest}) {
+		t.Fatalf("ManifestParents = %v, %v", parents, err)
+	}
+	if parents, err := s.ManifestParents(ctx, "staging/app", idx.Digest); err != nil || len(parents) != 0 {
+		t.Fatalf("ManifestParents(index) = %v, %v", parents, err)
+	}
 	repos, err := s.ManifestRepositories(ctx, idx.Digest)
 	if err != nil || !slices.Equal(repos, []string{"prod/app", "staging/app"}) {
 		t.Fatalf("ManifestRepositories = %q, %v", repos, err)

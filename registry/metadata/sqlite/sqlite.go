@@ -560,3 +560,16 @@ func (s *Store) Promote(ctx context.Context, p metadata.Promotion) error {
 	}
 	return nil
 }
+
+// ManifestParents implements metadata.Manifests.
+func (s *Store) ManifestParents(ctx context.Context, repo string, d digest.Digest) ([]digest.Digest, error) {
+	names, err := s.names(ctx, `SELECT manifest FROM manifest_refs WHERE repo = ? AND ref = ? AND kind = 1 ORDER BY manifest`, repo, d.String())
+	if err != nil {
+		return nil, fmt.Errorf("parents of manifest %s in %s: %w", d, repo, err)
+	}
+	out := make([]digest.Digest, len(names))
+	for i, n := range names {
+		out[i] = digest.Digest(n)
+	}
+	return out, nil
+}

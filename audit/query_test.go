@@ -1,0 +1,224 @@
+package audit
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"reflect"
+	"slices"
+	"testing"
+	"time"
+)
+
+// match is the reference implementation of Filter, record by record.
+func match(f Filter, r Record) bool {
+	eq := func(want, got string) bool { return want == "" || want == got }
+	return eq(f.Digest, r.Subject.Digest) &&
+		(f.Repository == "" || f.Repository == r.Subject.Repository || f.Repository == r.Target.Repository) &&
+		eq(f.Action, r.Action) && eq(f.Verdict, r.Verdict) &&
+		(f.Actor == "" || f.Actor == r.Actor.Identity || f.Actor == r.Actor.KubernetesUser || f.Actor == r.Actor.ServiceAccount) &&
+		eq(f.PolicyRevision, r.PolicyRevision) && eq(f.Namespace, r.Target.Namespace) &&
+		(f.Since.IsZero() || !r.Time.Before(f.Since)) && (f.Until.IsZero() || r.Time.Before(f.Until))
+}
+
+// searchAll pages through a search, checking page sizes, and returns the indexes.
+func searchAll(t *testing.T, search func(context.Context, Filter) (Page, error), f Filter) []uint64 {
+	t.Helper()
+	var got []uint64
+	for pages := 0; ; pages++ {
+		if pages > 1000 {
+			t.Fatal("pagination does not end")
+		}
+		p, err := search(context.Background(), f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(p.Entries) > f.limit() {
+			t.Fatalf("page of %d entries, limit %d", len(p.Entries), f.limit())
+		}
+		for _, e := range p.Entries {
+			got = append(got, e.Index)
+		}
+		if p.Next == "" {
+			return got
+		}
+		after, err := ParseCursor(p.Next)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.After = after
+	}
+}
+
+func TestSearchFilters(t *testing.T) {
+	l, _ := testLog(t)
+	const n = 230
+	appendN(t, l, 0, n)
+	records := make([]Record, n)
+	for i := range records {
+		records[i] = record(i)
+	}
+	tests := []struct {
+		name string
+		f    Filter
+	}{
+		{"all", Filter{}},
+		{"digest", Filter{Digest: record(7).Subject.Digest}},
+		{"subject repository", Filter{Repository: "staging/app3"}},
+		{"target repository", Filter{Repository: "prod/app4"}},
+		{"action", Filter{Action: ActionPromote}},
+		{"verdict", Filter{Verdict: VerdictDeny}},
+		{"action and verdict", Filter{Action: ActionAdmit, Verdict: VerdictError}},
+		{"actor identity", Filter{Actor: "ci-1"}},
+		{"actor kubernetes user", Filter{Actor: "alice"}},
+		{"actor service account", Filter{Actor: "ns2/default"}},
+		{"policy revision", Filter{PolicyRevision: record(3).PolicyRevision}},
+		{"namespace", Filter{Namespace: "ns1"}},
+		{"time range", Filter{Since: t0.Add(50 * time.Second), Until: t0.Add(120 * time.Second)}},
+		{"since", Filter{Since: t0.Add(200 * time.Second)}},
+		{"combined", Filter{Digest: record(9).Subject.Digest, Action: ActionAdmit, Since: t0.Add(10 * time.Second)}},
+		{"no match", Filter{Digest: "sha256:none"}},
+	}
+	store := l.store.(*sqliteStore)
+	for _, tt := range tests {
+		// probe 0 and 16 take the index path for (most of) the rows.
+		for _, c := range []struct {
+			asc   bool
+			probe int
+		}{{false, defaultProbeRows}, {false, 16}, {false, 0}, {true, defaultProbeRows}} {
+			t.Run(fmt.Sprintf("%s/asc=%v/probe=%d", tt.name, c.asc, c.probe), func(t *testing.T) {
+				store.probeRows = c.probe
+				asc := c.asc
+				f := tt.f
+				f.Ascending, f.Limit = asc, 7
+				var want []uint64
+				for i, r := range records {
+					if match(f, r) {
+						want = append(want, uint64(i))
+					}
+				}
+				if !asc {
+					slices.Reverse(want)
+				}
+				got := searchAll(t, l.Search, f)
+				if !slices.Equal(got, want) {
+					t.Errorf("got %d records %v\nwant %d %v", len(got), got, len(want), want)
+				}
+				if tt.name != "no match" && tt.name != "all" && (len(want) == 0 || len(want) == n) {
+					t.Errorf("test filter is not selective: %d of %d match", len(want), n)
+				}
+			})
+		}
+	}
+}
+
+func TestSearchDefaultLimit(t *testing.T) {
+	l, _ := testLog(t)
+	appendN(t, l, 0, DefaultLimit+1)
+	p, err := l.Search(context.Background(), Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Entries) != DefaultLimit || p.Next == "" || p.Entries[0].Index != DefaultLimit {
+		t.Errorf("first page: %d entries from %d, next %q; want %d newest first and a cursor", len(p.Entries), p.Entries[0].Index, p.Next, DefaultLimit)
+	}
+}
+
+func TestRunning(t *testing.T) {
+	ctx := context.Background()
+	l, _ := testLog(t)
+	admit := func(ns, name, digest, verdict string, sec int) Record {
+		return Record{Time: t0.Add(time.Duration(sec) * time.Second), Action: ActionAdmit, Verdict: verdict,
+			Subject:  Subject{Repository: "r.example/prod/web", Digest: digest},
+			Target:   Target{Namespace: ns, Kind: "Deployment", Name: name},
+			Evidence: Evidence{SBOMDigest: "sha256:sbom-" + digest}}
+	}
+	rs := []Record{
+		admit("prod", "web", "sha256:a", VerdictAllow, 1), // 0: superseded by 2
+		admit("prod", "web", "sha256:b", VerdictAllow, 2), // 1
+		admit("prod", "web", "sha256:a", VerdictAllow, 3), // 2
+		admit("prod", "api", "sha256:c", VerdictDeny, 4),  // 3: denied, not running
+		admit("dev", "web", "sha256:a", VerdictAllow, 5),  // 4
+		{Time: t0, Action: ActionPromote, Verdict: VerdictAllow, Subject: Subject{Digest: "sha256:a"}, Target: Target{Repository: "prod/web"}},
+		{Time: t0, Action: ActionBreakGlass, Verdict: VerdictAllow, BreakGlassJustification: "INC-42",
+			Subject: Subject{Digest: "sha256:d"}, Target: Target{Namespace: "prod", Kind: "Pod", Name: "debug"}}, // 6
+	}
+	if _, err := l.AppendAll(ctx, rs); err != nil {
+		t.Fatal(err)
+	}
+	idx := func(es []Entry) []uint64 {
+		var out []uint64
+		for _, e := range es {
+			out = append(out, e.Index)
+		}
+		slices.Sort(out)
+		return out
+	}
+	all, err := l.Running(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := idx(all), []uint64{1, 2, 4, 6}; !slices.Equal(got, want) {
+		t.Errorf("running = %v, want %v", got, want)
+	}
+	prod, err := l.Running(ctx, "prod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := idx(prod), []uint64{1, 2, 6}; !slices.Equal(got, want) {
+		t.Errorf("running in prod = %v, want %v", got, want)
+	}
+	for _, e := range prod {
+		if e.Index == 2 && e.Record.Evidence.SBOMDigest != "sha256:sbom-sha256:a" {
+			t.Errorf("running entry lost its evidence: %+v", e.Record.Evidence)
+		}
+	}
+}
+
+func TestExportJSONLines(t *testing.T) {
+	ctx := context.Background()
+	l, _ := testLog(t)
+	appendN(t, l, 0, MaxLimit+5) // more than one page
+	var buf bytes.Buffer
+	if err := l.Export(ctx, &buf, Filter{}); err != nil {
+		t.Fatal(err)
+	}
+	dec := json.NewDecoder(&buf)
+	for i := 0; ; i++ {
+		var e Entry
+		if err := dec.Decode(&e); err != nil {
+			if i != MaxLimit+5 {
+				t.Fatalf("export has %d lines (%v), want %d", i, err, MaxLimit+5)
+			}
+			break
+		}
+		if e.Index != uint64(i) || !bytes.Equal(LeafHash(e.Leaf), e.LeafHash) {
+			t.Fatalf("line %d: index %d, leaf hash ok %v", i, e.Index, bytes.Equal(LeafHash(e.Leaf), e.LeafHash))
+		}
+	}
+}
+
+func FuzzParseFilter(f *testing.F) {
+	f.Add("digest=sha256:abc&since=2026-01-01T00:00:00Z&limit=10&cursor=5&order=asc")
+	f.Add("action=admit&verdict=deny&until=2026-01-01T00:00:00.5Z")
+	f.Fuzz(func(t *testing.T, q string) {
+		v, err := url.ParseQuery(q)
+		if err != nil {
+			return
+		}
+		flt, err := ParseFilter(v)
+		if err != nil {
+			return
+		}
+		// What parses re-encodes to the same filter.
+		again, err := ParseFilter(flt.Values())
+		if err != nil {
+			t.Fatalf("%q: re-encoded filter does not parse: %v", q, err)
+		}
+		if !reflect.DeepEqual(again.Values(), flt.Values()) || again.limit() != flt.limit() {
+			t.Fatalf("%q: %+v re-parses as %+v", q, flt, again)
+		}
+	})
+}

@@ -1,0 +1,332 @@
+package audit
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/transparency-dev/merkle/compact"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// sqliteStore is the Store on one SQLite file, opened as registry/metadata/sqlite
+// opens its own: WAL journal, synchronous=FULL (an acknowledged append survives
+// a crash or power loss), BEGIN IMMEDIATE transactions and a single writer
+// connection; reads go through a separate pool and never block the writer.
+type sqliteStore struct {
+	w *sql.DB // nil when read-only
+	r *sql.DB
+	// probeRows: see Search.
+	probeRows int
+}
+
+var _ Store = (*sqliteStore)(nil)
+
+func openSQLiteStore(ctx context.Context, path string, readOnly bool) (*sqliteStore, error) {
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(10000)")
+	if readOnly {
+		q.Set("mode", "ro")
+		q.Add("_pragma", "query_only(1)")
+		r, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+		if err != nil {
+			return nil, fmt.Errorf("open %s: %w", path, err)
+		}
+		s := &sqliteStore{r: r, probeRows: defaultProbeRows}
+		var n int
+		if err := r.QueryRowContext(ctx, `SELECT count(*) FROM tree_head`).Scan(&n); err != nil {
+			r.Close()
+			return nil, fmt.Errorf("open %s read-only: not an audit log: %w", path, err)
+		}
+		return s, nil
+	}
+	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)"} {
+		q.Add("_pragma", p)
+	}
+	q.Set("_txlock", "immediate")
+	dsn := "file:" + path + "?" + q.Encode()
+	w, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	r, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	r.SetMaxOpenConns(8)
+	r.SetMaxIdleConns(8)
+	s := &sqliteStore{w: w, r: r, probeRows: defaultProbeRows}
+	if err := migrate(ctx, w); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("migrate %s: %w", path, err)
+	}
+	return s, nil
+}
+
+func (s *sqliteStore) Close() error {
+	if s.w == nil {
+		return s.r.Close()
+	}
+	return errors.Join(s.r.Close(), s.w.Close())
+}
+
+// migrations are applied in order, each in its own transaction. Never edit
+// one that has shipped: append a new one.
+var migrations = []string{
+	1: `
+CREATE TABLE records (
+	idx               INTEGER PRIMARY KEY,
+	leaf              BLOB NOT NULL,
+	leaf_hash         BLOB NOT NULL,
+	time_ns           INTEGER NOT NULL,
+	action            TEXT NOT NULL,
+	verdict           TEXT NOT NULL,
+	repository        TEXT NOT NULL,
+	digest            TEXT NOT NULL,
+	tag               TEXT NOT NULL,
+	target_repository TEXT NOT NULL,
+	namespace         TEXT NOT NULL,
+	kind              TEXT NOT NULL,
+	name              TEXT NOT NULL,
+	identity          TEXT NOT NULL,
+	kubernetes_user   TEXT NOT NULL,
+	service_account   TEXT NOT NULL,
+	policy_revision   TEXT NOT NULL
+);
+-- Each index implicitly ends with idx (the rowid): "digest = ? ORDER BY idx"
+-- is a range scan.
+CREATE INDEX records_digest ON records(digest);
+CREATE INDEX records_repository ON records(repository);
+CREATE INDEX records_target_repository ON records(target_repository);
+CREATE INDEX records_namespace ON records(namespace);
+CREATE INDEX records_identity ON records(identity);
+CREATE INDEX records_kubernetes_user ON records(kubernetes_user);
+CREATE INDEX records_service_account ON records(service_account);
+CREATE INDEX records_policy_revision ON records(policy_revision);
+CREATE INDEX records_time ON records(time_ns);
+CREATE INDEX records_action_verdict ON records(action, verdict);
+CREATE INDEX records_running ON records(namespace, kind, name, digest)
+	WHERE action IN ('admit', 'break-glass') AND verdict = 'allow' AND kind <> '';
+-- Perfect subtrees of level >= 1 (level 0 is records.leaf_hash).
+CREATE TABLE tree_nodes (
+	level INTEGER NOT NULL,
+	idx   INTEGER NOT NULL,
+	hash  BLOB NOT NULL,
+	PRIMARY KEY (level, idx)
+) WITHOUT ROWID;
+CREATE TABLE tree_head (
+	id   INTEGER PRIMARY KEY CHECK (id = 1),
+	size INTEGER NOT NULL
+);
+INSERT INTO tree_head(id, size) VALUES (1, 0);
+CREATE TABLE checkpoints (
+	size       INTEGER PRIMARY KEY,
+	note       BLOB NOT NULL,
+	created_at INTEGER NOT NULL
+);
+`,
+}
+
+func migrate(ctx context.Context, db *sql.DB) error {
+	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS audit_schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
+		return err
+	}
+	for v := 1; v < len(migrations); v++ {
+		err := inTx(ctx, db, func(tx *sql.Tx) error {
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM audit_schema_migrations WHERE version = ?`, v).Scan(&n); err != nil {
+				return err
+			}
+			if n > 0 {
+				return nil
+			}
+			if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
+				return fmt.Errorf("migration %d: %w", v, err)
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO audit_schema_migrations(version, applied_at) VALUES (?, ?)`, v, time.Now().UnixNano())
+			return err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func inTx(ctx context.Context, db *sql.DB, f func(*sql.Tx) error) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := f(tx); err != nil {
+		return errors.Join(err, tx.Rollback())
+	}
+	return tx.Commit()
+}
+
+var errReadOnly = errors.New("audit log opened read-only")
+
+func (s *sqliteStore) Size(ctx context.Context) (uint64, error) {
+	var n int64
+	if err := s.r.QueryRowContext(ctx, `SELECT size FROM tree_head WHERE id = 1`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("read tree size: %w", err)
+	}
+	return uint64(n), nil
+}
+
+func (s *sqliteStore) Nodes(ctx context.Context, ids []compact.NodeID) ([][]byte, error) {
+	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("read tree nodes: %w", err)
+	}
+	defer tx.Rollback()
+	out := make([][]byte, len(ids))
+	for i, id := range ids {
+		var err error
+		if id.Level == 0 {
+			err = tx.QueryRowContext(ctx, `SELECT leaf_hash FROM records WHERE idx = ?`, int64(id.Index)).Scan(&out[i])
+		} else {
+			err = tx.QueryRowContext(ctx, `SELECT hash FROM tree_nodes WHERE level = ? AND idx = ?`, id.Level, int64(id.Index)).Scan(&out[i])
+		}
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("tree node (level %d, index %d): %w", id.Level, id.Index, ErrNotFound)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read tree node (level %d, index %d): %w", id.Level, id.Index, err)
+		}
+	}
+	return out, nil
+}
+
+func (s *sqliteStore) Append(ctx context.Context, size uint64, leaves []StoredLeaf, nodes []Node) error {
+	if s.w == nil {
+		return errReadOnly
+	}
+	err := inTx(ctx, s.w, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE tree_head SET size = ? WHERE id = 1 AND size = ?`, int64(size)+int64(len(leaves)), int64(size))
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n != 1 {
+			return ErrConflict
+		}
+		ins, err := tx.PrepareContext(ctx, `INSERT INTO records(idx, leaf, leaf_hash, time_ns, action, verdict, repository, digest, tag,
+			target_repository, namespace, kind, name, identity, kubernetes_user, service_account, policy_revision)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		if err != nil {
+			return err
+		}
+		defer ins.Close()
+		for _, l := range leaves {
+			c := l.Columns
+			if _, err := ins.ExecContext(ctx, int64(l.Index), l.Leaf, l.LeafHash, c.TimeNs, c.Action, c.Verdict, c.Repository, c.Digest, c.Tag,
+				c.TargetRepo, c.Namespace, c.Kind, c.Name, c.Identity, c.KubernetesUser, c.ServiceAccount, c.PolicyRevision); err != nil {
+				return fmt.Errorf("insert record %d: %w", l.Index, err)
+			}
+		}
+		insNode, err := tx.PrepareContext(ctx, `INSERT INTO tree_nodes(level, idx, hash) VALUES (?, ?, ?)`)
+		if err != nil {
+			return err
+		}
+		defer insNode.Close()
+		for _, n := range nodes {
+			if _, err := insNode.ExecContext(ctx, n.ID.Level, int64(n.ID.Index), n.Hash); err != nil {
+				return fmt.Errorf("insert tree node (%d, %d): %w", n.ID.Level, n.ID.Index, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("append %d records at %d: %w", len(leaves), size, err)
+	}
+	return nil
+}
+
+const leafColumns = `idx, leaf, leaf_hash, time_ns, action, verdict, repository, digest, tag,
+	target_repository, namespace, kind, name, identity, kubernetes_user, service_account, policy_revision`
+
+func scanLeaf(rows *sql.Rows) (StoredLeaf, error) {
+	var l StoredLeaf
+	var idx int64
+	c := &l.Columns
+	err := rows.Scan(&idx, &l.Leaf, &l.LeafHash, &c.TimeNs, &c.Action, &c.Verdict, &c.Repository, &c.Digest, &c.Tag,
+		&c.TargetRepo, &c.Namespace, &c.Kind, &c.Name, &c.Identity, &c.KubernetesUser, &c.ServiceAccount, &c.PolicyRevision)
+	l.Index = uint64(idx)
+	return l, err
+}
+
+func (s *sqliteStore) Scan(ctx context.Context, from uint64, fn func(StoredLeaf) error) error {
+	// Page by index so that a long scan does not hold one read transaction
+	// (and the WAL) open for its whole duration.
+	const page = 5000
+	next := int64(from)
+	for {
+		rows, err := s.r.QueryContext(ctx, `SELECT `+leafColumns+` FROM records WHERE idx >= ? ORDER BY idx LIMIT ?`, next, page)
+		if err != nil {
+			return fmt.Errorf("scan records from %d: %w", next, err)
+		}
+		n := 0
+		for rows.Next() {
+			l, err := scanLeaf(rows)
+			if err != nil {
+				rows.Close()
+				return fmt.Errorf("scan records from %d: %w", next, err)
+			}
+			n++
+			next = int64(l.Index) + 1
+			if err := fn(l); err != nil {
+				rows.Close()
+				return err
+			}
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return fmt.Errorf("scan records from %d: %w", next, err)
+		}
+		if n < page {
+			return nil
+		}
+	}
+}
+
+func (s *sqliteStore) AddCheckpoint(ctx context.Context, size uint64, signed []byte) error {
+	if s.w == nil {
+		return errReadOnly
+	}
+	_, err := s.w.ExecContext(ctx, `INSERT INTO checkpoints(size, note, created_at) VALUES (?, ?, ?) ON CONFLICT(size) DO NOTHING`,
+		int64(size), signed, time.Now().UnixNano())
+	if err != nil {
+		return fmt.Errorf("store checkpoint %d: %w", size, err)
+	}
+	return nil
+}
+
+func (s *sqliteStore) Checkpoints(ctx context.Context) ([]StoredCheckpoint, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT size, note FROM checkpoints ORDER BY size`)
+	if err != nil {
+		return nil, fmt.Errorf("read checkpoints: %w", err)
+	}
+	defer rows.Close()
+	var out []StoredCheckpoint
+	for rows.Next() {
+		var c StoredCheckpoint
+		var size int64
+		if err := rows.Scan(&size, &c.Signed); err != nil {
+			return nil, fmt.Errorf("read checkpoints: %w", err)
+		}
+		c.Size = uint64(size)
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read checkpoints: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,176 @@
+package main
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/opencontainers/go-digest"
+
+	"github.com/portcullis-dev/portcullis/gate"
+	"github.com/portcullis-dev/portcullis/policy"
+	"github.com/portcullis-dev/portcullis/registry"
+	"github.com/portcullis-dev/portcullis/scanner"
+	"github.com/portcullis-dev/portcullis/verifier"
+)
+
+// GateConfig is the "gate" section of portcullis.yaml.
+type GateConfig struct {
+	// Staging and Protected are as in gate.Config; default: staging/ is
+	// free, prod/ is protected and promoted from staging/.
+	Staging   []string         `json:"staging,omitempty"`
+	Protected []gate.Protected `json:"protected,omitempty"`
+	// EvidenceTimeout bounds evidence collection per decision (default 10s).
+	EvidenceTimeout Duration `json:"evidenceTimeout,omitempty"`
+	// VSAKey is a PEM private key (ECDSA P-256, PKCS#8) that signs the
+	// verification summaries attached on promotion. Default
+	// <data>/vsa.key, created on first start with vsa.pub beside it.
+	VSAKey string `json:"vsaKey,omitempty"`
+}
+
+func (g *GateConfig) defaults(data string) {
+	if len(g.Staging) == 0 && len(g.Protected) == 0 {
+		d := gate.DefaultConfig()
+		g.Staging, g.Protected = d.Staging, d.Protected
+	}
+	if g.VSAKey == "" {
+		g.VSAKey = filepath.Join(data, "vsa.key")
+	}
+}
+
+// defaultProdPolicy is the policy protected namespaces get when
+// portcullis.yaml configures none: at least one signature verified by a
+// configured authority. Scans only warn: no vulnerability database ships
+// with Portcullis.
+const defaultProdPolicy = `# Written by portcullis serve at every start when portcullis.yaml has no
+# "policies" section. Configure policies to change it (docs/policies.md).
+package portcullis.policies.default_signed
+
+import data.portcullis.lib
+
+authorities := data.portcullis.config.defaultSigned.authorities
+
+deny contains lib.message("default_signed", msg, {}) if {
+	count([a | some a, sigs in input.evidence.signatures.byAuthority; count(sigs) > 0]) == 0
+	msg := sprintf("image %s has no signature verified by a configured authority (%s); sign it with cosign sign --key cosign.key %s and list cosign.pub under trust.authorities in portcullis.yaml", [lib.image, concat(", ", authorities), lib.image])
+}
+`
+
+// policyConfig returns the configured policy sets, or the default: the
+// library for everything, and defaultProdPolicy for protected namespaces.
+func policyConfig(cfg *Config) (policy.Config, error) {
+	if len(cfg.Policies.Sets) > 0 || cfg.Policies.Default.Bundle != "" {
+		return cfg.Policies, nil
+	}
+	dir := filepath.Join(cfg.Data, "policies", "default-protected")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return policy.Config{}, fmt.Errorf("default policy: %w", err)
+	}
+	names := []string{}
+	for _, a := range cfg.Trust.Authorities {
+		names = append(names, a.Name)
+	}
+	if len(names) == 0 {
+		names = []string{"none configured"}
+	}
+	data, _ := json.MarshalIndent(map[string]any{"portcullis": map[string]any{"config": map[string]any{
+		"defaultSigned": map[string]any{"authorities": names},
+		"errors":        map[string]any{"warnOnly": []string{"scan"}},
+	}}}, "", "  ")
+	for name, content := range map[string][]byte{"default_signed.rego": []byte(defaultProdPolicy), "data.json": data} {
+		if err := os.WriteFile(filepath.Join(dir, name), content, 0o644); err != nil {
+			return policy.Config{}, fmt.Errorf("default policy: %w", err)
+		}
+	}
+	var prefixes []string
+	for _, p := range cfg.Gate.Protected {
+		prefixes = append(prefixes, p.Prefix)
+	}
+	return policy.Config{Sets: []policy.SetConfig{{Name: "protected", Registry: &policy.RegistryMatch{Prefixes: prefixes}, Bundle: dir}}}, nil
+}
+
+// loadOrCreateKey reads a PEM private key, or creates an ECDSA P-256 key
+// there (0600) with its public key beside it (.pub).
+func loadOrCreateKey(path string) (crypto.Signer, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		der, _ := x509.MarshalPKCS8PrivateKey(k)
+		pub, _ := x509.MarshalPKIXPublicKey(k.Public())
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+			return nil, fmt.Errorf("vsa key: %w", err)
+		}
+		if err := os.WriteFile(path+".pub", pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}), 0o644); err != nil {
+			return nil, fmt.Errorf("vsa key: %w", err)
+		}
+		return k, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("vsa key: %w", err)
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		return nil, fmt.Errorf("vsa key %s: no PEM block", path)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("vsa key %s: %w", path, err)
+	}
+	s, ok := k.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("vsa key %s: not a signing key", path)
+	}
+	return s, nil
+}
+
+// queueScanner serves the gate's scans from the scan queue's cache.
+type queueScanner struct{ q *scanner.Queue }
+
+func (s queueScanner) Scan(ctx context.Context, repo string, d digest.Digest) (*scanner.Report, error) {
+	h, err := v1.NewHash(d.String())
+	if err != nil {
+		return nil, fmt.Errorf("scan %s@%s: %w", repo, d, err)
+	}
+	return s.q.Report(ctx, repo, h)
+}
+
+// newGate builds the gate in front of reg's protected namespaces.
+func newGate(ctx context.Context, cfg *Config, reg *registry.Registry, v *verifier.Verifier, sc gate.Scanner, rec gate.Recorder, log *slog.Logger) (*gate.Gate, *policy.Set, error) {
+	pc, err := policyConfig(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	ps, err := policy.NewSet(ctx, pc, policy.SetOptions{Logger: log})
+	if err != nil {
+		return nil, nil, err
+	}
+	key, err := loadOrCreateKey(cfg.Gate.VSAKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	gc := gate.Config{Staging: cfg.Gate.Staging, Protected: cfg.Gate.Protected, EvidenceTimeout: time.Duration(cfg.Gate.EvidenceTimeout)}
+	g, err := gate.New(gc, gate.Options{Store: reg, Verifier: v, Policies: ps, Scanner: sc, Recorder: rec, VSAKey: key, Logger: log})
+	if err != nil {
+		return nil, nil, err
+	}
+	reg.SetGate(g)
+	return g, ps, nil
+}

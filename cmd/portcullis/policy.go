@@ -1,0 +1,226 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/portcullis-dev/portcullis/policy"
+)
+
+const policyUsage = `usage: portcullis policy <command> [flags]
+
+commands:
+  test DIR... [--coverage] [--library] [-v] [--run REGEX]
+        run the Rego tests (test_* rules) under DIR with OPA's tester;
+        exit 0 if all pass, 1 if one fails, 2 on error
+  eval --policy DIR|BUNDLE.tar.gz --input FILE [--explain] [--json] [--no-library]
+        evaluate a policy input (docs/policy-input.md) and print the
+        decision; exit 0 allow, 1 deny, 2 error
+`
+
+// errPolicyUsage marks errors in the command line.
+var errPolicyUsage = errors.New("usage error")
+
+// policyCmd runs "portcullis policy ..." and returns the exit code.
+func policyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, policyUsage)
+		return 2
+	}
+	var (
+		code int
+		err  error
+	)
+	switch args[0] {
+	case "test":
+		code, err = policyTest(ctx, args[1:], stdout, stderr)
+	case "eval":
+		code, err = policyEval(ctx, args[1:], stdout, stderr)
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, policyUsage)
+		return 0
+	default:
+		err = fmt.Errorf("%w: unknown command %q", errPolicyUsage, args[0])
+	}
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		// One line, whatever the error holds.
+		msg := strings.Join(strings.Fields(err.Error()), " ")
+		if errors.Is(err, errPolicyUsage) {
+			msg += " (see portcullis policy help)"
+		}
+		fmt.Fprintf(stderr, "portcullis policy %s: %s\n", args[0], msg)
+		return 2
+	}
+	return code
+}
+
+// policyParseArgs parses flags that may follow positional arguments
+// ("policy test rego/ --coverage") and returns the positional ones.
+func policyParseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+func policyFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("portcullis policy "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+func policyTest(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
+	fs := policyFlagSet("test", stderr)
+	var o policy.TestOptions
+	fs.BoolVar(&o.Coverage, "coverage", false, "report the lines the tests cover")
+	fs.BoolVar(&o.Library, "library", false, "add the built-in library's policies (for tests of a bundle that configures it)")
+	fs.BoolVar(&o.Verbose, "v", false, "list every test")
+	fs.StringVar(&o.Run, "run", "", "run only tests matching this regular expression")
+	dirs, err := policyParseArgs(fs, args)
+	if err != nil {
+		return 2, fmt.Errorf("%w: %w", errPolicyUsage, err)
+	}
+	if len(dirs) == 0 {
+		return 2, fmt.Errorf("%w: policy test needs a directory", errPolicyUsage)
+	}
+	o.Paths = dirs
+	sum, err := policy.RunTests(ctx, o, stdout)
+	if err != nil {
+		return 2, err
+	}
+	if sum.Passed+sum.Failed == 0 {
+		return 2, fmt.Errorf("no tests found under %s", strings.Join(dirs, " "))
+	}
+	if !sum.OK() {
+		return 1, nil
+	}
+	return 0, nil
+}
+
+func policyEval(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
+	fs := policyFlagSet("eval", stderr)
+	policyDir := fs.String("policy", "", "policy bundle: a directory or a .tar.gz bundle (empty: the built-in library alone)")
+	inputFile := fs.String("input", "", "policy input, JSON (- for standard input)")
+	explain := fs.Bool("explain", false, "show which deny and warn rules fired")
+	asJSON := fs.Bool("json", false, "print the decision as JSON")
+	noLibrary := fs.Bool("no-library", false, "do not add the built-in library to the bundle")
+	if rest, err := policyParseArgs(fs, args); err != nil {
+		return 2, fmt.Errorf("%w: %w", errPolicyUsage, err)
+	} else if len(rest) > 0 {
+		return 2, fmt.Errorf("%w: unexpected argument %q", errPolicyUsage, rest[0])
+	}
+	if *inputFile == "" {
+		return 2, fmt.Errorf("%w: --input is required", errPolicyUsage)
+	}
+	raw, err := readPolicyInput(*inputFile)
+	if err != nil {
+		return 2, err
+	}
+	e, err := loadPolicyEngine(ctx, *policyDir, !*noLibrary)
+	if err != nil {
+		return 2, err
+	}
+	var x policy.Explanation
+	var opts []policy.EvalOption
+	if *explain {
+		opts = append(opts, policy.Explain(&x))
+	}
+	d, evalErr := e.EvalJSON(ctx, raw, opts...)
+	if *asJSON {
+		out := struct {
+			policy.Decision
+			Explanation *policy.Explanation `json:"explanation,omitempty"`
+		}{Decision: d}
+		if *explain {
+			out.Explanation = &x
+		}
+		b, err := json.MarshalIndent(out, "", "  ")
+		if err != nil {
+			return 2, err
+		}
+		fmt.Fprintf(stdout, "%s\n", b)
+	} else if evalErr == nil {
+		printPolicyDecision(stdout, d, *explain, x)
+	}
+	switch {
+	case evalErr != nil:
+		return 2, evalErr
+	case d.Allow:
+		return 0, nil
+	default:
+		return 1, nil
+	}
+}
+
+func readPolicyInput(name string) ([]byte, error) {
+	if name == "-" {
+		return io.ReadAll(os.Stdin)
+	}
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return nil, fmt.Errorf("input: %w", err)
+	}
+	return b, nil
+}
+
+// loadPolicyEngine compiles the bundle at location (with the library) as a policy
+// set would.
+func loadPolicyEngine(ctx context.Context, location string, library bool) (*policy.Engine, error) {
+	b := &policy.Bundle{Source: policy.LibrarySource}
+	if location != "" {
+		var err error
+		if b, err = policy.Load(ctx, location, nil); err != nil {
+			return nil, err
+		}
+	}
+	if library {
+		lib, err := policy.Library()
+		if err != nil {
+			return nil, err
+		}
+		if b, err = policy.WithLibrary(lib, b); err != nil {
+			return nil, err
+		}
+	}
+	return policy.NewEngine(ctx, b)
+}
+
+func printPolicyDecision(w io.Writer, d policy.Decision, explain bool, x policy.Explanation) {
+	verdict := "DENY"
+	if d.Allow {
+		verdict = "ALLOW"
+	}
+	fmt.Fprintf(w, "%s (policy revision %s)\n", verdict, d.Revision)
+	for _, m := range d.Deny {
+		fmt.Fprintf(w, "  deny: %s\n", m.Msg)
+	}
+	for _, m := range d.Warn {
+		fmt.Fprintf(w, "  warn: %s\n", m.Msg)
+	}
+	if explain {
+		if len(x.Rules) == 0 {
+			fmt.Fprintln(w, "rules fired: none")
+		} else {
+			fmt.Fprintln(w, "rules fired:")
+		}
+		for _, r := range x.Rules {
+			fmt.Fprintf(w, "  %s (%s) x%d\n", r.Rule, r.Location, r.Times)
+		}
+	}
+}

@@ -1,0 +1,127 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+
+	"github.com/portcullis-dev/portcullis/registry"
+)
+
+const promoteUsage = `usage: portcullis promote [flags] SOURCE TARGET
+
+Promotes SOURCE (REGISTRY/staging/app:tag or @digest) to TARGET
+(REGISTRY/prod/app:tag) through the gate, server-side: policy decides on
+the source's evidence, then the image, its evidence and the tag are linked
+into the target in one transaction. No blob bytes are copied.
+
+Exit status: 0 promoted, 1 denied by policy, 2 could not be done.
+
+flags:
+`
+
+func promoteCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("promote", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, promoteUsage); fs.PrintDefaults() }
+	insecure := fs.Bool("allow-insecure-registry", false, "reach the registry over plain HTTP (loopback registries always are)")
+	output := fs.String("output", "text", "text or json")
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return 0
+			}
+			return 2
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos, args = append(pos, fs.Arg(0)), fs.Args()[1:]
+	}
+	fail := func(err error) int {
+		fmt.Fprintf(stderr, "portcullis promote: %v\n", err)
+		return 2
+	}
+	if len(pos) != 2 {
+		return fail(fmt.Errorf("want SOURCE and TARGET, got %d arguments (see -h)", len(pos)))
+	}
+	if *output != "text" && *output != "json" {
+		return fail(fmt.Errorf("--output %q: want text or json", *output))
+	}
+	var opts []name.Option
+	if *insecure {
+		opts = append(opts, name.Insecure)
+	}
+	src, err := name.ParseReference(pos[0], opts...)
+	if err != nil {
+		return fail(fmt.Errorf("source: %w", err))
+	}
+	dst, err := name.ParseReference(pos[1], opts...)
+	if err != nil {
+		return fail(fmt.Errorf("target: %w", err))
+	}
+	if src.Context().RegistryStr() != dst.Context().RegistryStr() {
+		return fail(fmt.Errorf("source and target must be in the same registry (%s, %s): use crane copy between registries", src.Context().RegistryStr(), dst.Context().RegistryStr()))
+	}
+	if _, ok := dst.(name.Digest); ok {
+		return fail(errors.New("target: give a tag, not a digest"))
+	}
+	sep := ":"
+	if _, ok := src.(name.Digest); ok {
+		sep = "@"
+	}
+	body, _ := json.Marshal(registry.PromotionRequest{
+		Source: src.Context().RepositoryStr() + sep + src.Identifier(),
+		Target: dst.Context().RepositoryStr() + ":" + dst.Identifier(),
+	})
+	u := fmt.Sprintf("%s://%s%s", dst.Context().Scheme(), dst.Context().RegistryStr(), registry.PromotionsPath)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	if err != nil {
+		return fail(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fail(err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return fail(err)
+	}
+	var pr registry.PromotionResponse
+	if (resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusForbidden) || json.Unmarshal(raw, &pr) != nil {
+		var e struct{ Error string }
+		_ = json.Unmarshal(raw, &e)
+		return fail(fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(orString(e.Error, string(raw)))))
+	}
+	if *output == "json" {
+		stdout.Write(raw)
+	} else if pr.Allowed {
+		fmt.Fprintf(stdout, "promoted %s to %s (policy set %s, revision %s, %d manifests linked)\n", pr.Source, pos[1], pr.PolicySet, pr.Revision, pr.Linked)
+		for _, w := range pr.Warnings {
+			fmt.Fprintf(stdout, "warning: %s\n", w)
+		}
+	}
+	if !pr.Allowed {
+		fmt.Fprintf(stderr, "portcullis promote: denied: %s\n", strings.Join(pr.Reasons, "; "))
+		return 1
+	}
+	return 0
+}
+
+func orString(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}

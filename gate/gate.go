@@ -1,0 +1,223 @@
+// Package gate is the single orchestrator of decisions: it collects and
+// verifies the evidence for a digest, asks policy, records the decision
+// (always, also on error), and plans what a write into a protected
+// namespace may do. It fails closed: anything that cannot be checked is
+// handed to policy as a check error, which the built-in policies deny.
+package gate
+
+import (
+	"context"
+	"crypto"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/portcullis-dev/portcullis/policy"
+	"github.com/portcullis-dev/portcullis/scanner"
+	"github.com/portcullis-dev/portcullis/verifier"
+	"github.com/portcullis-dev/portcullis/verifier/source"
+)
+
+// Store is what the gate needs of the registry it guards.
+type Store interface {
+	// Source reads manifests, referrers and blobs in-process.
+	Source() source.Source
+	// ManifestRepositories lists the repositories holding manifest d.
+	ManifestRepositories(ctx context.Context, d digest.Digest) ([]string, error)
+	// ManifestParents lists the indexes in repo that reference d.
+	ManifestParents(ctx context.Context, repo string, d digest.Digest) ([]digest.Digest, error)
+	// PutArtifact stores blobs and then a manifest (by digest) into repo.
+	PutArtifact(ctx context.Context, repo, mediaType string, manifest []byte, blobs ...[]byte) (digest.Digest, error)
+}
+
+// Scanner gives the registry's own vulnerability scan of an image (from
+// cache when fresh; its package inventory is the SBOM policy sees when no
+// SBOM is attested).
+type Scanner interface {
+	Scan(ctx context.Context, repo string, d digest.Digest) (*scanner.Report, error)
+}
+
+// Recorder keeps every decision. A decision that cannot be recorded is
+// not acted upon.
+type Recorder interface {
+	Record(ctx context.Context, d *Decision) error
+}
+
+// Options are the gate's collaborators.
+type Options struct {
+	Store    Store
+	Verifier *verifier.Verifier
+	Policies *policy.Set
+	// Scanner is optional: without it policy sees no scan report.
+	Scanner Scanner
+	// Recorder is optional in tests; a server always has one.
+	Recorder Recorder
+	// VSAKey signs verification summary attestations on promotion; nil:
+	// none are written.
+	VSAKey crypto.Signer
+	Logger *slog.Logger
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Gate decides. It is safe for concurrent use.
+type Gate struct {
+	cfg   Config
+	o     Options
+	log   *slog.Logger
+	cache *evidenceCache
+	vsa   *vsaSigner
+}
+
+// New returns a gate over cfg.
+func New(cfg Config, o Options) (*Gate, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	if o.Store == nil || o.Verifier == nil || o.Policies == nil {
+		return nil, errors.New("gate: a store, a verifier and policies are required")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	g := &Gate{cfg: cfg, o: o, log: o.Logger, cache: newEvidenceCache(cfg.CacheSize, cfg.CacheTTL, o.Now)}
+	if o.VSAKey != nil {
+		v, err := newVSASigner(o.VSAKey)
+		if err != nil {
+			return nil, fmt.Errorf("gate: %w", err)
+		}
+		g.vsa = v
+	}
+	return g, nil
+}
+
+// Request asks for a decision about one image.
+type Request struct {
+	Action policy.Action `json:"action"`
+	// Repository is where the image and its evidence are read from.
+	Repository string        `json:"repository"`
+	Digest     digest.Digest `json:"digest"`
+	Tag        string        `json:"tag,omitempty"`
+	// Reference is the image as the requester wrote it, if any.
+	Reference string         `json:"reference,omitempty"`
+	Target    policy.Target  `json:"target"`
+	Actor     policy.Request `json:"actor"`
+}
+
+// Decision is the gate's answer, with what it was based on.
+type Decision struct {
+	policy.Decision
+	Time     time.Time     `json:"time"`
+	Duration time.Duration `json:"duration"`
+	Request  Request       `json:"request"`
+	// Input is what policy saw: the evidence, the scan, the request.
+	Input *policy.Input `json:"input,omitempty"`
+	// CachedEvidence says the verified evidence came from the cache.
+	CachedEvidence bool `json:"cachedEvidence,omitempty"`
+}
+
+// Reasons are the messages a person reads: the policy's denials, and the
+// error when no denial already says it.
+func (d *Decision) Reasons() []string {
+	var out []string
+	for _, m := range d.Deny {
+		out = append(out, m.Msg)
+	}
+	if d.Error != "" && !slices.ContainsFunc(out, func(m string) bool { return strings.Contains(m, d.Error) }) {
+		out = append(out, d.Error)
+	}
+	return out
+}
+
+// Evaluate decides on req. The decision is recorded before it is
+// returned; if recording fails the decision is returned as a denial with
+// the error. Allow is true only when everything succeeded and policy
+// allowed.
+func (g *Gate) Evaluate(ctx context.Context, req Request) *Decision {
+	start := g.o.Now()
+	d := g.decide(ctx, req, start)
+	d.Duration = g.o.Now().Sub(start)
+	if g.o.Recorder != nil {
+		if err := g.o.Recorder.Record(ctx, d); err != nil {
+			d.Allow = false
+			d.Error = joinErr(d.Error, fmt.Sprintf("the decision could not be recorded: %v", err))
+		}
+	}
+	g.log.LogAttrs(ctx, slog.LevelInfo, "gate decision",
+		slog.String("action", string(req.Action)), slog.String("repository", req.Repository),
+		slog.String("digest", req.Digest.String()), slog.Bool("allow", d.Allow),
+		slog.Int("deny", len(d.Deny)), slog.String("policySet", d.PolicySet), slog.String("revision", d.Revision),
+		slog.Duration("duration", d.Duration), slog.String("error", d.Error))
+	return d
+}
+
+func joinErr(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
+}
+
+func (g *Gate) decide(ctx context.Context, req Request, now time.Time) *Decision {
+	d := &Decision{Time: now.UTC(), Request: req}
+	if !req.Action.Valid() || req.Digest.Validate() != nil || req.Repository == "" {
+		d.Error = fmt.Sprintf("invalid request: action %q, %s@%s", req.Action, req.Repository, req.Digest)
+		return d
+	}
+	ectx, cancel := context.WithTimeout(ctx, g.cfg.EvidenceTimeout)
+	defer cancel()
+	var opts []policy.InputOption
+	ev, cached, err := g.evidence(ectx, req.Repository, req.Digest)
+	d.CachedEvidence = cached
+	if err != nil {
+		// NewInput records a nil evidence as a check error.
+		ev = nil
+		opts = append(opts, policy.WithCheckError("evidence", err))
+	}
+	var report *scanner.Report
+	if g.o.Scanner != nil {
+		rep, err := g.o.Scanner.Scan(ectx, req.Repository, req.Digest)
+		if err != nil {
+			opts = append(opts, policy.WithCheckError("scan", err))
+		}
+		report = rep
+	}
+	subject := policy.Subject{Repository: req.Repository, Digest: req.Digest.String(), Tag: req.Tag, Reference: req.Reference}
+	d.Input = policy.NewInput(req.Action, subject, req.Target, req.Actor, ev, report, now, opts...)
+	pd, err := g.o.Policies.Eval(ctx, d.Input)
+	d.Decision = pd
+	if err != nil {
+		d.Allow = false
+		if d.Error == "" {
+			d.Error = err.Error()
+		}
+	}
+	return d
+}
+
+// evidence collects the verified evidence of repo@d, reusing a cached
+// result while the stored evidence is unchanged. Errors are never cached.
+func (g *Gate) evidence(ctx context.Context, repo string, d digest.Digest) (*verifier.Evidence, bool, error) {
+	src := g.o.Store.Source()
+	fp, err := fingerprint(ctx, src, repo, d)
+	if err != nil {
+		return nil, false, fmt.Errorf("evidence of %s@%s: %w", repo, d, err)
+	}
+	if ev, ok := g.cache.get(repo, d, fp); ok {
+		return ev, true, nil
+	}
+	ev, err := g.o.Verifier.Collect(ctx, src, verifier.Subject{Repository: repo, Digest: d})
+	if err != nil {
+		return nil, false, err
+	}
+	g.cache.put(repo, d, fp, ev)
+	return ev, false, nil
+}

@@ -1,0 +1,161 @@
+package policy
+
+import (
+	"slices"
+	"time"
+
+	"github.com/portcullis-dev/portcullis/attest"
+	"github.com/portcullis-dev/portcullis/scanner"
+	"github.com/portcullis-dev/portcullis/verifier"
+)
+
+// InputOption adds to an [Input] what [NewInput]'s arguments do not carry.
+type InputOption func(*Input)
+
+// WithCheckError records that check (e.g. "scan") could not be made, and
+// why. The library's errors policy denies for it: the gate fails closed.
+func WithCheckError(check string, err error) InputOption {
+	return func(in *Input) {
+		if err != nil {
+			in.Evidence.Errors = append(in.Evidence.Errors, CheckError{Check: check, Message: err.Error()})
+		}
+	}
+}
+
+// NewInput builds the policy input for one request from the verified
+// evidence ev and the registry's scan report (nil when there is none). now
+// is the decision time. A nil ev is recorded as an "evidence" check error.
+// Without a verified SBOM attestation, the scan's package inventory (if
+// any) is the SBOM, with source "scanner".
+// NewInput does not modify ev or scan; the input shares their values.
+func NewInput(action Action, subject Subject, target Target, request Request, ev *verifier.Evidence, scan *scanner.Report, now time.Time, opts ...InputOption) *Input {
+	in := &Input{
+		APIVersion: APIVersion,
+		Action:     action,
+		Time:       now.UTC(),
+		Subject:    subject,
+		Target:     target,
+		Request:    request,
+		Evidence: Evidence{
+			Signatures:      Signatures{ByAuthority: map[string][]VerifiedSignature{}, Unverified: []UnverifiedSignature{}},
+			Attestations:    Attestations{ByPredicateType: map[string][]VerifiedAttestation{}, Unverified: []UnverifiedAttestation{}},
+			Provenance:      []Provenance{},
+			Vulnerabilities: Vulnerabilities{Scan: scanOf(scan), Attested: []AttestedVulnReport{}},
+			Errors:          []CheckError{},
+		},
+	}
+	if ev != nil {
+		if in.Subject.Digest == "" {
+			in.Subject.Digest = ev.Subject.Digest.String()
+		}
+		if in.Subject.Repository == "" {
+			in.Subject.Repository = ev.Subject.Repository
+		}
+		in.addSignatures(ev.Signatures)
+		in.addAttestations(ev.Attestations)
+	}
+	if in.Evidence.SBOM == nil && scan != nil && len(scan.Inventory) > 0 {
+		in.Evidence.SBOM = inventorySBOM(scan.Inventory)
+	}
+	for _, o := range opts {
+		o(in)
+	}
+	if ev == nil && !slices.ContainsFunc(in.Evidence.Errors, func(e CheckError) bool { return e.Check == CheckEvidence }) {
+		in.Evidence.Errors = append(in.Evidence.Errors, CheckError{Check: CheckEvidence, Message: "no evidence was gathered"})
+	}
+	return in
+}
+
+func (in *Input) addSignatures(sigs []verifier.Signature) {
+	s := &in.Evidence.Signatures
+	for _, sig := range sigs {
+		if !sig.Verified || len(sig.Authorities) == 0 {
+			s.Unverified = append(s.Unverified, UnverifiedSignature{Source: sig.Source, Manifest: sig.Manifest.String(), Reason: sig.Reason})
+			continue
+		}
+		v := VerifiedSignature{Source: sig.Source, Manifest: sig.Manifest.String(), Signer: sig.Signer}
+		for _, a := range sig.Authorities {
+			s.ByAuthority[a] = append(s.ByAuthority[a], v)
+		}
+	}
+}
+
+func (in *Input) addAttestations(atts []verifier.Attestation) {
+	ev := &in.Evidence
+	for _, a := range atts {
+		if !a.Verified || a.Predicate == nil {
+			reason := a.Reason
+			if a.Verified && reason == "" {
+				reason = "verified, but its predicate could not be parsed"
+			}
+			ev.Attestations.Unverified = append(ev.Attestations.Unverified, UnverifiedAttestation{
+				Source: a.Source, Manifest: a.Manifest.String(), PredicateType: a.PredicateType, Reason: reason,
+			})
+			continue
+		}
+		authorities := a.Authorities
+		if authorities == nil {
+			authorities = []string{}
+		}
+		ev.Attestations.ByPredicateType[a.PredicateType] = append(ev.Attestations.ByPredicateType[a.PredicateType], VerifiedAttestation{
+			Source: a.Source, Manifest: a.Manifest.String(), Authorities: authorities, Signer: a.Signer,
+			Kind: a.Predicate.Kind(), Predicate: a.Predicate,
+		})
+		switch p := a.Predicate.(type) {
+		case *attest.Provenance:
+			ev.Provenance = append(ev.Provenance, Provenance{
+				PredicateType: a.PredicateType, Authorities: authorities,
+				SLSAVersion: p.SLSAVersion, BuilderID: p.BuilderID, BuildType: p.BuildType,
+				SourceRepository: p.SourceRepository, SourceRef: p.SourceRef, SourceRevision: p.SourceRevision,
+			})
+		case *attest.SBOM:
+			// The first verified SBOM attestation is the image's SBOM.
+			if ev.SBOM == nil {
+				ev.SBOM = sbomOf(p, SBOMFromAttestation, a.PredicateType, authorities)
+			}
+		case *attest.VulnReport:
+			ev.Vulnerabilities.Attested = append(ev.Vulnerabilities.Attested, AttestedVulnReport{
+				PredicateType: a.PredicateType, Authorities: authorities, Report: p,
+			})
+		}
+	}
+}
+
+func sbomOf(s *attest.SBOM, source, predicateType string, authorities []string) *SBOM {
+	return &SBOM{
+		Source: source, PredicateType: predicateType, Authorities: authorities,
+		Format: s.Format, SpecVersion: s.SpecVersion,
+		Components: nonNil(s.Components), Licenses: nonNil(s.Licenses), LicenseIDs: nonNil(s.LicenseIDs),
+	}
+}
+
+// nonNil makes an absent list an empty JSON array, so policies can count it.
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+func scanOf(r *scanner.Report) *Scan {
+	if r == nil {
+		return nil
+	}
+	return &Scan{
+		Digest: r.Digest, Scanner: r.Scanner, DB: r.DB, ScannedAt: r.ScannedAt, OS: r.OS, Packages: r.Packages,
+		Vulnerabilities: nonNil(r.Vulnerabilities), Counts: r.Counts,
+	}
+}
+
+// inventorySBOM is the SBOM the registry generates from a scan's inventory
+// (scanner.CycloneDX writes the same packages as CycloneDX 1.6).
+func inventorySBOM(pkgs []scanner.Package) *SBOM {
+	s := &SBOM{Source: SBOMFromScanner, Format: attest.FormatCycloneDX, SpecVersion: "1.6", Components: make([]attest.Component, 0, len(pkgs))}
+	var exprs []string
+	for _, p := range pkgs {
+		s.Components = append(s.Components, attest.Component{Name: p.Name, Version: p.Version, PURL: p.PURL, Licenses: p.Licenses})
+		exprs = append(exprs, p.Licenses...)
+	}
+	s.Licenses, s.LicenseIDs = licenseSummary(exprs)
+	return s
+}

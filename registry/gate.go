@@ -1,0 +1,156 @@
+package registry
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/google/uuid"
+	"github.com/opencontainers/go-digest"
+
+	"github.com/portcullis-dev/portcullis/gate"
+	"github.com/portcullis-dev/portcullis/policy"
+	"github.com/portcullis-dev/portcullis/registry/metadata"
+)
+
+// Gate decides what may be written into protected (production)
+// repositories. *gate.Gate implements it.
+type Gate interface {
+	// Protected reports whether repo is written only through the gate.
+	Protected(repo string) bool
+	// MutableTags reports whether tags of protected repo may move or go.
+	MutableTags(repo string) bool
+	// AuthorizeManifest decides on a manifest PUT into a protected repo.
+	// A *gate.DeniedError is a refusal to show the client.
+	AuthorizeManifest(ctx context.Context, w gate.ManifestWrite) (*gate.Plan, error)
+	// AuthorizePromotion decides on a server-side promotion.
+	AuthorizePromotion(ctx context.Context, from string, d digest.Digest, to, tag string, actor policy.Request) (*gate.Plan, error)
+	// Promoted is told about every committed plan.
+	Promoted(ctx context.Context, p *gate.Plan)
+}
+
+// SetGate puts g in front of the protected repositories. Call it before
+// serving; without a gate nothing is protected.
+func (r *Registry) SetGate(g Gate) { r.gate = g }
+
+func (r *Registry) protected(repo string) bool { return r.gate != nil && r.gate.Protected(repo) }
+
+// gatedManifest stores a manifest PUT into a protected repository as the
+// gate plans it: as pushed (evidence), or linked from staging with its
+// evidence (a promotion), or not at all.
+func (r *Registry) gatedManifest(ctx context.Context, m *metadata.Manifest, tag string) *regError {
+	plan, err := r.gate.AuthorizeManifest(ctx, gate.ManifestWrite{Repository: m.Repository, Tag: tag, Digest: m.Digest, Subject: m.Subject})
+	if err != nil {
+		return gateError(err)
+	}
+	if plan.Direct {
+		immutable := !r.gate.MutableTags(m.Repository) && plan.Decision != nil
+		return manifestStoreError(m.Repository, tag, r.meta.PutManifest(ctx, m, metadata.PutManifestOptions{Tag: tag, ImmutableTags: immutable}))
+	}
+	return r.carryOut(ctx, plan)
+}
+
+// carryOut commits a promotion plan in one transaction.
+func (r *Registry) carryOut(ctx context.Context, plan *gate.Plan) *regError {
+	p := metadata.Promotion{From: plan.From, To: plan.To, Manifests: plan.Manifests}
+	for _, t := range plan.Tags {
+		p.Tags = append(p.Tags, metadata.TagUpdate{Name: t.Name, Digest: t.Digest, Immutable: t.Immutable})
+	}
+	if e := manifestStoreError(plan.To, "", r.meta.Promote(ctx, p)); e != nil {
+		return e
+	}
+	r.gate.Promoted(ctx, plan)
+	return nil
+}
+
+// manifestStoreError maps a metadata write error to the OCI error.
+func manifestStoreError(repo, tag string, err error) *regError {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, metadata.ErrBlobUnknown):
+		return &regError{Status: http.StatusBadRequest, Code: codeManifestBlobUnknown, Message: "manifest references content not in " + repo + ": " + unknownRef(err), Err: err}
+	case errors.Is(err, metadata.ErrTagImmutable):
+		what := "tag " + tag
+		if tag == "" {
+			what = "a tag"
+		}
+		return &regError{Status: http.StatusForbidden, Code: codeDenied, Message: what + " is immutable in " + repo + ": " + err.Error(), Err: err}
+	}
+	return internalError(err)
+}
+
+// gateError maps a gate refusal to 403 DENIED; anything else fails closed
+// as a server error.
+func gateError(err error) *regError {
+	var de *gate.DeniedError
+	if errors.As(err, &de) {
+		return &regError{Status: http.StatusForbidden, Code: codeDenied, Message: de.Message, Err: err}
+	}
+	return &regError{Status: http.StatusInternalServerError, Code: codeDenied, Message: fmt.Sprintf("the gate could not decide, so the write is refused: %v", err), Err: err}
+}
+
+// guardBlobCommit refuses new blob content in a protected repository:
+// there, only blobs the registry already has may be linked (by mount or
+// upload), so nothing reaches production but through a gated manifest.
+func (r *Registry) guardBlobCommit(ctx context.Context, repo string, d digest.Digest) *regError {
+	if !r.protected(repo) {
+		return nil
+	}
+	known, err := r.meta.BlobKnown(ctx, d)
+	if err != nil {
+		return internalError(err)
+	}
+	if !known {
+		return newError(http.StatusForbidden, codeDenied, "%s is protected: blob %s is not in the registry; push the image to a staging namespace and promote it", repo, d)
+	}
+	return nil
+}
+
+// guardDelete refuses deletions in protected repositories with immutable
+// tags: deleting then re-pushing a tag would move it.
+func (r *Registry) guardDelete(repo string) *regError {
+	if r.protected(repo) && !r.gate.MutableTags(repo) {
+		return newError(http.StatusForbidden, codeDenied, "%s is protected and its tags are immutable: nothing in it can be deleted", repo)
+	}
+	return nil
+}
+
+// PutArtifact stores blobs and then a manifest into repo, in-process (the
+// gate writes its verification summaries with it). It returns the
+// manifest digest.
+func (r *Registry) PutArtifact(ctx context.Context, repo, mediaType string, manifest []byte, blobs ...[]byte) (digest.Digest, error) {
+	for _, b := range blobs {
+		d := digest.FromBytes(b)
+		id := uuid.NewString()
+		size, err := r.blobs.Commit(ctx, id, d, 0, int64(len(b)), bytes.NewReader(b))
+		if err != nil {
+			_ = r.blobs.Cancel(ctx, id)
+			return "", fmt.Errorf("put artifact blob %s into %s: %w", d, repo, err)
+		}
+		if err := r.meta.LinkBlob(ctx, repo, d, size); err != nil {
+			return "", err
+		}
+	}
+	m, err := ParseManifest(mediaType, manifest)
+	if err != nil {
+		return "", fmt.Errorf("put artifact into %s: %w", repo, err)
+	}
+	m.Repository, m.Digest = repo, digest.FromBytes(manifest)
+	if err := r.meta.PutManifest(ctx, m, metadata.PutManifestOptions{}); err != nil {
+		return "", err
+	}
+	return m.Digest, nil
+}
+
+// ManifestRepositories implements gate.Store.
+func (r *Registry) ManifestRepositories(ctx context.Context, d digest.Digest) ([]string, error) {
+	return r.meta.ManifestRepositories(ctx, d)
+}
+
+// ManifestParents implements gate.Store.
+func (r *Registry) ManifestParents(ctx context.Context, repo string, d digest.Digest) ([]digest.Digest, error) {
+	return r.meta.ManifestParents(ctx, repo, d)
+}
