@@ -9,11 +9,13 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/opencontainers/go-digest"
 
 	"github.com/portcullis-dev/portcullis/attest"
+	"github.com/portcullis-dev/portcullis/policy"
 	"github.com/portcullis-dev/portcullis/verifier"
 	"github.com/portcullis-dev/portcullis/verifier/source"
 )
@@ -45,6 +47,7 @@ type verifyFlags struct {
 	oidcIssuer, oidcIssuerRegexp, trustedRoot string
 	insecure                                  bool
 	output                                    string
+	policyDir, action, target                 string
 }
 
 type stringList []string
@@ -66,6 +69,9 @@ func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.StringVar(&f.trustedRoot, "trusted-root", "", "keyless: Sigstore trusted_root.json")
 	fs.BoolVar(&f.insecure, "allow-insecure-registry", false, "reach the registry over plain HTTP")
 	fs.StringVar(&f.output, "output", "table", "table or json")
+	fs.StringVar(&f.policyDir, "policy", "", "also decide with this policy bundle (directory, .tar.gz or oci://), the library included")
+	fs.StringVar(&f.action, "action", "promote", "with --policy: push, promote or admit")
+	fs.StringVar(&f.target, "target", "", "with --policy: the target repository, e.g. prod/app (default: the image's own)")
 	image, err := parseInterspersed(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
 		return exitVerified
@@ -89,6 +95,17 @@ func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if err != nil {
 		fmt.Fprintf(stderr, "portcullis verify: %v\n", err)
 		return exitCouldNot
+	}
+	if res.Decision != nil {
+		if res.Decision.Error != "" {
+			fmt.Fprintf(stderr, "portcullis verify: policy: %s\n", res.Decision.Error)
+			return exitCouldNot
+		}
+		if !res.Decision.Allow {
+			fmt.Fprintf(stderr, "portcullis verify: %s is denied by policy\n", res.Image)
+			return exitNotVerified
+		}
+		return exitVerified
 	}
 	if !res.Verified {
 		fmt.Fprintf(stderr, "portcullis verify: no signature of %s verified\n", res.Image)
@@ -123,6 +140,8 @@ type verifyResult struct {
 	// Verified is true when at least one signature verified.
 	Verified bool `json:"verified"`
 	*verifier.Evidence
+	// Decision is the policy's, with --policy.
+	Decision *policy.Decision `json:"decision,omitempty"`
 }
 
 func (f *verifyFlags) run(ctx context.Context, image string) (*verifyResult, error) {
@@ -163,7 +182,47 @@ func (f *verifyFlags) run(ctx context.Context, image string) (*verifyResult, err
 	for _, s := range ev.Signatures {
 		res.Verified = res.Verified || s.Verified
 	}
+	if f.policyDir != "" {
+		if res.Decision, err = f.decide(ctx, repo, d, ref, ev); err != nil {
+			return nil, err
+		}
+	}
 	return res, nil
+}
+
+// decide evaluates the --policy bundle on the evidence, as the gate would
+// (without the registry's own scan: give the policy a scan through a
+// running server's gate for that).
+func (f *verifyFlags) decide(ctx context.Context, repo string, d digest.Digest, ref name.Reference, ev *verifier.Evidence) (*policy.Decision, error) {
+	action := policy.Action(f.action)
+	if !action.Valid() {
+		return nil, fmt.Errorf("--action %q: want push, promote or admit", f.action)
+	}
+	eng, err := loadPolicyEngine(ctx, f.policyDir, true)
+	if err != nil {
+		return nil, err
+	}
+	target := f.target
+	if target == "" {
+		target = repo
+	}
+	ns, _, _ := strings.Cut(target, "/")
+	subj := policy.Subject{Repository: repo, Digest: d.String(), Reference: ref.String()}
+	if _, ok := ref.(name.Tag); ok {
+		subj.Tag = ref.Identifier()
+	}
+	var t policy.Target
+	if action == policy.ActionAdmit {
+		t.Kubernetes = &policy.KubernetesTarget{Namespace: target, Workload: policy.Workload{Kind: "Pod", Name: "portcullis-verify"}}
+	} else {
+		t.Registry = &policy.RegistryTarget{Namespace: ns, Repository: target}
+	}
+	in := policy.NewInput(action, subj, t, policy.Request{}, ev, nil, time.Now())
+	dec, err := eng.Eval(ctx, in)
+	if err != nil && dec.Error == "" {
+		dec.Error = err.Error()
+	}
+	return &dec, nil
 }
 
 // trust is the --config file's trust plus an authority "cli" from the
@@ -218,7 +277,14 @@ func printEvidence(w io.Writer, r *verifyResult) error {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", yesNo(a.Verified), a.Source, orDash(a.PredicateType),
 			orDash(strings.Join(a.Authorities, ",")), signerString(a.Signer), orDash(detail))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if r.Decision != nil {
+		fmt.Fprintln(w)
+		printPolicyDecision(w, *r.Decision, false, policy.Explanation{})
+	}
+	return nil
 }
 
 func predicateSummary(p attest.Predicate) string {

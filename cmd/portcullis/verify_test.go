@@ -126,6 +126,25 @@ func TestVerifyCosignCLIs(t *testing.T) {
 			if code != 0 || !strings.Contains(out, "builder https://ci.example.com/builder@v1") || !strings.Contains(out, "cyclonedx 1.6 SBOM, 1 components") {
 				t.Errorf("table (exit %d):\n%s", code, out)
 			}
+			// With a policy: the decision the gate would take.
+			pol := filepath.Join(dir, "policy")
+			if err := os.MkdirAll(pol, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(pol, "data.json"), []byte(`{"portcullis":{"config":{"signatures":{"authorities":["cli"]},"provenance":{"builders":["https://ci.example.com/builder@v1"]}}}}`), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			code, out, _ = runVerify("--key", filepath.Join(dir, "cosign.pub"), "--policy", pol, "--target", "prod/app", img)
+			if code != 0 || !strings.Contains(out, "ALLOW") {
+				t.Errorf("--policy: exit %d:\n%s", code, out)
+			}
+			if err := os.WriteFile(filepath.Join(pol, "data.json"), []byte(`{"portcullis":{"config":{"provenance":{"builders":["https://other.example.com"]}}}}`), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			code, out, _ = runVerify("--key", filepath.Join(dir, "cosign.pub"), "--policy", pol, img)
+			if code != 1 || !strings.Contains(out, "DENY") || !strings.Contains(out, "https://ci.example.com/builder@v1") {
+				t.Errorf("--policy with another builder: exit %d:\n%s", code, out)
+			}
 			// The same trust from portcullis.yaml (paths relative to it).
 			cfg := "trust:\n  authorities:\n    - name: release\n      keys: [cosign.pub]\n"
 			if err := os.WriteFile(filepath.Join(dir, "portcullis.yaml"), []byte(cfg), 0o644); err != nil {
