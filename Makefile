@@ -40,8 +40,21 @@ build:
 	$(call phase,build: bin/portcullis)
 	$(GO) build -o bin/portcullis ./cmd/portcullis
 
+CONFIG ?=
+
 run: build
-	bin/portcullis serve --addr $(ADDR) --data $(DATA)
+	@printf '%s\n' \
+	  "Portcullis: registry on http://$(ADDR); staging/* is free, prod/* is written only through the gate." \
+	  "Promote a signed image (cosign v2 or v3, crane; see README):" \
+	  "  cosign generate-key-pair                                   # cosign.key, cosign.pub" \
+	  "  printf 'trust:\n  authorities:\n    - name: demo\n      keys: [cosign.pub]\n' > portcullis.yaml" \
+	  "  make run CONFIG=portcullis.yaml                            # restart with the key trusted" \
+	  "  IMG=\$$(crane append -f some.tar -t $(ADDR)/staging/demo:1)" \
+	  "  cosign sign --key cosign.key --tlog-upload=false --yes \$$IMG   # v3: add --use-signing-config=false" \
+	  "  crane copy \$$IMG $(ADDR)/prod/demo:1                       # allowed; unsigned images are DENIED" \
+	  "  portcullis verify --key cosign.pub $(ADDR)/prod/demo:1" \
+	  ""
+	bin/portcullis serve --addr $(ADDR) --data $(DATA) $(if $(CONFIG),--config $(CONFIG))
 
 tools:
 	$(call phase,tools)

@@ -209,3 +209,20 @@ func TestPromotionStory(t *testing.T) {
 		t.Errorf("portcullis promote of an unsigned image: exit %d, %s", code, errOut.String())
 	}
 }
+
+// TestDefaultProtectsProd: with no configuration at all, prod/ is
+// protected and needs a signature from a configured authority, so an
+// unsigned image cannot be copied there.
+func TestDefaultProtectsProd(t *testing.T) {
+	requireTool(t, "crane")
+	srv := startServer(t, t.TempDir())
+	s := &story{t: t, srv: srv, dir: t.TempDir()}
+	img := s.push("staging/demo", "1", "v1", fixedMusl)
+	msg := s.copyToProd(img, "prod/demo:1")
+	if !strings.Contains(msg, "DENIED") || !strings.Contains(msg, "no signature verified by a configured authority") {
+		t.Fatalf("crane copy of an unsigned image to prod on defaults: %q", msg)
+	}
+	if _, _, err := tryTool(t, s.dir, nil, "crane", "copy", img, srv.Addr+"/staging/elsewhere:1"); err != nil {
+		t.Fatalf("staging is not protected: %v", err)
+	}
+}
