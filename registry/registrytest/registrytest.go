@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
 	"github.com/distribution/distribution/v3/registry/storage/driver/inmemory"
 
 	"github.com/portcullis-dev/portcullis/registry"
@@ -16,15 +17,27 @@ import (
 )
 
 // New returns the registry and the host:port it is served on; both are
-// closed when the test ends.
+// closed when the test ends. Blobs are kept in memory.
 func New(t testing.TB) (*registry.Registry, string) {
 	t.Helper()
+	return serve(t, blobstore.New(inmemory.New()))
+}
+
+// OnDisk is New with blobs in a temporary directory, for large blobs
+// (the in-memory driver copies on every append).
+func OnDisk(t testing.TB) (*registry.Registry, string) {
+	t.Helper()
+	root := t.TempDir()
+	return serve(t, blobstore.New(filesystem.New(filesystem.DriverParameters{RootDirectory: root, MaxThreads: 100}), blobstore.WithLocalRoot(root)))
+}
+
+func serve(t testing.TB, blobs *blobstore.Store) (*registry.Registry, string) {
 	meta, err := sqlite.Open(context.Background(), t.TempDir()+"/meta.db")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { meta.Close() })
-	reg := registry.New(meta, blobstore.New(inmemory.New()))
+	reg := registry.New(meta, blobs)
 	srv := httptest.NewServer(reg)
 	t.Cleanup(srv.Close)
 	return reg, strings.TrimPrefix(srv.URL, "http://")
