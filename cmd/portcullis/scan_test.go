@@ -214,13 +214,13 @@ func TestScanOnPush(t *testing.T) {
 	}
 
 	pushImage(t, s.Addr+"/staging/web:again", img)                                                                             // same digest
-	pushImage(t, s.Addr+"/prod/web:1", trivytest.Image(t, trivytest.Debian(map[string]string{"openssl": "3.0.15-1~deb12u1"}))) // not staging
+	pushImage(t, s.Addr+"/team/web:1", trivytest.Image(t, trivytest.Debian(map[string]string{"openssl": "3.0.15-1~deb12u1"}))) // not staging
 	waitFor(t, "the duplicate push to be counted", func() bool {
 		return metric(t, s, `portcullis_scan_enqueue_total{outcome="cached"}`)+metric(t, s, `portcullis_scan_enqueue_total{outcome="duplicate"}`) >= 1
 	})
 	time.Sleep(200 * time.Millisecond)
 	if n := metric(t, s, ok) + metric(t, s, `portcullis_scans_total{result="error"}`); n != 1 {
-		t.Fatalf("%v scans after a duplicate push and a prod push, want 1\n%s", n, s.stderr.String())
+		t.Fatalf("%v scans after a duplicate push and a push outside staging, want 1\n%s", n, s.stderr.String())
 	}
 
 	pid := s.cmd.Process.Pid
@@ -263,7 +263,7 @@ func TestScannerConfig(t *testing.T) {
 		}},
 		{name: "negative workers", yaml: "scanner: {workers: -1}\n", wantErr: "scanner.workers"},
 		{name: "negative max age", yaml: "scanner: {maxAge: -1h}\n", wantErr: "scanner.maxAge"},
-		{name: "unknown field", yaml: "scanner: {maxage: 1h}\n", wantErr: "maxage"},
+		{name: "unknown field", yaml: "scanner: {maxAgeHours: 1}\n", wantErr: "maxAgeHours"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

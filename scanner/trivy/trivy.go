@@ -13,6 +13,9 @@
 //   - importing Trivy installs a slog default handler that buffers every
 //     record forever; [New] replaces it (see [InstallLogger]).
 //   - Trivy writes layers under $TMPDIR/trivy-<pid>; [Cleanup] removes it.
+//   - Trivy's analyzers are process-wide singletons; those whose Init
+//     writes fields (dpkg copyright, Python egg, license file, secret) are
+//     disabled so that concurrent scans do not race.
 package trivy
 
 import (
@@ -276,8 +279,14 @@ func (s *Scanner) Scan(ctx context.Context, d v1.Hash, img v1.Image) (*scanner.R
 		// Linked in by Trivy's own imports but not wanted: misconfiguration
 		// and secret checks of the image config, package guesses from
 		// history, and the handler that asks Rekor (online) about binaries.
-		DisabledAnalyzers: []analyzer.Type{analyzer.TypeHistoryDockerfile, analyzer.TypeImageConfigSecret, analyzer.TypeApkCommand},
-		DisabledHandlers:  []ftypes.HandlerType{ftypes.UnpackagedPostHandler},
+		// Analyzers are process-wide singletons, and those with an Init
+		// (in Trivy 0.69: dpkg copyright, Python egg, license files,
+		// secrets) write their fields on every NewArtifact: a data race
+		// between concurrent scans, so they are off (Debian package
+		// licenses and zipped .egg files are not reported).
+		DisabledAnalyzers: []analyzer.Type{analyzer.TypeHistoryDockerfile, analyzer.TypeImageConfigSecret, analyzer.TypeApkCommand,
+			analyzer.TypeDpkgLicense, analyzer.TypePythonPkgEgg, analyzer.TypeLicenseFile, analyzer.TypeSecret},
+		DisabledHandlers: []ftypes.HandlerType{ftypes.UnpackagedPostHandler},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("scan %s: %w", d, err)
