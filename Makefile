@@ -56,9 +56,14 @@ run: build
 	  ""
 	bin/portcullis serve --addr $(ADDR) --data $(DATA) $(if $(CONFIG),--config $(CONFIG))
 
+# The scanner tests build a Go program against these golang.org/x/text
+# versions offline (GOPROXY=off): fetch them into the module cache first.
+TEST_MODULES := golang.org/x/text@v0.32.0 golang.org/x/text@v0.38.0
+
 tools:
 	$(call phase,tools)
 	.ci/tools.sh
+	$(GO) mod download $(TEST_MODULES)
 
 GO_TEST = PATH="$(TOOLS_BIN):$$PATH" $(GO) test -race -count=1 -timeout 30m ./...
 

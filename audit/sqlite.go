@@ -10,6 +10,8 @@ import (
 
 	"github.com/transparency-dev/merkle/compact"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/portcullis-dev/portcullis/internal/sqlitedb"
 )
 
 // sqliteStore is the Store on one SQLite file, opened as registry/metadata/sqlite
@@ -133,40 +135,11 @@ CREATE TABLE checkpoints (
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {
-	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS audit_schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
-		return err
-	}
-	for v := 1; v < len(migrations); v++ {
-		err := inTx(ctx, db, func(tx *sql.Tx) error {
-			var n int
-			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM audit_schema_migrations WHERE version = ?`, v).Scan(&n); err != nil {
-				return err
-			}
-			if n > 0 {
-				return nil
-			}
-			if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
-				return fmt.Errorf("migration %d: %w", v, err)
-			}
-			_, err := tx.ExecContext(ctx, `INSERT INTO audit_schema_migrations(version, applied_at) VALUES (?, ?)`, v, time.Now().UnixNano())
-			return err
-		})
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return sqlitedb.Migrate(ctx, db, "audit_schema_migrations", migrations)
 }
 
 func inTx(ctx context.Context, db *sql.DB, f func(*sql.Tx) error) error {
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	if err := f(tx); err != nil {
-		return errors.Join(err, tx.Rollback())
-	}
-	return tx.Commit()
+	return sqlitedb.InTx(ctx, db, f)
 }
 
 var errReadOnly = errors.New("audit log opened read-only")

@@ -18,12 +18,12 @@ var allowedImports = map[string][]string{
 	"testdata": {},
 	"verifier": {"attest", "scanner"},
 	"policy":   {"rego", "verifier", "attest", "scanner"},
-	"audit":    {"policy"},
+	"audit":    {"policy", "internal"},
 	// gate also uses attest (it writes VSAs) and scanner's Report type;
 	// registry uses policy's Request type in its Gate interface.
 	"gate":     {"verifier", "policy", "audit", "attest", "scanner"},
-	"registry": {"gate", "verifier", "policy"},
-	"webhook":  {"gate"},
+	"registry": {"gate", "verifier", "policy", "internal"},
+	"webhook":  {"gate", "policy"}, // policy: the Request and Target types of gate.Request
 	"internal": {},
 }
 

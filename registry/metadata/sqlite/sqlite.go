@@ -15,6 +15,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
+	"github.com/portcullis-dev/portcullis/internal/sqlitedb"
 	"github.com/portcullis-dev/portcullis/registry/metadata"
 )
 
@@ -119,40 +120,11 @@ CREATE TABLE uploads (
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {
-	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
-		return err
-	}
-	for v := 1; v < len(migrations); v++ {
-		err := inTx(ctx, db, func(tx *sql.Tx) error {
-			var n int
-			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?`, v).Scan(&n); err != nil {
-				return err
-			}
-			if n > 0 {
-				return nil
-			}
-			if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
-				return fmt.Errorf("migration %d: %w", v, err)
-			}
-			_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations(version, applied_at) VALUES (?, ?)`, v, time.Now().UnixNano())
-			return err
-		})
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return sqlitedb.Migrate(ctx, db, "schema_migrations", migrations)
 }
 
 func inTx(ctx context.Context, db *sql.DB, f func(*sql.Tx) error) error {
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	if err := f(tx); err != nil {
-		return errors.Join(err, tx.Rollback())
-	}
-	return tx.Commit()
+	return sqlitedb.InTx(ctx, db, f)
 }
 
 func now() int64 { return time.Now().UnixNano() }

@@ -1,0 +1,104 @@
+package webhook
+
+import (
+	"bytes"
+	"go/parser"
+	"go/token"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func httptestGet(h http.Handler, path string) int {
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+	return rec.Code
+}
+
+func TestParseReference(t *testing.T) {
+	d := fakeDigest("x")
+	tests := []struct {
+		in      string
+		want    reference
+		wantErr bool
+	}{
+		{in: "nginx", want: reference{Name: "nginx"}},
+		{in: "nginx:1.27", want: reference{Name: "nginx", Tag: "1.27"}},
+		{in: "localhost:5000/prod/app", want: reference{Name: "localhost:5000/prod/app"}},
+		{in: "localhost:5000/prod/app:v1@" + d.String(), want: reference{Name: "localhost:5000/prod/app", Tag: "v1", Digest: d}},
+		{in: "app@" + d.String(), want: reference{Name: "app", Digest: d}},
+		{in: "", wantErr: true},
+		{in: "app:", wantErr: true},
+		{in: "app@sha256:abc", wantErr: true},
+		{in: ":v1", wantErr: true},
+		{in: "a b", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := parseReference(tt.in)
+			if (err != nil) != tt.wantErr || (err == nil && got != tt.want) {
+				t.Errorf("got %+v, %v", got, err)
+			}
+		})
+	}
+}
+
+// FuzzReview feeds arbitrary bodies to both endpoints: no panic, and
+// either a review answer or a 4xx.
+func FuzzReview(f *testing.F) {
+	files, _ := filepath.Glob(filepath.Join("..", "testdata", "admission", "*.json"))
+	for _, p := range files {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u"}}`))
+	h := newHandler(f, Config{Timeout: time.Second}, newFakeDecider(), &fakeResolver{})
+	f.Fuzz(func(t *testing.T, body []byte) {
+		for _, path := range []string{"/validate", "/mutate"} {
+			rec := httptest.NewRecorder()
+			req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body))
+			h.ServeHTTP(rec, req)
+			if rec.Code != 200 && (rec.Code < 400 || rec.Code >= 500) {
+				t.Fatalf("%s: status %d", path, rec.Code)
+			}
+		}
+	})
+}
+
+// TestImports keeps the package's project imports to what
+// docs/ARCHITECTURE.md allows: gate, and policy for the request types.
+func TestImports(t *testing.T) {
+	const mod = "github.com/portcullis-dev/portcullis/"
+	allowed := []string{mod + "gate", mod + "policy"}
+	files, _ := filepath.Glob("*.go")
+	var got []string
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), name, nil, parser.ImportsOnly)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, im := range f.Imports {
+			p, _ := strconv.Unquote(im.Path.Value)
+			if strings.HasPrefix(p, mod) && !slices.Contains(allowed, p) {
+				got = append(got, name+": "+p)
+			}
+		}
+	}
+	sort.Strings(got)
+	if len(got) > 0 {
+		t.Errorf("webhook imports project packages it may not:\n%s", strings.Join(got, "\n"))
+	}
+}

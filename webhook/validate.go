@@ -1,0 +1,256 @@
+package webhook
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	admissionv1 "k8s.io/api/admission/v1"
+
+	"github.com/portcullis-dev/portcullis/gate"
+	"github.com/portcullis-dev/portcullis/policy"
+)
+
+// ImageResult is the outcome for one distinct image of a workload.
+type ImageResult struct {
+	Image      string        `json:"image"`
+	Containers []string      `json:"containers"`
+	Repository string        `json:"repository,omitempty"`
+	Digest     digest.Digest `json:"digest,omitempty"`
+	Allowed    bool          `json:"allowed"`
+	Reasons    []string      `json:"reasons,omitempty"`
+	Warnings   []string      `json:"warnings,omitempty"`
+	// TimedOut says the check did not finish before the deadline.
+	TimedOut bool `json:"timedOut,omitempty"`
+	// Cached says the decision came from the decision cache.
+	Cached bool `json:"cached,omitempty"`
+}
+
+// distinct groups the images of wl by reference, in order of first use.
+func distinct(images []ContainerImage) []ImageResult {
+	idx := make(map[string]int, len(images))
+	var out []ImageResult
+	for _, im := range images {
+		i, ok := idx[im.Image]
+		if !ok {
+			i = len(out)
+			idx[im.Image] = i
+			out = append(out, ImageResult{Image: im.Image})
+		}
+		out[i].Containers = append(out[i].Containers, im.Container)
+	}
+	return out
+}
+
+// parallel runs f for every index with a total deadline. done[i] is false
+// for calls that had not returned at the deadline; they keep running, with
+// a cancelled context, and their results are dropped.
+func parallel[T any](ctx context.Context, timeout time.Duration, n int, f func(ctx context.Context, i int) T) (out []T, done []bool) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	type res struct {
+		i int
+		v T
+	}
+	ch := make(chan res, n) // buffered: late goroutines never block
+	for i := range n {
+		go func() { ch <- res{i, f(ctx, i)} }()
+	}
+	out, done = make([]T, n), make([]bool, n)
+	for range n {
+		select {
+		case r := <-ch:
+			out[r.i], done[r.i] = r.v, true
+		case <-ctx.Done():
+			return out, done
+		}
+	}
+	return out, done
+}
+
+// validate asks the gate about every distinct image of the workload.
+func (h *Handler) validate(ctx context.Context, req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
+	wl, mode, resp := h.target(ctx, req)
+	if resp != nil {
+		return resp
+	}
+	ns := req.Namespace
+	actor := policy.Request{
+		Identity:       &policy.Identity{Name: req.UserInfo.Username, Groups: req.UserInfo.Groups},
+		ServiceAccount: wl.serviceAccount(ns),
+		PodLabels:      wl.PodMeta.Labels,
+	}
+	results := distinct(wl.Images)
+	current := ""
+	if rr, ok := h.decider.(RevisionReporter); ok {
+		current = rr.Revision()
+	}
+	// Checks that outlive the deadline still read their input: give them a
+	// copy that this goroutine does not write.
+	inputs := slices.Clone(results)
+	checked, done := parallel(ctx, h.cfg.Timeout, len(results), func(ctx context.Context, i int) ImageResult {
+		r := inputs[i]
+		h.check(ctx, &r, wl, ns, actor, current)
+		return r
+	})
+	var warnings, deniedMsgs []string
+	var deniedResults []ImageResult
+	for i := range results {
+		r := &results[i]
+		if done[i] {
+			*r = checked[i]
+		} else {
+			r.TimedOut = true
+			r.Reasons = []string{fmt.Sprintf("the check timed out after %s", h.cfg.Timeout)}
+			if h.cfg.FailureMode == FailOpenUnsafe {
+				warnings = append(warnings, fmt.Sprintf("portcullis: image %q was admitted unchecked: the check timed out after %s (failure mode %s)", r.Image, h.cfg.Timeout, FailOpenUnsafe))
+				r.Allowed = true
+				continue
+			}
+		}
+		for _, w := range r.Warnings {
+			warnings = append(warnings, fmt.Sprintf("portcullis: image %q: %s", r.Image, w))
+		}
+		if !r.Allowed {
+			deniedResults = append(deniedResults, *r)
+			deniedMsgs = append(deniedMsgs, fmt.Sprintf("image %q (%s): %s", r.Image, containerList(r.Containers), strings.Join(r.Reasons, "; ")))
+		}
+	}
+	if len(deniedResults) == 0 {
+		return allowed(warnings...)
+	}
+	what := fmt.Sprintf("%s %s/%s", wl.Kind, ns, wl.Name)
+	summary := strings.Join(deniedMsgs, ". ")
+	if mode == ModeWarn {
+		for _, m := range deniedMsgs {
+			warnings = append(warnings, fmt.Sprintf("portcullis (warn mode in namespace %s) would deny %s: %s", ns, what, m))
+		}
+		return allowed(warnings...)
+	}
+	if resp := h.breakGlass(ctx, req, wl, deniedResults, warnings); resp != nil {
+		return resp
+	}
+	return denied(http.StatusForbidden, fmt.Sprintf("portcullis denied %s: %s", what, summary), warnings)
+}
+
+// check resolves and decides one image, from the cache when it can.
+func (h *Handler) check(ctx context.Context, r *ImageResult, wl *workload, ns string, actor policy.Request, current string) {
+	ref, err := parseReference(r.Image)
+	if err != nil {
+		r.Reasons = []string{err.Error()}
+		return
+	}
+	repo, d, err := h.resolver.Resolve(ctx, r.Image)
+	if err != nil {
+		r.Reasons = []string{fmt.Sprintf("could not resolve the image to a digest: %v", err)}
+		return
+	}
+	if ref.Digest != "" {
+		d = ref.Digest // what the kubelet pulls
+	}
+	if err := d.Validate(); err != nil {
+		r.Reasons = []string{fmt.Sprintf("the resolver gave an invalid digest %q: %v", d, err)}
+		return
+	}
+	r.Repository, r.Digest = repo, d
+	dec, ok := h.cache.get(d, ns, current)
+	r.Cached = ok
+	if !ok {
+		dec = h.decider.Evaluate(ctx, gate.Request{
+			Action:     policy.ActionAdmit,
+			Repository: repo,
+			Digest:     d,
+			Tag:        ref.Tag,
+			Reference:  r.Image,
+			Target: policy.Target{Kubernetes: &policy.KubernetesTarget{
+				Namespace:       ns,
+				NamespaceLabels: wl.NamespaceLabels,
+				Workload:        policy.Workload{Kind: wl.Kind, Name: wl.Name},
+				Container:       r.Containers[0],
+			}},
+			Actor: actor,
+		})
+		if dec == nil {
+			r.Reasons = []string{"the gate gave no decision"}
+			return
+		}
+		h.cache.put(d, ns, dec)
+	}
+	r.Allowed = dec.Allow && dec.Error == ""
+	for _, w := range dec.Warn {
+		r.Warnings = append(r.Warnings, w.Msg)
+	}
+	if !r.Allowed {
+		r.Reasons = dec.Reasons()
+		if len(r.Reasons) == 0 {
+			r.Reasons = []string{"denied by policy without a reason"}
+		}
+		if dec.Revision != "" {
+			r.Reasons = append(r.Reasons, "policy revision "+shortRev(dec.Revision))
+		}
+	}
+}
+
+// breakGlass admits a denied workload that carries the break-glass
+// annotation in a namespace where it is enabled and not expired; it
+// returns nil when break glass does not apply, and a denial that says why
+// when it was asked for and refused.
+func (h *Handler) breakGlass(ctx context.Context, req *admissionv1.AdmissionRequest, wl *workload, deniedResults []ImageResult, warnings []string) *admissionv1.AdmissionResponse {
+	why, ok := wl.annotation(BreakGlassAnnotation)
+	if !ok {
+		return nil
+	}
+	ns := req.Namespace
+	what := fmt.Sprintf("%s %s/%s", wl.Kind, ns, wl.Name)
+	var msgs []string
+	for _, r := range deniedResults {
+		msgs = append(msgs, fmt.Sprintf("image %q: %s", r.Image, strings.Join(r.Reasons, "; ")))
+	}
+	refuse := func(why string) *admissionv1.AdmissionResponse {
+		return denied(http.StatusForbidden, fmt.Sprintf("portcullis denied %s: %s. Break glass refused: %s", what, strings.Join(msgs, ". "), why), warnings)
+	}
+	until, enabled := h.cfg.breakGlassUntil(ns)
+	now := h.cfg.Now()
+	switch {
+	case strings.TrimSpace(why) == "":
+		return refuse(fmt.Sprintf("the %s annotation must give a justification", BreakGlassAnnotation))
+	case !enabled:
+		return refuse(fmt.Sprintf("break glass is not enabled in namespace %s", ns))
+	case !now.Before(until):
+		return refuse(fmt.Sprintf("break glass in namespace %s expired at %s", ns, until.UTC().Format(time.RFC3339)))
+	}
+	bg := BreakGlass{
+		UID: string(req.UID), Namespace: ns, Kind: wl.Kind, Name: wl.Name,
+		User: req.UserInfo.Username, Groups: req.UserInfo.Groups,
+		Justification: why, Until: until, Overridden: deniedResults,
+	}
+	// A dry run overrides nothing: it is not reported (the webhook
+	// configurations declare sideEffects: None).
+	if h.cfg.OnBreakGlass != nil && (req.DryRun == nil || !*req.DryRun) {
+		h.cfg.OnBreakGlass(ctx, bg)
+	}
+	h.log.WarnContext(ctx, "webhook: break glass", "namespace", ns, "kind", wl.Kind, "name", wl.Name, "user", bg.User, "justification", why, "denied", len(deniedResults))
+	warnings = append(warnings, fmt.Sprintf("portcullis: BREAK GLASS by %s (%q, until %s) admitted %s despite: %s",
+		bg.User, why, until.UTC().Format(time.RFC3339), what, strings.Join(msgs, ". ")))
+	resp := allowed(warnings...)
+	resp.AuditAnnotations = map[string]string{"break-glass": why}
+	return resp
+}
+
+func containerList(cs []string) string {
+	if len(cs) == 1 {
+		return "container " + cs[0]
+	}
+	return "containers " + strings.Join(cs, ", ")
+}
+
+func shortRev(r string) string {
+	if _, hex, ok := strings.Cut(r, ":"); ok && len(hex) > 12 {
+		return r[:len(r)-len(hex)] + hex[:12]
+	}
+	return r
+}
