@@ -30,6 +30,8 @@ type Config struct {
 	Trust TrustConfig `json:"trust"`
 	// Gate says which namespaces are protected (gate.go).
 	Gate GateConfig `json:"gate"`
+	// Webhook serves Kubernetes admission (webhook.go).
+	Webhook WebhookConfig `json:"webhook"`
 	// Policies maps targets to policy bundles (policy.Config).
 	Policies policy.Config `json:"policies"`
 	// Scanner configures vulnerability scanning (scan.go).

@@ -98,7 +98,10 @@ func policyConfig(cfg *Config) (policy.Config, error) {
 	for _, p := range cfg.Gate.Protected {
 		prefixes = append(prefixes, p.Prefix)
 	}
-	return policy.Config{Sets: []policy.SetConfig{{Name: "protected", Registry: &policy.RegistryMatch{Prefixes: prefixes}, Bundle: dir}}}, nil
+	// The same policy decides for admission (the default set covers every
+	// Kubernetes namespace): what the registry would not promote does not run.
+	return policy.Config{Default: policy.SetConfig{Bundle: dir},
+		Sets: []policy.SetConfig{{Name: "protected", Registry: &policy.RegistryMatch{Prefixes: prefixes}, Bundle: dir}}}, nil
 }
 
 // loadOrCreateKey reads a PEM private key, or creates an ECDSA P-256 key

@@ -31,6 +31,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	configPath := fs.String("config", "", "path to portcullis.yaml (optional)")
 	addr := fs.String("addr", "", "listen address (default 127.0.0.1:5000)")
 	data := fs.String("data", "", "data directory (default ./portcullis-data)")
+	webhookAddr := fs.String("webhook-addr", "", "serve the Kubernetes admission webhook over HTTPS here (e.g. :8443)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -43,6 +44,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	if *data != "" {
 		cfg.Data = *data
+	}
+	if *webhookAddr != "" {
+		cfg.Webhook.Addr = *webhookAddr
 	}
 	if err := cfg.defaults(); err != nil {
 		return err
@@ -103,8 +107,20 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			log.Error("closing the audit log", "err", err)
 		}
 	}()
-	if _, _, err := newGate(ctx, cfg, reg, verifier, gateScans, gate.AuditRecorder{Log: decisions}, log); err != nil {
+	g, _, err := newGate(ctx, cfg, reg, verifier, gateScans, gate.AuditRecorder{Log: decisions}, log)
+	if err != nil {
 		return err
+	}
+	if cfg.Webhook.Addr != "" {
+		stopWebhook, err := startWebhook(ctx, cfg, cfg.Addr, reg, g, decisions, log)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_ = stopWebhook(sctx)
+		}()
 	}
 	if len(cfg.Trust.Authorities) == 0 {
 		log.Warn("no trust authorities are configured: nothing can be promoted to protected namespaces until trust.authorities lists a key (docs/configuration.md)")

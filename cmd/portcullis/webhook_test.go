@@ -1,0 +1,89 @@
+package main
+
+import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	vt "github.com/portcullis-dev/portcullis/verifier/verifiertest"
+)
+
+// TestServeWebhook: `portcullis serve --webhook-addr` admits a pod whose
+// image is signed by a trusted key and denies one with an unsigned image,
+// with the policy's reason, over TLS with the self-signed CA it wrote.
+func TestServeWebhook(t *testing.T) {
+	dir, data := t.TempDir(), t.TempDir()
+	key := vt.NewKey(t)
+	der, err := x509.MarshalPKIXPublicKey(key.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "release.pub"), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := "trust:\n  authorities:\n    - name: release\n      keys: [release.pub]\n"
+	if err := os.WriteFile(filepath.Join(dir, "portcullis.yaml"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	hookAddr, err := freeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := startServer(t, data, "--config", filepath.Join(dir, "portcullis.yaml"), "--webhook-addr", hookAddr)
+	reg := vt.Registry{Host: srv.Addr}
+	signed := reg.PushImage(t, "staging/web", "1")
+	reg.PushKeyBundle(t, key, "staging/web", signed, vt.Statement(t, signed, vt.CosignSign, `{}`))
+	unsigned := reg.PushImage(t, "staging/web", "2")
+
+	ca, err := os.ReadFile(filepath.Join(data, "webhook", "ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca)
+	client := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	review := func(images ...string) map[string]any {
+		t.Helper()
+		var containers []map[string]string
+		for i, img := range images {
+			containers = append(containers, map[string]string{"name": "c" + string(rune('0'+i)), "image": img})
+		}
+		pod, _ := json.Marshal(map[string]any{"apiVersion": "v1", "kind": "Pod", "metadata": map[string]any{"name": "web", "namespace": "shop"},
+			"spec": map[string]any{"containers": containers}})
+		body, _ := json.Marshal(map[string]any{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": map[string]any{
+			"uid": "u1", "kind": map[string]string{"group": "", "version": "v1", "kind": "Pod"},
+			"resource": map[string]string{"group": "", "version": "v1", "resource": "pods"}, "name": "web", "namespace": "shop",
+			"operation": "CREATE", "userInfo": map[string]any{"username": "alice"}, "object": json.RawMessage(pod)}})
+		resp, err := client.Post("https://"+hookAddr+"/validate", "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+			t.Fatal(err)
+		}
+		return out["response"].(map[string]any)
+	}
+	ok := review(srv.Addr + "/staging/web@" + signed.String())
+	if ok["allowed"] != true {
+		t.Fatalf("signed image denied: %v", ok)
+	}
+	bad := review(srv.Addr+"/staging/web:1", srv.Addr+"/staging/web@"+unsigned.String())
+	msg, _ := json.Marshal(bad)
+	if bad["allowed"] != false || !strings.Contains(string(msg), unsigned.Encoded()) || !strings.Contains(string(msg), "no signature verified") {
+		t.Fatalf("pod with an unsigned image: %s", msg)
+	}
+	other := review("docker.io/library/nginx:1.27")
+	if other["allowed"] != false {
+		t.Fatalf("image of another registry admitted: %v", other)
+	}
+}
