@@ -45,23 +45,10 @@ func openSQLiteStore(ctx context.Context, path string, readOnly bool) (*sqliteSt
 		}
 		return s, nil
 	}
-	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)"} {
-		q.Add("_pragma", p)
-	}
-	q.Set("_txlock", "immediate")
-	dsn := "file:" + path + "?" + q.Encode()
-	w, err := sql.Open("sqlite", dsn)
+	w, r, err := sqlitedb.Open(path, 8, "journal_mode(WAL)", "synchronous(FULL)")
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
+		return nil, err
 	}
-	w.SetMaxOpenConns(1)
-	r, err := sql.Open("sqlite", dsn)
-	if err != nil {
-		w.Close()
-		return nil, fmt.Errorf("open %s: %w", path, err)
-	}
-	r.SetMaxOpenConns(8)
-	r.SetMaxIdleConns(8)
 	s := &sqliteStore{w: w, r: r, probeRows: defaultProbeRows}
 	if err := migrate(ctx, w); err != nil {
 		s.Close()

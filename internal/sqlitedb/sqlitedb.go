@@ -8,6 +8,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net/url"
 	"time"
 )
 
@@ -52,4 +53,30 @@ func InTx(ctx context.Context, db *sql.DB, f func(*sql.Tx) error) error {
 		return errors.Join(err, tx.Rollback())
 	}
 	return tx.Commit()
+}
+
+// Open opens the database file at path twice, as Portcullis's stores use
+// SQLite: w, the single writer connection (SQLite allows one writer; a
+// queue in database/sql is cheaper than SQLITE_BUSY retries, and
+// _txlock=immediate takes the write lock at BEGIN), and r, a pool of
+// readers (WAL readers never block the writer). Every connection gets the
+// pragmas, e.g. "journal_mode(WAL)", "synchronous(FULL)".
+func Open(path string, readers int, pragmas ...string) (w, r *sql.DB, err error) {
+	q := url.Values{}
+	for _, p := range pragmas {
+		q.Add("_pragma", p)
+	}
+	q.Set("_txlock", "immediate")
+	dsn := "file:" + path + "?" + q.Encode()
+	if w, err = sql.Open("sqlite", dsn); err != nil {
+		return nil, nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	if r, err = sql.Open("sqlite", dsn); err != nil {
+		w.Close()
+		return nil, nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	r.SetMaxOpenConns(readers)
+	r.SetMaxIdleConns(readers)
+	return w, r, nil
 }
