@@ -96,7 +96,7 @@ build_go() {
 				export GOFLAGS=-buildvcs=false GOWORK=off && unset GOEXPERIMENT &&
 				go mod init portcullis.tools/scratch &&
 				for r in "${KUBE_STAGING[@]}"; do go mod edit -replace "k8s.io/$r=k8s.io/$r@v0.${v#v1.}"; done &&
-				go get "$spec" &&
+				go get "${TOOL_PKG[$n]}@$v" &&
 				go build -o "$stage/bin/$n" -ldflags "-X k8s.io/component-base/version.gitVersion=$v -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor" "${TOOL_PKG[$n]}")
 		elif [[ ${TOOL_KIND[$n]} == go ]]; then
 			(cd "$stage" && env -u GOEXPERIMENT GOFLAGS=-buildvcs=false GOWORK=off GOBIN="$stage/bin" \
