@@ -51,6 +51,7 @@ apt_tool skopeo skopeo
 apt_tool wrk wrk
 apt_tool curl curl
 apt_tool etcd etcd-server # for kube-apiserver in the webhook end-to-end test
+apt_tool chromium chromium
 apt_tool gcc gcc   # go test -race needs cgo
 apt_tool make make # .ci/run runs this script before it needs make
 # -----------------------------------------------------------------------------

@@ -14,10 +14,15 @@ import (
 )
 
 // The query and verify benchmarks share one fixture per process, of
-// AUDIT_BENCH_RECORDS records (default 100,000), removed by TestMain.
+// AUDIT_BENCH_RECORDS records (default 100,000), in a temporary directory
+// removed by TestMain; or, with AUDIT_BENCH_DIR, in that directory, kept and
+// reused by the next run (opened writable first, so it gets the schema's new
+// migrations), which spares rebuilding a large fixture to compare two
+// versions.
 var bench struct {
 	once sync.Once
 	dir  string
+	temp bool // dir is removed at the end
 	path string
 	s    *Signer
 	n    int
@@ -26,7 +31,7 @@ var bench struct {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if bench.dir != "" {
+	if bench.temp {
 		os.RemoveAll(bench.dir)
 	}
 	os.Exit(code)
@@ -42,7 +47,13 @@ func benchFixture(b *testing.B) (string, *Signer, int) {
 				return
 			}
 		}
-		if bench.dir, bench.err = os.MkdirTemp("", "audit-bench-"); bench.err != nil {
+		if bench.dir = os.Getenv("AUDIT_BENCH_DIR"); bench.dir != "" {
+			bench.err = os.MkdirAll(bench.dir, 0o755)
+		} else {
+			bench.dir, bench.err = os.MkdirTemp("", "audit-bench-")
+			bench.temp = bench.err == nil
+		}
+		if bench.err != nil {
 			return
 		}
 		if bench.s, bench.err = LoadOrCreateSigner(bench.dir); bench.err != nil {
@@ -53,6 +64,16 @@ func benchFixture(b *testing.B) (string, *Signer, int) {
 		l, err := OpenSQLite(ctx, bench.path, WithSigner(bench.s))
 		if err != nil {
 			bench.err = err
+			return
+		}
+		if size, err := l.Size(ctx); err != nil || size != 0 { // a kept fixture
+			l.Close()
+			switch {
+			case err != nil:
+				bench.err = err
+			case size != uint64(bench.n):
+				bench.err = fmt.Errorf("AUDIT_BENCH_DIR %s holds %d records, not %d: remove it", bench.dir, size, bench.n)
+			}
 			return
 		}
 		start := time.Now()

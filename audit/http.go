@@ -26,11 +26,17 @@ const (
 //	GET /portcullis/v1/proofs/consistency?from=&to=
 //	GET /portcullis/v1/running[?namespace=]
 //
-// Errors are JSON {"error": "..."}; other methods than GET and HEAD get 405.
-// It claims only these paths, so a server mounts it on each of them (or on
-// "/portcullis/v1/decisions", "/portcullis/v1/decisions/", "/portcullis/v1/checkpoints",
-// "/portcullis/v1/checkpoints/", "/portcullis/v1/proofs/" and "/portcullis/v1/running").
-// Authentication is the caller's: wrap it.
+// and the auditors' read-only web pages (see ui.go):
+//
+//	GET /ui/decisions?<the same filters>                 searchable list
+//	GET /ui/decisions/{index}                            one record, its evidence and inclusion proof
+//
+// API errors are JSON {"error": "..."}, page errors HTML; other methods than
+// GET and HEAD get 405. It claims only these paths, so a server mounts it on
+// each of them (or on "/portcullis/v1/decisions", "/portcullis/v1/decisions/",
+// "/portcullis/v1/checkpoints", "/portcullis/v1/checkpoints/",
+// "/portcullis/v1/proofs/", "/portcullis/v1/running", "/ui/decisions" and
+// "/ui/decisions/"). Authentication is the caller's: wrap it.
 func Handler(l *Log) http.Handler {
 	h := &handler{l: l, log: l.log}
 	mux := http.NewServeMux()
@@ -40,6 +46,8 @@ func Handler(l *Log) http.Handler {
 	mux.Handle(PathLatestCheckpoint, h.get(h.latest))
 	mux.Handle(PathConsistencyProof, h.get(h.consistency))
 	mux.Handle(PathRunning, h.get(h.running))
+	mux.Handle(PathUIDecisions, h.page(h.uiDecisions))
+	mux.Handle(PathUIDecisions+"/{index}", h.page(h.uiDecision))
 	return mux
 }
 
@@ -59,8 +67,16 @@ func badRequest(err error) error {
 	return &httpError{status: http.StatusBadRequest, msg: err.Error()}
 }
 
-// get serves f for GET and HEAD and renders its error: the one place that does.
+// get serves f for GET and HEAD, rendering its error as JSON.
 func (h *handler) get(f func(http.ResponseWriter, *http.Request) error) http.Handler {
+	return h.serve(f, func(w http.ResponseWriter, status int, msg string) {
+		writeJSON(w, status, map[string]string{"error": msg})
+	})
+}
+
+// serve serves f for GET and HEAD and renders its error with render: the
+// one place that decides an error's status and message.
+func (h *handler) serve(f func(http.ResponseWriter, *http.Request) error, render func(w http.ResponseWriter, status int, msg string)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var err error
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -84,7 +100,7 @@ func (h *handler) get(f func(http.ResponseWriter, *http.Request) error) http.Han
 		default:
 			h.log.ErrorContext(r.Context(), "audit API", "path", r.URL.Path, "err", err)
 		}
-		writeJSON(w, status, map[string]string{"error": msg})
+		render(w, status, msg)
 	})
 }
 

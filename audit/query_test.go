@@ -2,12 +2,16 @@ package audit
 
 import (
 	"bytes"
+	"cmp"
 	"context"
+	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -21,6 +25,28 @@ func match(f Filter, r Record) bool {
 		(f.Actor == "" || f.Actor == r.Actor.Identity || f.Actor == r.Actor.KubernetesUser || f.Actor == r.Actor.ServiceAccount) &&
 		eq(f.PolicyRevision, r.PolicyRevision) && eq(f.Namespace, r.Target.Namespace) &&
 		(f.Since.IsZero() || !r.Time.Before(f.Since)) && (f.Until.IsZero() || r.Time.Before(f.Until))
+}
+
+// wantSearch is the reference listing of f over records (record i has
+// index i): time-bounded searches by (time, index), others by index.
+func wantSearch(f Filter, records []Record) []uint64 {
+	var want []uint64
+	for i, r := range records {
+		if match(f, r) {
+			want = append(want, uint64(i))
+		}
+	}
+	if f.Since.IsZero() && f.Until.IsZero() {
+		slices.Sort(want)
+	} else {
+		slices.SortFunc(want, func(a, b uint64) int {
+			return cmp.Or(records[a].Time.Compare(records[b].Time), cmp.Compare(a, b))
+		})
+	}
+	if !f.Ascending {
+		slices.Reverse(want)
+	}
+	return want
 }
 
 // searchAll pages through a search, checking page sizes, and returns the indexes.
@@ -93,15 +119,7 @@ func TestSearchFilters(t *testing.T) {
 				asc := c.asc
 				f := tt.f
 				f.Ascending, f.Limit = asc, 7
-				var want []uint64
-				for i, r := range records {
-					if match(f, r) {
-						want = append(want, uint64(i))
-					}
-				}
-				if !asc {
-					slices.Reverse(want)
-				}
+				want := wantSearch(f, records)
 				got := searchAll(t, l.Search, f)
 				if !slices.Equal(got, want) {
 					t.Errorf("got %d records %v\nwant %d %v", len(got), got, len(want), want)
@@ -112,6 +130,141 @@ func TestSearchFilters(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestSearchTimeOrder: the gate gives record times, which need not follow
+// the append order; time-bounded searches list by time, ties by index, and
+// page through ties.
+func TestSearchTimeOrder(t *testing.T) {
+	l, _ := testLog(t)
+	const n = 90
+	records := make([]Record, n)
+	for i := range records {
+		records[i] = record(i)
+		records[i].Time = t0.Add(time.Duration(i*37%30) * time.Second) // 3 records a second, out of order
+	}
+	if _, err := l.AppendAll(context.Background(), records); err != nil {
+		t.Fatal(err)
+	}
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	tests := []struct {
+		name string
+		f    Filter
+	}{
+		{"since and until", Filter{Since: at(5), Until: at(21)}},
+		{"since", Filter{Since: at(25)}},
+		{"until", Filter{Until: at(4)}},
+		{"before any record", Filter{Until: at(0)}},
+		{"digest", Filter{Digest: record(3).Subject.Digest, Since: at(2)}},
+		{"policy revision and namespace", Filter{PolicyRevision: record(1).PolicyRevision, Namespace: "ns1", Until: at(29)}},
+		{"actor", Filter{Actor: "alice", Since: at(3), Until: at(27)}},
+		{"repository and verdict", Filter{Repository: "prod/app0", Verdict: VerdictAllow, Since: at(1)}},
+		{"far past and future", Filter{Since: time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC), Until: time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)}},
+	}
+	for _, tt := range tests {
+		for _, asc := range []bool{false, true} {
+			for _, limit := range []int{1, 4, 100} {
+				t.Run(fmt.Sprintf("%s/asc=%v/limit=%d", tt.name, asc, limit), func(t *testing.T) {
+					f := tt.f
+					f.Ascending, f.Limit = asc, limit
+					want := wantSearch(f, records)
+					if got := searchAll(t, l.Search, f); !slices.Equal(got, want) {
+						t.Errorf("got %d records %v\nwant %d %v", len(got), got, len(want), want)
+					}
+					if tt.name != "before any record" && len(want) == 0 {
+						t.Error("test filter matches nothing")
+					}
+				})
+			}
+		}
+	}
+	bad := uint64(n)
+	if _, err := l.Search(context.Background(), Filter{Since: t0, After: &bad}); !errors.Is(err, ErrOutOfRange) {
+		t.Errorf("time-bounded search after a record that does not exist: %v, want ErrOutOfRange", err)
+	}
+}
+
+// TestSearchPlans guards the query shapes of time-bounded searches: a range
+// scan of an index already in the listing order, with no sort of the
+// matches (EXPLAIN QUERY PLAN shows "USE TEMP B-TREE FOR ORDER BY" for one).
+func TestSearchPlans(t *testing.T) {
+	_, dir := testLog(t)
+	db := rawDB(t, dir+"/audit.db")
+	cursor, cursorTime := uint64(5), t0.UnixNano()
+	for _, tt := range []struct {
+		name  string
+		f     Filter
+		index string
+	}{
+		{"time range", Filter{Since: t0, Until: t0.Add(time.Hour)}, "records_time"},
+		{"since, oldest first", Filter{Since: t0, Ascending: true}, "records_time"},
+		{"until, next page", Filter{Until: t0, After: &cursor}, "records_time"},
+		{"actor and verdict", Filter{Actor: "alice", Verdict: VerdictDeny, Since: t0}, "records_time"},
+		{"repository", Filter{Repository: "prod/app", Until: t0}, "records_time"},
+		{"digest", Filter{Digest: "sha256:x", Since: t0, Until: t0.Add(time.Hour), After: &cursor}, "records_digest_time"},
+		{"policy revision", Filter{PolicyRevision: "sha256:p", Since: t0}, "records_policy_revision_time"},
+		{"namespace, oldest first", Filter{Namespace: "prod", Action: ActionAdmit, Until: t0, Ascending: true}, "records_namespace_time"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var ct *int64
+			if tt.f.After != nil {
+				ct = &cursorTime
+			}
+			where, args, order, ok := tt.f.timeQuery(ct)
+			if !ok {
+				t.Fatal("no query")
+			}
+			plan := explain(t, db, selectIDs(where, order), append(args, 100)...)
+			if strings.Contains(plan, "TEMP B-TREE") || !strings.Contains(plan, "INDEX "+tt.index+" ") {
+				t.Errorf("plan:\n%s\nwant a scan of %s and no sort", plan, tt.index)
+			}
+		})
+	}
+	// The (column, time_ns) indexes must not take over searches in index
+	// order: their entries are not in that order.
+	for _, tt := range []struct {
+		name  string
+		f     Filter
+		index string
+	}{
+		{"digest", Filter{Digest: "sha256:x"}, "records_digest"},
+		{"policy revision", Filter{PolicyRevision: "sha256:p", Action: ActionAdmit}, "records_policy_revision"},
+		{"namespace, oldest first", Filter{Namespace: "prod", Ascending: true}, "records_namespace"},
+	} {
+		t.Run(tt.name+" without time", func(t *testing.T) {
+			where, args := tt.f.conditions(tt.f.columnIndexes)
+			order := "idx DESC"
+			if tt.f.Ascending {
+				order = "idx ASC"
+			}
+			plan := explain(t, db, selectIDs(append(where, "idx < ?"), order), append(args, 1000, 100)...)
+			if strings.Contains(plan, "TEMP B-TREE") || !strings.Contains(plan, "INDEX "+tt.index+" ") {
+				t.Errorf("plan:\n%s\nwant a scan of %s and no sort", plan, tt.index)
+			}
+		})
+	}
+}
+
+func explain(t *testing.T, db *sql.DB, q string, args ...any) string {
+	t.Helper()
+	rows, err := db.Query("EXPLAIN QUERY PLAN "+q, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var b strings.Builder
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		b.WriteString(detail + "\n")
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
 }
 
 func TestSearchDefaultLimit(t *testing.T) {

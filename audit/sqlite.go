@@ -119,6 +119,14 @@ CREATE TABLE checkpoints (
 	created_at INTEGER NOT NULL
 );
 `,
+	// A search bounded in time lists in (time, idx) order (searchByTime):
+	// records_time serves it alone; with an equality filter on a selective
+	// column, these make it a range scan of that value's records too.
+	2: `
+CREATE INDEX records_digest_time ON records(digest, time_ns);
+CREATE INDEX records_policy_revision_time ON records(policy_revision, time_ns);
+CREATE INDEX records_namespace_time ON records(namespace, time_ns);
+`,
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {

@@ -3,8 +3,11 @@ package audit
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"math"
 	"strings"
+	"time"
 )
 
 // defaultProbeRows is how many of the newest rows (below the cursor) a
@@ -15,14 +18,21 @@ const defaultProbeRows = 4096
 // Search implements Searcher, in two steps: find the page's indexes, then
 // read its rows.
 //
+// A search bounded in time (Since or Until) lists in (time, idx) order and
+// is a range scan of an index that ends with (time_ns, idx), whatever the
+// number of matches: see searchByTime. Other searches list in idx order.
+//
 // Each filter column has its own index, which SQLite extends with the rowid
-// (idx): one equality filter plus ORDER BY idx is an index range scan, and a
-// time range a covering index scan plus a top-N sort of integers, whose cost
-// grows with the number of matches. So a newest-first search without a
-// selective equality filter (digest, policy revision, namespace) first
-// scans the probeRows newest rows in index order, which answers the usual
-// "recent decisions" queries at once, and uses the indexes for the rest.
+// (idx): one equality filter plus ORDER BY idx is an index range scan. So a
+// newest-first search without a selective equality filter (digest, policy
+// revision, namespace) first scans the probeRows newest rows in index order,
+// which answers the usual "recent decisions" queries at once, and uses the
+// indexes for the rest (a scan of the matching index entries and a top-N
+// sort, whose cost grows with the number of matches).
 func (s *sqliteStore) Search(ctx context.Context, f Filter) ([]StoredLeaf, error) {
+	if f.timeBounded() {
+		return s.searchByTime(ctx, f)
+	}
 	limit := f.limit()
 	var ids []any
 	var upper *int64 // exclusive upper bound on idx for the index search
@@ -43,24 +53,24 @@ func (s *sqliteStore) Search(ctx context.Context, f Filter) ([]StoredLeaf, error
 			top = int64(size)
 		}
 		low := max(0, top-int64(s.probeRows))
-		// The unary + keeps SQLite on the primary key.
-		where, args := f.conditions("+")
+		// No column index: SQLite stays on the primary key.
+		where, args := f.conditions(noIndex)
 		where = append(where, "idx >= ?", "idx < ?")
 		args = append(args, low, top)
-		found, err := s.searchIDs(ctx, where, args, "DESC", limit)
+		found, err := s.searchIDs(ctx, where, args, "idx DESC", limit)
 		if err != nil {
 			return nil, err
 		}
 		ids = found
 		if len(ids) == limit || low == 0 {
-			return s.rows(ctx, ids, "DESC")
+			return s.rows(ctx, ids, "idx DESC")
 		}
 		upper = &low
 	}
-	where, args := f.conditions("")
-	order := "DESC"
+	where, args := f.conditions(f.columnIndexes)
+	order := "idx DESC"
 	if f.Ascending {
-		order = "ASC"
+		order = "idx ASC"
 		if upper != nil {
 			where = append(where, "idx > ?")
 			args = append(args, *upper)
@@ -76,61 +86,167 @@ func (s *sqliteStore) Search(ctx context.Context, f Filter) ([]StoredLeaf, error
 	return s.rows(ctx, append(ids, more...), order)
 }
 
-// conditions returns f's filters as SQL; prefix "+" disables index use.
-func (f Filter) conditions(prefix string) ([]string, []any) {
+// searchByTime lists a time-bounded search newest (or oldest) first by
+// record time, ties by idx. records_time is (time_ns, idx) (SQLite appends
+// the rowid), so without another index the page is a range scan of it that
+// stops at the limit: the other filters are checked on the rows it visits.
+// The selective columns have (column, time_ns) indexes (migration 2) for
+// the same scan restricted to their value. A cursor is the index of the
+// last record listed: its time is read back to continue after it, and
+// narrows the time range so that a deep page starts where the last ended.
+func (s *sqliteStore) searchByTime(ctx context.Context, f Filter) ([]StoredLeaf, error) {
+	var cursorTime *int64
+	if f.After != nil {
+		var t int64
+		err := s.r.QueryRowContext(ctx, `SELECT time_ns FROM records WHERE idx = ?`, int64(*f.After)).Scan(&t)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("cursor %d: no such record: %w", *f.After, ErrOutOfRange)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("search records: read the cursor's time: %w", err)
+		}
+		cursorTime = &t
+	}
+	where, args, order, ok := f.timeQuery(cursorTime)
+	if !ok {
+		return nil, nil
+	}
+	ids, err := s.searchIDs(ctx, where, args, order, f.limit())
+	if err != nil {
+		return nil, err
+	}
+	return s.rows(ctx, ids, order)
+}
+
+// timeQuery returns the WHERE terms and the ORDER BY clause of a
+// time-bounded search; cursorTime is the time of the cursor's record (nil
+// without a cursor). ok is false when nothing can match.
+func (f Filter) timeQuery(cursorTime *int64) (where []string, args []any, order string, ok bool) {
+	lo, hi := int64(math.MinInt64), int64(math.MaxInt64) // inclusive
+	if !f.Since.IsZero() {
+		lo = unixNano(f.Since)
+	}
+	if !f.Until.IsZero() {
+		u := unixNano(f.Until)
+		if u == math.MinInt64 {
+			return nil, nil, "", false // before any representable time
+		}
+		hi = u - 1
+	}
+	where, args = f.conditions(timeIndexes)
+	dir, after := "DESC", "<"
+	if f.Ascending {
+		dir, after = "ASC", ">"
+	}
+	if cursorTime != nil {
+		t := *cursorTime
+		if f.Ascending {
+			lo = max(lo, t)
+		} else {
+			hi = min(hi, t)
+		}
+		// Of the records at the cursor's time, skip those already listed.
+		where = append(where, "(time_ns "+after+" ? OR idx "+after+" ?)")
+		args = append(args, t, int64(*f.After))
+	}
+	where = append(where, "time_ns >= ?", "time_ns <= ?")
+	args = append(args, lo, hi)
+	return where, args, "time_ns " + dir + ", idx " + dir, true
+}
+
+// unixNano is t.UnixNano, clamped for times outside the years 1678 to 2262.
+func unixNano(t time.Time) int64 {
+	switch {
+	case t.Before(time.Unix(0, math.MinInt64)):
+		return math.MinInt64
+	case t.After(time.Unix(0, math.MaxInt64)):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}
+
+func (f Filter) timeBounded() bool { return !f.Since.IsZero() || !f.Until.IsZero() }
+
+// Filter columns, as conditions names them to ask whether their index may
+// be used.
+const (
+	colDigest         = "digest"
+	colRepository     = "repository" // and target_repository
+	colActor          = "actor"      // identity, kubernetes_user, service_account
+	colPolicyRevision = "policy_revision"
+	colNamespace      = "namespace"
+	colActionVerdict  = "action, verdict"
+)
+
+// noIndex keeps SQLite on the primary key.
+func noIndex(string) bool { return false }
+
+// columnIndexes allows every column's index, except that action and
+// verdict, which have few values, are used only when they are the only
+// equality filters.
+func (f Filter) columnIndexes(col string) bool {
+	if col == colActionVerdict {
+		return f.Digest == "" && f.Repository == "" && f.Actor == "" && f.PolicyRevision == "" && f.Namespace == ""
+	}
+	return true
+}
+
+// timeIndexes allows the indexes that list in (time_ns, idx) order: the
+// (column, time_ns) ones of the selective columns (and records_time, which
+// conditions does not concern).
+func timeIndexes(col string) bool {
+	switch col {
+	case colDigest, colPolicyRevision, colNamespace:
+		return true
+	}
+	return false
+}
+
+// conditions returns f's equality filters as SQL (searchByTime adds the
+// time range). A column whose index must not be used (indexed returns
+// false) gets a unary "+", which keeps SQLite from using it.
+func (f Filter) conditions(indexed func(col string) bool) ([]string, []any) {
 	var where []string
 	var args []any
-	add := func(cond string, a ...any) {
+	add := func(col, cond string, a ...any) {
+		prefix := "+"
+		if indexed(col) {
+			prefix = ""
+		}
 		where = append(where, strings.ReplaceAll(cond, "@", prefix))
 		args = append(args, a...)
 	}
-	// action and verdict have few values: their index is used only when
-	// they are the only filters.
-	lowCard := prefix
-	if f.Digest != "" || f.Repository != "" || f.Actor != "" || f.PolicyRevision != "" || f.Namespace != "" {
-		lowCard = "+"
-	}
 	if f.Digest != "" {
-		add("@digest = ?", f.Digest)
+		add(colDigest, "@digest = ?", f.Digest)
 	}
 	if f.Repository != "" {
-		add("(@repository = ? OR @target_repository = ?)", f.Repository, f.Repository)
+		add(colRepository, "(@repository = ? OR @target_repository = ?)", f.Repository, f.Repository)
 	}
 	if f.Actor != "" {
-		add("(@identity = ? OR @kubernetes_user = ? OR @service_account = ?)", f.Actor, f.Actor, f.Actor)
+		add(colActor, "(@identity = ? OR @kubernetes_user = ? OR @service_account = ?)", f.Actor, f.Actor, f.Actor)
 	}
 	if f.PolicyRevision != "" {
-		add("@policy_revision = ?", f.PolicyRevision)
+		add(colPolicyRevision, "@policy_revision = ?", f.PolicyRevision)
 	}
 	if f.Namespace != "" {
-		add("@namespace = ?", f.Namespace)
+		add(colNamespace, "@namespace = ?", f.Namespace)
 	}
 	if f.Action != "" {
-		add(lowCard+"action = ?", f.Action)
+		add(colActionVerdict, "@action = ?", f.Action)
 	}
 	if f.Verdict != "" {
-		add(lowCard+"verdict = ?", f.Verdict)
-	}
-	if !f.Since.IsZero() {
-		add("@time_ns >= ?", f.Since.UnixNano())
-	}
-	if !f.Until.IsZero() {
-		add("@time_ns < ?", f.Until.UnixNano())
+		add(colActionVerdict, "@verdict = ?", f.Verdict)
 	}
 	return where, args
 }
 
-// searchIDs returns up to limit indexes matching where, in order.
+// searchIDs returns up to limit indexes matching where, in order (an
+// ORDER BY clause).
 func (s *sqliteStore) searchIDs(ctx context.Context, where []string, args []any, order string, limit int) ([]any, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
-	q := `SELECT idx FROM records`
-	if len(where) > 0 {
-		q += ` WHERE ` + strings.Join(where, " AND ")
-	}
-	q += ` ORDER BY idx ` + order + ` LIMIT ?`
-	rows, err := s.r.QueryContext(ctx, q, append(args, limit)...)
+	rows, err := s.r.QueryContext(ctx, selectIDs(where, order), append(args, limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("search records: %w", err)
 	}
@@ -149,12 +265,22 @@ func (s *sqliteStore) searchIDs(ctx context.Context, where []string, args []any,
 	return ids, nil
 }
 
-// rows reads the records of ids.
+// selectIDs is the query of searchIDs; its last parameter is the limit.
+func selectIDs(where []string, order string) string {
+	q := `SELECT idx FROM records`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	return q + ` ORDER BY ` + order + ` LIMIT ?`
+}
+
+// rows reads the records of ids, in order (the ORDER BY clause that found
+// them).
 func (s *sqliteStore) rows(ctx context.Context, ids []any, order string) ([]StoredLeaf, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	q := `SELECT ` + leafColumns + ` FROM records WHERE idx IN (?` + strings.Repeat(`, ?`, len(ids)-1) + `) ORDER BY idx ` + order
+	q := `SELECT ` + leafColumns + ` FROM records WHERE idx IN (?` + strings.Repeat(`, ?`, len(ids)-1) + `) ORDER BY ` + order
 	rows, err := s.r.QueryContext(ctx, q, ids...)
 	if err != nil {
 		return nil, fmt.Errorf("search records: %w", err)

@@ -45,7 +45,8 @@ type CheckpointStore interface {
 
 // Searcher answers the auditors' queries.
 type Searcher interface {
-	// Search returns at most f.Limit leaves matching f, from f.Cursor on.
+	// Search returns at most f.Limit leaves matching f, after f.After, in
+	// the order that Filter.Ascending describes.
 	Search(ctx context.Context, f Filter) ([]StoredLeaf, error)
 	// Running returns, per (namespace, workload kind, workload name, image
 	// digest), the last allowed admit or break-glass leaf.
@@ -93,7 +94,10 @@ type Filter struct {
 	Namespace string
 	// Since and Until bound the record time: Since <= time < Until.
 	Since, Until time.Time
-	// Ascending lists oldest first; the default is newest first.
+	// Ascending lists oldest first; the default is newest first. A search
+	// bounded in time (Since or Until set) is ordered by record time, then
+	// index; any other search by index, which is the order of appending.
+	// The two differ only where the gate's decision times are out of order.
 	Ascending bool
 	// After is the cursor: list records after (in the listing order) this
 	// index. Nil starts at the beginning.

@@ -29,6 +29,10 @@ type Config struct {
 	// CacheTTL bounds how long verified evidence is reused (default 10m):
 	// keyless certificates checked against the current time expire.
 	CacheTTL time.Duration `json:"-"`
+	// VSAMaxAge bounds how old a verification summary may be for an
+	// admission to rest on it instead of a full check (default 24h): past
+	// it, new vulnerabilities in the scanner's database count again.
+	VSAMaxAge time.Duration `json:"-"`
 }
 
 // Protected is a production namespace.
@@ -55,6 +59,9 @@ func (c *Config) defaults() error {
 	}
 	if c.CacheSize <= 0 {
 		c.CacheSize = 4096
+	}
+	if c.VSAMaxAge <= 0 {
+		c.VSAMaxAge = 24 * time.Hour
 	}
 	if c.CacheTTL <= 0 {
 		c.CacheTTL = 10 * time.Minute

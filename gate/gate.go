@@ -55,6 +55,10 @@ type Options struct {
 	Policies *policy.Set
 	// Scanner is optional: without it policy sees no scan report.
 	Scanner Scanner
+	// Remote gives a source for another registry's images at admission;
+	// nil, or an error, and such images cannot be checked (a check error,
+	// which the built-in policies deny).
+	Remote func(registry string) (source.Source, error)
 	// Recorder is optional in tests; a server always has one.
 	Recorder Recorder
 	// VSAKey signs verification summary attestations on promotion; nil:
@@ -102,6 +106,10 @@ func New(cfg Config, o Options) (*Gate, error) {
 // Request asks for a decision about one image.
 type Request struct {
 	Action policy.Action `json:"action"`
+	// Registry is the host of another registry the image and its
+	// evidence are read from (admission only; Options.Remote must allow
+	// it), or "" for the registry the gate guards.
+	Registry string `json:"registry,omitempty"`
 	// Repository is where the image and its evidence are read from.
 	Repository string        `json:"repository"`
 	Digest     digest.Digest `json:"digest"`
@@ -110,6 +118,16 @@ type Request struct {
 	Reference string         `json:"reference,omitempty"`
 	Target    policy.Target  `json:"target"`
 	Actor     policy.Request `json:"actor"`
+}
+
+// fullRepository is the repository, prefixed with the host of another
+// registry (so that policy never mistakes another registry's prod/app for
+// this registry's).
+func (r Request) fullRepository() string {
+	if r.Registry != "" {
+		return r.Registry + "/" + r.Repository
+	}
+	return r.Repository
 }
 
 // Decision is the gate's answer, with what it was based on.
@@ -122,6 +140,9 @@ type Decision struct {
 	Input *policy.Input `json:"input,omitempty"`
 	// CachedEvidence says the verified evidence came from the cache.
 	CachedEvidence bool `json:"cachedEvidence,omitempty"`
+	// VSA is set when an admission was decided on the fast path, from the
+	// verification summary the gate signed at promotion; Input is then nil.
+	VSA *VSAProof `json:"vsa,omitempty"`
 }
 
 // Reasons are the messages a person reads: the policy's denials, and the
@@ -168,14 +189,19 @@ func joinErr(a, b string) string {
 
 func (g *Gate) decide(ctx context.Context, req Request, now time.Time) *Decision {
 	d := &Decision{Time: now.UTC(), Request: req}
-	if !req.Action.Valid() || req.Digest.Validate() != nil || req.Repository == "" {
+	if !req.Action.Valid() || req.Digest.Validate() != nil || req.Repository == "" || (req.Registry != "" && req.Action != policy.ActionAdmit) {
 		d.Error = fmt.Sprintf("invalid request: action %q, %s@%s", req.Action, req.Repository, req.Digest)
 		return d
 	}
 	ectx, cancel := context.WithTimeout(ctx, g.cfg.EvidenceTimeout)
 	defer cancel()
+	if fast, why := g.fastPath(ectx, req, now); fast != nil {
+		return fast
+	} else if why != "" {
+		g.log.DebugContext(ctx, "gate: no fast path", "repository", req.Repository, "digest", req.Digest, "why", why)
+	}
 	var opts []policy.InputOption
-	ev, cached, err := g.evidence(ectx, req.Repository, req.Digest)
+	ev, cached, err := g.evidence(ectx, req.Registry, req.Repository, req.Digest)
 	d.CachedEvidence = cached
 	if err != nil {
 		// NewInput records a nil evidence as a check error.
@@ -183,14 +209,16 @@ func (g *Gate) decide(ctx context.Context, req Request, now time.Time) *Decision
 		opts = append(opts, policy.WithCheckError("evidence", err))
 	}
 	var report *scanner.Report
-	if g.o.Scanner != nil {
+	if g.o.Scanner != nil && req.Registry != "" {
+		opts = append(opts, policy.WithCheckError("scan", fmt.Errorf("%s/%s@%s: images of other registries are not scanned", req.Registry, req.Repository, req.Digest)))
+	} else if g.o.Scanner != nil {
 		rep, err := g.o.Scanner.Scan(ectx, req.Repository, req.Digest)
 		if err != nil {
 			opts = append(opts, policy.WithCheckError("scan", err))
 		}
 		report = rep
 	}
-	subject := policy.Subject{Repository: req.Repository, Digest: req.Digest.String(), Tag: req.Tag, Reference: req.Reference}
+	subject := policy.Subject{Repository: req.fullRepository(), Digest: req.Digest.String(), Tag: req.Tag, Reference: req.Reference}
 	d.Input = policy.NewInput(req.Action, subject, req.Target, req.Actor, ev, report, now, opts...)
 	pd, err := g.o.Policies.Eval(ctx, d.Input)
 	d.Decision = pd
@@ -205,19 +233,36 @@ func (g *Gate) decide(ctx context.Context, req Request, now time.Time) *Decision
 
 // evidence collects the verified evidence of repo@d, reusing a cached
 // result while the stored evidence is unchanged. Errors are never cached.
-func (g *Gate) evidence(ctx context.Context, repo string, d digest.Digest) (*verifier.Evidence, bool, error) {
+func (g *Gate) evidence(ctx context.Context, registry, repo string, d digest.Digest) (*verifier.Evidence, bool, error) {
 	src := g.o.Store.Source()
+	key := repo
+	if registry != "" {
+		if g.o.Remote == nil {
+			return nil, false, fmt.Errorf("%s/%s@%s: images of other registries cannot be checked here", registry, repo, d)
+		}
+		var err error
+		if src, err = g.o.Remote(registry); err != nil {
+			return nil, false, fmt.Errorf("%s/%s@%s: %w", registry, repo, d, err)
+		}
+		key = registry + "/" + repo
+	}
 	fp, err := fingerprint(ctx, src, repo, d)
 	if err != nil {
-		return nil, false, fmt.Errorf("evidence of %s@%s: %w", repo, d, err)
+		return nil, false, fmt.Errorf("evidence of %s@%s: %w", key, d, err)
 	}
-	if ev, ok := g.cache.get(repo, d, fp); ok {
+	if ev, ok := g.cache.get(key, d, fp); ok {
 		return ev, true, nil
 	}
 	ev, err := g.o.Verifier.Collect(ctx, src, verifier.Subject{Repository: repo, Digest: d})
 	if err != nil {
 		return nil, false, err
 	}
-	g.cache.put(repo, d, fp, ev)
+	g.cache.put(key, d, fp, ev)
 	return ev, false, nil
+}
+
+// RevisionFor returns the revision of the policy that decides for t now
+// (the webhook's decision cache drops decisions taken under another).
+func (g *Gate) RevisionFor(t policy.Target) string {
+	return g.o.Policies.For(t).Engine().Revision()
 }

@@ -27,7 +27,7 @@ func AuditRecord(d *Decision) audit.Record {
 	rec := audit.Record{
 		Time:   d.Time,
 		Action: string(d.Request.Action),
-		Subject: audit.Subject{Repository: d.Request.Repository, Digest: d.Request.Digest.String(),
+		Subject: audit.Subject{Repository: d.Request.fullRepository(), Digest: d.Request.Digest.String(),
 			Tag: d.Request.Tag},
 		PolicyRevision: d.Revision,
 		Verdict:        audit.VerdictDeny,
@@ -49,12 +49,21 @@ func AuditRecord(d *Decision) audit.Record {
 	if t := d.Request.Target.Kubernetes; t != nil {
 		rec.Target = audit.Target{Namespace: t.Namespace, Kind: t.Workload.Kind, Name: t.Workload.Name}
 	}
+	// At admission the identity is the Kubernetes user who asked the API
+	// server; elsewhere it is the registry's authenticated identity.
 	if id := d.Request.Actor.Identity; id != nil {
-		rec.Actor.Identity = id.Name
+		if d.Request.Target.Kubernetes != nil {
+			rec.Actor.KubernetesUser = id.Name
+		} else {
+			rec.Actor.Identity = id.Name
+		}
 	}
 	rec.Actor.ServiceAccount = d.Request.Actor.ServiceAccount
 	if d.Input != nil {
 		rec.Evidence = evidenceSummary(&d.Input.Evidence)
+	}
+	if d.VSA != nil {
+		rec.Evidence.VSADigest = d.VSA.Manifest.String()
 	}
 	return rec
 }

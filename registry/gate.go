@@ -41,7 +41,7 @@ func (r *Registry) protected(repo string) bool { return r.gate != nil && r.gate.
 // gate plans it: as pushed (evidence), or linked from staging with its
 // evidence (a promotion), or not at all.
 func (r *Registry) gatedManifest(ctx context.Context, m *metadata.Manifest, tag string) *regError {
-	plan, err := r.gate.AuthorizeManifest(ctx, gate.ManifestWrite{Repository: m.Repository, Tag: tag, Digest: m.Digest, Subject: m.Subject})
+	plan, err := r.gate.AuthorizeManifest(ctx, gate.ManifestWrite{Repository: m.Repository, Tag: tag, Digest: m.Digest, Subject: m.Subject, Actor: actor(ctx)})
 	if err != nil {
 		return gateError(err)
 	}
@@ -99,7 +99,7 @@ func (r *Registry) guardBlobCommit(ctx context.Context, repo string, d digest.Di
 	if !r.protected(repo) {
 		return nil
 	}
-	known, err := r.meta.BlobKnown(ctx, d)
+	known, err := r.blobVisible(ctx, d)
 	if err != nil {
 		return internalError(err)
 	}
@@ -107,6 +107,35 @@ func (r *Registry) guardBlobCommit(ctx context.Context, repo string, d digest.Di
 		return newError(http.StatusForbidden, codeDenied, "%s is protected: blob %s is not in the registry; push the image to a staging namespace and promote it", repo, d)
 	}
 	return nil
+}
+
+// blobRepositories is an optional capability of a metadata store: the
+// repositories linking a blob.
+type blobRepositories interface {
+	BlobRepositories(ctx context.Context, d digest.Digest) ([]string, error)
+}
+
+// blobVisible reports whether blob d is linked into a repository the
+// request's caller may read, so that the answer reveals nothing about
+// repositories it may not.
+func (r *Registry) blobVisible(ctx context.Context, d digest.Digest) (bool, error) {
+	if CallerFrom(ctx) == nil {
+		return r.meta.BlobKnown(ctx, d)
+	}
+	br, ok := r.meta.(blobRepositories)
+	if !ok {
+		return false, nil
+	}
+	repos, err := br.BlobRepositories(ctx, d)
+	if err != nil {
+		return false, err
+	}
+	for _, repo := range repos {
+		if allowed(ctx, repo, ActionPull) {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // guardDelete refuses deletions in protected repositories with immutable

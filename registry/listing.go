@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -71,7 +72,7 @@ func (r *Registry) catalog(w http.ResponseWriter, req *http.Request, _ route) *r
 	repos := []string{}
 	if n != 0 {
 		var err error
-		repos, err = r.meta.ListRepositories(req.Context(), last, n)
+		repos, err = r.readableRepositories(req.Context(), last, n)
 		if err != nil {
 			return internalError(err)
 		}
@@ -80,4 +81,33 @@ func (r *Registry) catalog(w http.ResponseWriter, req *http.Request, _ route) *r
 		Repositories []string `json:"repositories"`
 	}{repos})
 	return nil
+}
+
+// readableRepositories lists the repositories after last that the
+// request's caller may pull, at most n (n < 0: all): the catalog shows
+// nothing else.
+func (r *Registry) readableRepositories(ctx context.Context, last string, n int) ([]string, error) {
+	if CallerFrom(ctx) == nil {
+		return r.meta.ListRepositories(ctx, last, n)
+	}
+	const batch = 1000
+	out := []string{}
+	for {
+		page, err := r.meta.ListRepositories(ctx, last, batch)
+		if err != nil {
+			return nil, err
+		}
+		for _, repo := range page {
+			if CallerFrom(ctx).Visible(repo) {
+				out = append(out, repo)
+				if n >= 0 && len(out) == n {
+					return out, nil
+				}
+			}
+		}
+		if len(page) < batch {
+			return out, nil
+		}
+		last = page[len(page)-1]
+	}
 }

@@ -11,7 +11,6 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/portcullis-dev/portcullis/gate"
-	"github.com/portcullis-dev/portcullis/policy"
 )
 
 // PromotionsPath is where POST promotes an image server-side.
@@ -77,6 +76,11 @@ func (r *Registry) promote(req *http.Request) (int, *PromotionResponse, error) {
 		return http.StatusBadRequest, nil, fmt.Errorf("target %q: want repo:tag or repo", pr.Target)
 	}
 	ctx := req.Context()
+	// Permissions first: a refusal must not depend on what exists.
+	if !allowed(ctx, from, ActionPull) || !allowed(ctx, to, ActionPromote) {
+		return http.StatusForbidden, &PromotionResponse{Source: pr.Source, Target: pr.Target,
+			Reasons: []string{fmt.Sprintf("%s may not promote from %s to %s: that needs pull on %s and promote on %s", callerName(ctx), from, to, from, to)}}, nil
+	}
 	d := fromRef.Digest
 	if d == "" {
 		if d, err = r.meta.ResolveTag(ctx, from, fromRef.Tag); err != nil {
@@ -84,7 +88,7 @@ func (r *Registry) promote(req *http.Request) (int, *PromotionResponse, error) {
 		}
 	}
 	resp := &PromotionResponse{Source: from + "@" + d.String(), Target: pr.Target, Digest: d}
-	plan, err := r.gate.AuthorizePromotion(ctx, from, d, to, toRef.Tag, policy.Request{})
+	plan, err := r.gate.AuthorizePromotion(ctx, from, d, to, toRef.Tag, actor(ctx))
 	var de *gate.DeniedError
 	switch {
 	case errors.As(err, &de):

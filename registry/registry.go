@@ -21,6 +21,7 @@ type Registry struct {
 	log    *slog.Logger
 	pushed []func(ctx context.Context, repo string, d digest.Digest)
 	gate   Gate
+	quota  Quota
 }
 
 // Option configures a Registry.

@@ -42,6 +42,11 @@ func (r *Registry) startUpload(w http.ResponseWriter, req *http.Request, rt rout
 		if e := r.guardBlobCommit(ctx, rt.name, d); e != nil {
 			return e
 		}
+		if req.ContentLength >= 0 {
+			if e := r.admit(ctx, rt.name, d, req.ContentLength); e != nil {
+				return e
+			}
+		}
 		id := uuid.NewString()
 		size, err := r.blobs.Commit(ctx, id, d, 0, req.ContentLength, req.Body)
 		if err != nil {
@@ -73,6 +78,11 @@ func (r *Registry) mount(w http.ResponseWriter, req *http.Request, rt route, mou
 		return nil, false
 	}
 	ctx := req.Context()
+	// A caller who may not read from learns nothing about it: the answer
+	// is the same as for a blob that is not there.
+	if !allowed(ctx, from, ActionPull) {
+		return nil, false
+	}
 	size, err := r.meta.StatBlob(ctx, from, d)
 	if errors.Is(err, metadata.ErrNotFound) {
 		return nil, false
@@ -85,6 +95,9 @@ func (r *Registry) mount(w http.ResponseWriter, req *http.Request, rt route, mou
 
 // blobCreated links a stored blob into name and answers 201.
 func (r *Registry) blobCreated(ctx context.Context, w http.ResponseWriter, name string, d digest.Digest, size int64) *regError {
+	if e := r.admit(ctx, name, d, size); e != nil {
+		return e
+	}
 	if err := r.meta.LinkBlob(ctx, name, d, size); err != nil {
 		return internalError(err)
 	}
@@ -196,6 +209,16 @@ func (r *Registry) finishUpload(w http.ResponseWriter, req *http.Request, rt rou
 		_ = r.meta.DeleteUpload(ctx, rt.arg)
 		return e
 	}
+	if length >= 0 && r.quota != nil {
+		have, err := r.blobs.UploadSize(ctx, rt.arg)
+		if err != nil {
+			return internalError(err)
+		}
+		if e := r.admit(ctx, rt.name, d, have+length); e != nil {
+			r.dropUpload(ctx, rt.arg)
+			return e
+		}
+	}
 	size, err := r.blobs.Commit(ctx, rt.arg, d, offset, length, req.Body)
 	if errors.Is(err, blobstore.ErrDigestMismatch) {
 		// The bytes are gone: the session is over.
@@ -205,6 +228,10 @@ func (r *Registry) finishUpload(w http.ResponseWriter, req *http.Request, rt rou
 		return uploadError(err, rt.arg, size)
 	}
 	if e := r.blobCreated(ctx, w, rt.name, d, size); e != nil {
+		if e.Code == codeDenied {
+			// Refused by the quota: the session is over.
+			_ = r.meta.DeleteUpload(ctx, rt.arg)
+		}
 		return e
 	}
 	if err := r.meta.DeleteUpload(ctx, rt.arg); err != nil && !errors.Is(err, metadata.ErrNotFound) {
@@ -245,4 +272,29 @@ func uploadError(err error, id string, size int64) *regError {
 	default:
 		return internalError(fmt.Errorf("upload %s: %w", id, err))
 	}
+}
+
+// dropUpload discards an upload's bytes and its session.
+func (r *Registry) dropUpload(ctx context.Context, id string) {
+	if err := r.blobs.Cancel(ctx, id); err != nil {
+		r.log.WarnContext(ctx, "discarding refused upload", "upload", id, "error", err)
+	}
+	_ = r.meta.DeleteUpload(ctx, id)
+}
+
+// admit asks the quota, if any, whether size bytes of d may be linked
+// into repo.
+func (r *Registry) admit(ctx context.Context, repo string, d digest.Digest, size int64) *regError {
+	if r.quota == nil {
+		return nil
+	}
+	err := r.quota.Admit(ctx, repo, d, size)
+	var qe *QuotaError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &qe):
+		return &regError{Status: http.StatusForbidden, Code: codeDenied, Message: qe.Message, Err: err}
+	}
+	return internalError(err)
 }

@@ -8,13 +8,15 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/portcullis-dev/portcullis/gate"
+	"github.com/portcullis-dev/portcullis/policy"
 )
 
 // RevisionReporter is an optional capability of a [Decider]: the policy
-// revision it would decide with now. When the decider has it, a cached
-// decision is reused only while its revision is current.
+// revision it would decide a target with now (*gate.Gate has it). When the
+// decider has it, a cached decision is reused only while its revision is
+// the current one for its target, so a policy reload takes effect at once.
 type RevisionReporter interface {
-	Revision() string
+	RevisionFor(t policy.Target) string
 }
 
 // CacheStats counts decision cache lookups.

@@ -42,23 +42,23 @@ type fakeResolver struct {
 	calls atomic.Int64
 }
 
-func (r *fakeResolver) Resolve(ctx context.Context, image string) (string, digest.Digest, error) {
+func (r *fakeResolver) Resolve(ctx context.Context, image string) (Location, error) {
 	r.calls.Add(1)
 	ref, err := parseReference(image)
 	if err != nil {
-		return "", "", err
+		return Location{}, err
 	}
 	if err := r.fail[image]; err != nil {
-		return "", "", err
+		return Location{}, err
 	}
 	if r.slow[image] {
 		<-ctx.Done()
-		return "", "", ctx.Err()
+		return Location{}, ctx.Err()
 	}
 	if ref.Digest != "" {
-		return ref.Name, ref.Digest, nil
+		return Location{Repository: ref.Name, Digest: ref.Digest}, nil
 	}
-	return ref.Name, fakeDigest(image), nil
+	return Location{Repository: ref.Name, Digest: fakeDigest(image)}, nil
 }
 
 // fakeDecider denies the repositories in deny, fails those in fail, is
@@ -111,7 +111,7 @@ func (f *fakeDecider) requests() []gate.Request {
 // revisionDecider is a fakeDecider that reports its revision.
 type revisionDecider struct{ *fakeDecider }
 
-func (r revisionDecider) Revision() string { return *r.rev.Load() }
+func (r revisionDecider) RevisionFor(policy.Target) string { return *r.rev.Load() }
 
 type fakeClock struct {
 	mu sync.Mutex

@@ -32,12 +32,12 @@ type mapResolver map[string]struct {
 	d    digest.Digest
 }
 
-func (m mapResolver) Resolve(_ context.Context, image string) (string, digest.Digest, error) {
+func (m mapResolver) Resolve(_ context.Context, image string) (webhook.Location, error) {
 	r, ok := m[image]
 	if !ok {
-		return "", "", fmt.Errorf("%s: manifest unknown", image)
+		return webhook.Location{}, fmt.Errorf("%s: manifest unknown", image)
 	}
-	return r.repo, r.d, nil
+	return webhook.Location{Repository: r.repo, Digest: r.d}, nil
 }
 
 // TestRealGate admits a Deployment through a real gate over an in-process

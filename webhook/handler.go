@@ -27,12 +27,21 @@ type Decider interface {
 	Evaluate(ctx context.Context, req gate.Request) *gate.Decision
 }
 
-// Resolver maps an image reference, as written in a pod spec, to the
-// repository the gate reads it from and its digest. For a reference that
-// carries a digest it must return that digest and should not contact a
-// registry (the warm admission path makes no registry requests).
+// Resolver maps an image reference, as written in a pod spec, to where
+// the gate reads it from and its digest. For a reference that carries a
+// digest it must return that digest and should not contact a registry
+// (the warm admission path makes no registry requests).
 type Resolver interface {
-	Resolve(ctx context.Context, image string) (repo string, d digest.Digest, err error)
+	Resolve(ctx context.Context, image string) (Location, error)
+}
+
+// Location is where an image is read from.
+type Location struct {
+	// Registry is the host of another registry, or "" for the registry
+	// the gate guards.
+	Registry   string
+	Repository string
+	Digest     digest.Digest
 }
 
 // maxBody bounds an AdmissionReview (the API server's objects are at most

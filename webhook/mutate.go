@@ -46,11 +46,11 @@ func (h *Handler) mutate(ctx context.Context, req *admissionv1.AdmissionRequest)
 		err    error
 	}
 	out, done := parallel(ctx, h.cfg.Timeout, len(refs), func(ctx context.Context, i int) resolved {
-		_, d, err := h.resolver.Resolve(ctx, refs[i])
+		loc, err := h.resolver.Resolve(ctx, refs[i])
 		if err == nil {
-			err = d.Validate()
+			err = loc.Digest.Validate()
 		}
-		return resolved{refs[i] + "@" + d.String(), err}
+		return resolved{refs[i] + "@" + loc.Digest.String(), err}
 	})
 	var warnings []string
 	for i, ref := range refs {

@@ -85,16 +85,12 @@ func (h *Handler) validate(ctx context.Context, req *admissionv1.AdmissionReques
 		PodLabels:      wl.PodMeta.Labels,
 	}
 	results := distinct(wl.Images)
-	current := ""
-	if rr, ok := h.decider.(RevisionReporter); ok {
-		current = rr.Revision()
-	}
 	// Checks that outlive the deadline still read their input: give them a
 	// copy that this goroutine does not write.
 	inputs := slices.Clone(results)
 	checked, done := parallel(ctx, h.cfg.Timeout, len(results), func(ctx context.Context, i int) ImageResult {
 		r := inputs[i]
-		h.check(ctx, &r, wl, ns, actor, current)
+		h.check(ctx, &r, wl, ns, actor)
 		return r
 	})
 	var warnings, deniedMsgs []string
@@ -138,13 +134,14 @@ func (h *Handler) validate(ctx context.Context, req *admissionv1.AdmissionReques
 }
 
 // check resolves and decides one image, from the cache when it can.
-func (h *Handler) check(ctx context.Context, r *ImageResult, wl *workload, ns string, actor policy.Request, current string) {
+func (h *Handler) check(ctx context.Context, r *ImageResult, wl *workload, ns string, actor policy.Request) {
 	ref, err := parseReference(r.Image)
 	if err != nil {
 		r.Reasons = []string{err.Error()}
 		return
 	}
-	repo, d, err := h.resolver.Resolve(ctx, r.Image)
+	loc, err := h.resolver.Resolve(ctx, r.Image)
+	repo, d := loc.Repository, loc.Digest
 	if err != nil {
 		r.Reasons = []string{fmt.Sprintf("could not resolve the image to a digest: %v", err)}
 		return
@@ -157,22 +154,28 @@ func (h *Handler) check(ctx context.Context, r *ImageResult, wl *workload, ns st
 		return
 	}
 	r.Repository, r.Digest = repo, d
+	target := policy.Target{Kubernetes: &policy.KubernetesTarget{
+		Namespace:       ns,
+		NamespaceLabels: wl.NamespaceLabels,
+		Workload:        policy.Workload{Kind: wl.Kind, Name: wl.Name},
+		Container:       r.Containers[0],
+	}}
+	current := ""
+	if rr, ok := h.decider.(RevisionReporter); ok {
+		current = rr.RevisionFor(target)
+	}
 	dec, ok := h.cache.get(d, ns, current)
 	r.Cached = ok
 	if !ok {
 		dec = h.decider.Evaluate(ctx, gate.Request{
 			Action:     policy.ActionAdmit,
+			Registry:   loc.Registry,
 			Repository: repo,
 			Digest:     d,
 			Tag:        ref.Tag,
 			Reference:  r.Image,
-			Target: policy.Target{Kubernetes: &policy.KubernetesTarget{
-				Namespace:       ns,
-				NamespaceLabels: wl.NamespaceLabels,
-				Workload:        policy.Workload{Kind: wl.Kind, Name: wl.Name},
-				Container:       r.Containers[0],
-			}},
-			Actor: actor,
+			Target:     target,
+			Actor:      actor,
 		})
 		if dec == nil {
 			r.Reasons = []string{"the gate gave no decision"}

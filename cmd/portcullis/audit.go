@@ -142,7 +142,7 @@ func (c *auditCLI) open(ctx context.Context, needKey bool) (auditSource, func(),
 		return nil, nil, errors.New("--pubkey FILE is required with --server (the audit public key you were given)")
 	}
 	if c.server != "" {
-		return audit.NewClient(c.server, v, nil), func() {}, nil
+		return audit.NewClient(c.server, v, credentialClient()), func() {}, nil
 	}
 	path := filepath.Join(c.data, "audit.db")
 	if _, err := os.Stat(path); err != nil {

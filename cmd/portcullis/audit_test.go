@@ -5,6 +5,8 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
@@ -160,5 +162,32 @@ func TestAuditVerifyServer(t *testing.T) {
 	code, _, errs = runAudit("prove", "--server", srv.URL, "--pubkey", filepath.Join(dir, audit.PublicKeyFile), "--index", "7")
 	if code != 0 {
 		t.Fatalf("prove --server: exit %d, %q", code, errs)
+	}
+}
+
+// TestServeAuditPages: serve mounts the auditors' pages next to the API.
+func TestServeAuditPages(t *testing.T) {
+	s := startServer(t, auditData(t, 6))
+	for _, tt := range []struct {
+		path   string
+		status int
+		want   string
+	}{
+		{"/ui/decisions", 200, `<tr data-index="5"`},
+		{"/ui/decisions?verdict=deny", 200, `<tr data-index="3"`},
+		{"/ui/decisions/4", 200, "proof verifies"},
+		{"/ui/decisions?since=yesterday", 400, "want an RFC 3339 time"},
+		{"/ui/decisions/6", 404, "not found"},
+		{"/portcullis/v1/decisions/4", 200, `"inclusionProof"`},
+	} {
+		resp, err := http.Get(s.URL(tt.path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tt.status || !strings.Contains(string(body), tt.want) {
+			t.Errorf("GET %s: %d, want %d and %q:\n%s", tt.path, resp.StatusCode, tt.status, tt.want, body)
+		}
 	}
 }

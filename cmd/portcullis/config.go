@@ -36,6 +36,12 @@ type Config struct {
 	Policies policy.Config `json:"policies"`
 	// Scanner configures vulnerability scanning (scan.go).
 	Scanner ScannerConfig `json:"scanner"`
+	// Auth is access control (access.go, docs/access-control.md).
+	Auth AuthConfig `json:"auth"`
+	// Quotas limit the storage of namespaces.
+	Quotas []QuotaConfig `json:"quotas,omitempty"`
+	// TLS is the registry listener's certificate.
+	TLS TLSConfig `json:"tls"`
 }
 
 // ScannerConfig configures vulnerability scanning (docs/configuration.md).
@@ -97,6 +103,7 @@ func loadConfig(path string) (*Config, error) {
 		}
 		c.Trust.relativeTo(filepath.Dir(path))
 		c.policiesRelativeTo(filepath.Dir(path))
+		c.authRelativeTo(filepath.Dir(path))
 	}
 	return c, nil
 }
@@ -163,5 +170,10 @@ func (c *Config) policiesRelativeTo(dir string) {
 	fix(&c.Policies.Default)
 	for i := range c.Policies.Sets {
 		fix(&c.Policies.Sets[i])
+	}
+	for i, r := range c.Webhook.Registries {
+		if r.DockerConfig != "" && !filepath.IsAbs(r.DockerConfig) {
+			c.Webhook.Registries[i].DockerConfig = filepath.Join(dir, r.DockerConfig)
+		}
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/portcullis-dev/portcullis/registry"
 	"github.com/portcullis-dev/portcullis/scanner"
 	"github.com/portcullis-dev/portcullis/verifier"
+	"github.com/portcullis-dev/portcullis/verifier/source"
 )
 
 // GateConfig is the "gate" section of portcullis.yaml.
@@ -156,7 +157,7 @@ func (s queueScanner) Scan(ctx context.Context, repo string, d digest.Digest) (*
 }
 
 // newGate builds the gate in front of reg's protected namespaces.
-func newGate(ctx context.Context, cfg *Config, reg *registry.Registry, v *verifier.Verifier, sc gate.Scanner, rec gate.Recorder, log *slog.Logger) (*gate.Gate, *policy.Set, error) {
+func newGate(ctx context.Context, cfg *Config, reg *registry.Registry, v *verifier.Verifier, sc gate.Scanner, rec gate.Recorder, remote func(string) (source.Source, error), log *slog.Logger) (*gate.Gate, *policy.Set, error) {
 	pc, err := policyConfig(cfg)
 	if err != nil {
 		return nil, nil, err
@@ -170,7 +171,7 @@ func newGate(ctx context.Context, cfg *Config, reg *registry.Registry, v *verifi
 		return nil, nil, err
 	}
 	gc := gate.Config{Staging: cfg.Gate.Staging, Protected: cfg.Gate.Protected, EvidenceTimeout: time.Duration(cfg.Gate.EvidenceTimeout)}
-	g, err := gate.New(gc, gate.Options{Store: reg, Verifier: v, Policies: ps, Scanner: sc, Recorder: rec, VSAKey: key, Logger: log})
+	g, err := gate.New(gc, gate.Options{Store: reg, Verifier: v, Policies: ps, Scanner: sc, Recorder: rec, VSAKey: key, Remote: remote, Logger: log})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -21,6 +21,8 @@ commands:
   promote   promote an image to a protected namespace through the gate
   audit     query, verify, export and prove the decision history
   policy    test and evaluate Rego policies (see 'portcullis policy help')
+  robot     create, list and revoke robot accounts (CI credentials)
+  quota     print the storage each namespace uses, and its quota
   version   print the version
 `
 
@@ -55,6 +57,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = dbCmd(ctx, args[1:], stdout, stderr)
 	case "policy":
 		return policyCmd(ctx, args[1:], stdout, stderr)
+	case "robot":
+		return robotCmd(ctx, args[1:], stdout, stderr)
+	case "quota":
+		return quotaCmd(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "portcullis", version)
 	case "-h", "--help", "help":

@@ -89,7 +89,7 @@ func promoteCmd(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return fail(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := credentialClient().Do(req)
 	if err != nil {
 		return fail(err)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/portcullis-dev/portcullis/audit"
 	"github.com/portcullis-dev/portcullis/gate"
 	"github.com/portcullis-dev/portcullis/registry"
+	"github.com/portcullis-dev/portcullis/registry/auth"
 	"github.com/portcullis-dev/portcullis/registry/blobstore"
 	"github.com/portcullis-dev/portcullis/registry/metadata/sqlite"
 )
@@ -32,6 +33,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	addr := fs.String("addr", "", "listen address (default 127.0.0.1:5000)")
 	data := fs.String("data", "", "data directory (default ./portcullis-data)")
 	webhookAddr := fs.String("webhook-addr", "", "serve the Kubernetes admission webhook over HTTPS here (e.g. :8443)")
+	insecureNoAuth := fs.Bool("insecure-no-auth", false, "serve a non-loopback address without authentication (anyone may push and delete)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -76,7 +78,15 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		blobs = blobstore.New(filesystem.New(filesystem.DriverParameters{RootDirectory: root, MaxThreads: 100}), blobstore.WithLocalRoot(root))
 	}
 	scans := &scanOnPush{}
-	reg := registry.New(meta, blobs, registry.WithLogger(log), registry.WithManifestPushed(scans.pushed))
+	regOpts := []registry.Option{registry.WithLogger(log), registry.WithManifestPushed(scans.pushed)}
+	quotas, err := newQuotas(cfg, meta)
+	if err != nil {
+		return err
+	}
+	if quotas != nil {
+		regOpts = append(regOpts, registry.WithQuota(quotas))
+	}
+	reg := registry.New(meta, blobs, regOpts...)
 	metrics := prometheus.NewRegistry()
 	if err := startScanning(cfg.Scanner, reg, scans, log, metrics); err != nil {
 		return err
@@ -107,12 +117,16 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			log.Error("closing the audit log", "err", err)
 		}
 	}()
-	g, _, err := newGate(ctx, cfg, reg, verifier, gateScans, gate.AuditRecorder{Log: decisions}, log)
+	remotes, err := openRemoteRegistries(cfg.Webhook.Registries)
+	if err != nil {
+		return err
+	}
+	g, policies, err := newGate(ctx, cfg, reg, verifier, gateScans, gate.AuditRecorder{Log: decisions}, remotes.source, log)
 	if err != nil {
 		return err
 	}
 	if cfg.Webhook.Addr != "" {
-		stopWebhook, err := startWebhook(ctx, cfg, cfg.Addr, reg, g, decisions, log)
+		stopWebhook, err := startWebhook(ctx, cfg, cfg.Addr, reg, remotes, g, decisions, log)
 		if err != nil {
 			return err
 		}
@@ -131,18 +145,25 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	mux.Handle("/v2", reg)
 	mux.Handle("POST "+registry.PromotionsPath, reg.PromotionsHandler())
 	auditAPI := audit.Handler(decisions)
-	for _, p := range []string{"/portcullis/v1/decisions", "/portcullis/v1/decisions/", "/portcullis/v1/checkpoints", "/portcullis/v1/checkpoints/", "/portcullis/v1/proofs/", "/portcullis/v1/running"} {
+	for _, p := range []string{"/portcullis/v1/decisions", "/portcullis/v1/decisions/", "/portcullis/v1/checkpoints", "/portcullis/v1/checkpoints/", "/portcullis/v1/proofs/", "/portcullis/v1/running", audit.PathUIDecisions, audit.PathUIDecisions + "/"} {
 		mux.Handle(p, auditAPI)
 	}
+	mux.Handle(auth.PoliciesPath+"/", policiesHandler(policies, policySetNames(cfg), log))
+	mux.Handle(auth.PoliciesPath, policiesHandler(policies, policySetNames(cfg), log))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 
-	ln, err := net.Listen("tcp", cfg.Addr)
+	access, closeAccess, err := accessControl(ctx, cfg, *insecureNoAuth, g, log)
 	if err != nil {
-		return fmt.Errorf("listen: %w", err)
+		return err
+	}
+	defer closeAccess()
+	ln, err := listen(cfg)
+	if err != nil {
+		return err
 	}
 	srv := &http.Server{
-		Handler:           mux,
+		Handler:           access.Middleware(mux),
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },

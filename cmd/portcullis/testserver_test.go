@@ -51,6 +51,10 @@ func exitWithParent() {
 type server struct {
 	// Addr is host:port.
 	Addr string
+	// Scheme is http, or https for a server started with a certificate
+	// (startServerTLS); client then trusts it.
+	Scheme string
+	client *http.Client
 
 	t      testing.TB
 	cmd    *exec.Cmd
@@ -61,7 +65,7 @@ type server struct {
 }
 
 // URL returns the server's base URL followed by path.
-func (s *server) URL(path string) string { return "http://" + s.Addr + path }
+func (s *server) URL(path string) string { return s.Scheme + "://" + s.Addr + path }
 
 // startServer runs `portcullis serve` on a free loopback port with its data
 // in dataDir, waits until GET /v2/ answers 200, and stops it (SIGTERM) when
@@ -84,6 +88,12 @@ func startServer(t testing.TB, dataDir string, extra ...string) *server {
 }
 
 func tryStartServer(t testing.TB, dataDir string, extra ...string) (*server, error) {
+	return tryStartServerWith(t, nil, dataDir, extra...)
+}
+
+// tryStartServerWith starts the server; with tlsClient it serves HTTPS and
+// tlsClient (trusting its certificate) checks that it is ready.
+func tryStartServerWith(t testing.TB, tlsClient *http.Client, dataDir string, extra ...string) (*server, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -92,7 +102,10 @@ func tryStartServer(t testing.TB, dataDir string, extra ...string) (*server, err
 	if err != nil {
 		return nil, err
 	}
-	s := &server{Addr: addr, t: t, stderr: &syncBuffer{}, exited: make(chan struct{})}
+	s := &server{Addr: addr, Scheme: "http", t: t, stderr: &syncBuffer{}, exited: make(chan struct{}), client: &http.Client{Timeout: time.Second}}
+	if tlsClient != nil {
+		s.Scheme, s.client = "https", tlsClient
+	}
 	s.cmd = exec.Command(exe, append([]string{"serve", "--addr", addr, "--data", dataDir}, extra...)...)
 	s.cmd.Env = append(os.Environ(), mainEnv+"=1")
 	s.cmd.Stdout = s.stderr
@@ -127,7 +140,7 @@ func freeAddr() (string, error) {
 }
 
 func (s *server) waitReady(timeout time.Duration) error {
-	client := &http.Client{Timeout: time.Second}
+	client := s.client
 	defer client.CloseIdleConnections()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -140,7 +153,8 @@ func (s *server) waitReady(timeout time.Duration) error {
 		if err == nil {
 			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			// 401: access control is on, the registry answers.
+			if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusUnauthorized {
 				return nil
 			}
 			err = fmt.Errorf("GET /v2/: %s", resp.Status)

@@ -8,15 +8,21 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"time"
 
+	"github.com/docker/cli/cli/config"
+	"github.com/docker/cli/cli/config/types"
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/opencontainers/go-digest"
 
 	"github.com/portcullis-dev/portcullis/audit"
 	"github.com/portcullis-dev/portcullis/gate"
 	"github.com/portcullis-dev/portcullis/registry"
+	"github.com/portcullis-dev/portcullis/verifier/source"
 	"github.com/portcullis-dev/portcullis/webhook"
 )
 
@@ -43,38 +49,127 @@ type WebhookConfig struct {
 	// BreakGlass lists the namespaces where the break-glass annotation is
 	// honoured, each until a time.
 	BreakGlass []webhook.BreakGlassWindow `json:"breakGlass,omitempty"`
+	// Registries are the other registries whose images may be admitted:
+	// their tags are resolved, and their signatures and attestations read,
+	// over the network with go-containerregistry. Images of any other
+	// registry are denied.
+	Registries []RemoteRegistry `json:"registries,omitempty"`
 }
 
-// localResolver resolves image references of this registry in-process.
-// Images of other registries are refused (fail closed): the gate reads
-// evidence from this registry only.
-type localResolver struct {
-	reg   *registry.Registry
-	hosts map[string]bool
+// RemoteRegistry is another registry the webhook reads from.
+type RemoteRegistry struct {
+	// Host is the registry as written in image references
+	// ("registry.example.com", "127.0.0.1:5001").
+	Host string `json:"host"`
+	// Insecure allows plain HTTP (loopback registries are plain HTTP
+	// anyway).
+	Insecure bool `json:"insecure,omitempty"`
+	// DockerConfig is a docker config.json holding the credentials for
+	// Host; empty: the server user's docker configuration and credential
+	// helpers (pods' imagePullSecrets are not read: that would need the
+	// right to read every namespace's secrets).
+	DockerConfig string `json:"dockerConfig,omitempty"`
 }
 
-func (r localResolver) Resolve(ctx context.Context, image string) (string, digest.Digest, error) {
+// imageResolver resolves image references of this registry in-process,
+// and those of the configured other registries remotely; images of any
+// other registry are refused (fail closed).
+type imageResolver struct {
+	reg     *registry.Registry
+	local   map[string]bool
+	remotes remoteRegistries
+}
+
+// remoteRegistries are the webhook's other registries, by host.
+type remoteRegistries map[string]*source.Remote
+
+func openRemoteRegistries(others []RemoteRegistry) (remoteRegistries, error) {
+	r := remoteRegistries{}
+	for _, o := range others {
+		if _, err := name.NewRegistry(o.Host); err != nil || o.Host == "" {
+			return nil, fmt.Errorf("webhook.registries: host %q: %v", o.Host, err)
+		}
+		var opts []source.RemoteOption
+		if o.Insecure {
+			opts = append(opts, source.WithInsecure())
+		}
+		if o.DockerConfig != "" {
+			kc, err := dockerConfigKeychain(o.DockerConfig)
+			if err != nil {
+				return nil, fmt.Errorf("webhook.registries: %s: %w", o.Host, err)
+			}
+			opts = append(opts, source.WithRemoteOptions(remote.WithAuthFromKeychain(kc)))
+		}
+		r[o.Host] = source.NewRemote(o.Host, opts...)
+	}
+	return r, nil
+}
+
+// source is the gate's source for another registry (gate.Options.Remote).
+func (r remoteRegistries) source(host string) (source.Source, error) {
+	if s, ok := r[host]; ok {
+		return s, nil
+	}
+	return nil, fmt.Errorf("registry %s is not in webhook.registries", host)
+}
+
+func (r *imageResolver) Resolve(ctx context.Context, image string) (webhook.Location, error) {
 	ref, err := name.ParseReference(image)
 	if err != nil {
-		return "", "", fmt.Errorf("image %q: %w", image, err)
+		return webhook.Location{}, fmt.Errorf("image %q: %w", image, err)
 	}
-	if !r.hosts[ref.Context().RegistryStr()] {
-		return "", "", fmt.Errorf("image %s is not in this registry: only images promoted through Portcullis can be admitted", image)
+	host := ref.Context().RegistryStr()
+	loc := webhook.Location{Repository: ref.Context().RepositoryStr()}
+	var src source.Source
+	switch {
+	case r.local[host]:
+		src = r.reg.Source()
+	case r.remotes[host] != nil:
+		src, loc.Registry = r.remotes[host], host
+	default:
+		return webhook.Location{}, fmt.Errorf("image %s is neither in this registry nor in a registry listed in webhook.registries", image)
 	}
-	repo := ref.Context().RepositoryStr()
 	if d, ok := ref.(name.Digest); ok {
-		return repo, digest.Digest(d.DigestStr()), nil
+		loc.Digest = digest.Digest(d.DigestStr())
+		return loc, nil
 	}
-	d, err := r.reg.Source().Resolve(ctx, repo, ref.Identifier())
-	if err != nil {
-		return "", "", fmt.Errorf("resolve %s: %w", image, err)
+	if loc.Digest, err = src.Resolve(ctx, loc.Repository, ref.Identifier()); err != nil {
+		return webhook.Location{}, fmt.Errorf("resolve %s: %w", image, err)
 	}
-	return repo, d, nil
+	return loc, nil
 }
+
+// dockerConfigKeychain reads credentials from one docker config.json.
+func dockerConfigKeychain(path string) (authn.Keychain, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	cf, err := config.LoadFromReader(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return keychainFunc(func(target authn.Resource) (authn.Authenticator, error) {
+		ac, err := cf.GetAuthConfig(target.RegistryStr())
+		if err != nil {
+			return nil, err
+		}
+		if ac == (types.AuthConfig{}) {
+			return authn.Anonymous, nil
+		}
+		return authn.FromConfig(authn.AuthConfig{Username: ac.Username, Password: ac.Password, Auth: ac.Auth,
+			IdentityToken: ac.IdentityToken, RegistryToken: ac.RegistryToken}), nil
+	}), nil
+}
+
+type keychainFunc func(authn.Resource) (authn.Authenticator, error)
+
+func (f keychainFunc) Resolve(r authn.Resource) (authn.Authenticator, error) { return f(r) }
 
 // startWebhook serves the admission webhook over TLS until ctx ends; the
 // returned function shuts it down.
-func startWebhook(ctx context.Context, cfg *Config, registryAddr string, reg *registry.Registry, g *gate.Gate, decisions *audit.Log, log *slog.Logger) (func(context.Context) error, error) {
+func startWebhook(ctx context.Context, cfg *Config, registryAddr string, reg *registry.Registry, remotes remoteRegistries, g *gate.Gate, decisions *audit.Log, log *slog.Logger) (func(context.Context) error, error) {
 	wc := cfg.Webhook
 	hosts := map[string]bool{registryAddr: true}
 	if host, port, err := net.SplitHostPort(registryAddr); err == nil {
@@ -82,6 +177,7 @@ func startWebhook(ctx context.Context, cfg *Config, registryAddr string, reg *re
 			hosts[net.JoinHostPort(h, port)] = true
 		}
 	}
+	resolver := &imageResolver{reg: reg, local: hosts, remotes: remotes}
 	h, err := webhook.New(webhook.Config{
 		Timeout: time.Duration(wc.Timeout), DefaultMode: wc.DefaultMode, Namespaces: wc.Namespaces, Exempt: wc.Exempt,
 		BreakGlass: wc.BreakGlass, Logger: log,
@@ -96,7 +192,7 @@ func startWebhook(ctx context.Context, cfg *Config, registryAddr string, reg *re
 				}
 			}
 		},
-	}, g, localResolver{reg: reg, hosts: hosts})
+	}, g, resolver)
 	if err != nil {
 		return nil, err
 	}

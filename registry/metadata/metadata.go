@@ -180,3 +180,15 @@ type Store interface {
 	Uploads
 	Close() error
 }
+
+// UsageCounter is an optional capability of a Store (found by type
+// assertion): storage used per namespace, for quotas.
+type UsageCounter interface {
+	// NamespaceUsage returns the bytes of the distinct blobs linked into
+	// repository prefix or any repository below it (prefix/...), plus the
+	// bytes of their manifests.
+	NamespaceUsage(ctx context.Context, prefix string) (int64, error)
+	// NamespaceHasBlob reports whether blob d is linked into prefix or a
+	// repository below it.
+	NamespaceHasBlob(ctx context.Context, prefix string, d digest.Digest) (bool, error)
+}

@@ -530,3 +530,47 @@ func (s *Store) ManifestParents(ctx context.Context, repo string, d digest.Diges
 	}
 	return out, nil
 }
+
+// BlobRepositories lists the repositories linking blob d, in lexical
+// order (the registry asks it to answer only about repositories a caller
+// may read).
+func (s *Store) BlobRepositories(ctx context.Context, d digest.Digest) ([]string, error) {
+	repos, err := s.names(ctx, `SELECT repo FROM repo_blobs WHERE digest = ? ORDER BY repo`, d.String())
+	if err != nil {
+		return nil, fmt.Errorf("repositories of blob %s: %w", d, err)
+	}
+	return repos, nil
+}
+
+// namespaceWhere selects the repository prefix and those below it; the
+// range keeps the primary key usable ('0' follows '/').
+const namespaceWhere = `(repo = ?1 OR (repo >= ?1 || '/' AND repo < ?1 || '0'))`
+
+// NamespaceUsage implements metadata.UsageCounter: the bytes of the
+// distinct blobs linked into prefix or a repository below it, plus the
+// bytes of their manifests.
+func (s *Store) NamespaceUsage(ctx context.Context, prefix string) (int64, error) {
+	var blobs, manifests int64
+	err := s.r.QueryRowContext(ctx, `SELECT COALESCE(SUM(b.size), 0) FROM blobs b
+		WHERE b.digest IN (SELECT digest FROM repo_blobs WHERE `+namespaceWhere+`)`, prefix).Scan(&blobs)
+	if err == nil {
+		err = s.r.QueryRowContext(ctx, `SELECT COALESCE(SUM(length(content)), 0) FROM manifests WHERE `+namespaceWhere, prefix).Scan(&manifests)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("usage of %s: %w", prefix, err)
+	}
+	return blobs + manifests, nil
+}
+
+// NamespaceHasBlob implements metadata.UsageCounter.
+func (s *Store) NamespaceHasBlob(ctx context.Context, prefix string, d digest.Digest) (bool, error) {
+	var one int
+	err := s.r.QueryRowContext(ctx, `SELECT 1 FROM repo_blobs WHERE digest = ?2 AND `+namespaceWhere+` LIMIT 1`, prefix, d.String()).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("blob %s in %s: %w", d, prefix, err)
+	}
+	return true, nil
+}

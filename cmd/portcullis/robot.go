@@ -1,0 +1,257 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/portcullis-dev/portcullis/registry/auth"
+	"github.com/portcullis-dev/portcullis/registry/metadata/sqlite"
+)
+
+const robotUsage = `usage: portcullis robot <create|list|revoke> [flags]
+
+Robot accounts are named, scoped, expiring credentials for CI. They are
+kept in <data>/auth.db (only a hash of each token); a running server sees
+changes within seconds.
+
+  create --name NAME --scope NS=ROLE[,ROLE] [--scope ...] [--expires 2160h]
+         prints the token once: log in with user robot$NAME and the token
+  list   every robot, revoked and expired ones included
+  revoke NAME
+
+flags:
+`
+
+func robotCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fail := func(err error) int {
+		fmt.Fprintf(stderr, "portcullis robot: %v\n", err)
+		return 1
+	}
+	if len(args) == 0 || args[0] == "-h" || args[0] == "help" || args[0] == "--help" {
+		fmt.Fprint(stderr, robotUsage)
+		return 2
+	}
+	sub := args[0]
+	fs := flag.NewFlagSet("robot "+sub, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, robotUsage); fs.PrintDefaults() }
+	configPath := fs.String("config", "", "path to portcullis.yaml (optional)")
+	data := fs.String("data", "", "data directory (default ./portcullis-data)")
+	name := fs.String("name", "", "create: the robot's name (lower case, digits, . _ -)")
+	var scopes stringList
+	fs.Var(&scopes, "scope", "create: NAMESPACE=ROLE[,ROLE] (roles: pull, push, promote, delete; audit-read, policy-admin on *); repeatable")
+	expires := fs.Duration("expires", 90*24*time.Hour, "create: lifetime of the token; 0 never expires")
+	description := fs.String("description", "", "create: what the robot is for")
+	output := fs.String("output", "text", "list: text or json")
+	var pos []string
+	rest := args[1:]
+	for {
+		if err := fs.Parse(rest); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return 0
+			}
+			return 2
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos, rest = append(pos, fs.Arg(0)), fs.Args()[1:]
+	}
+	cfg, err := loadConfig(*configPath)
+	if err != nil {
+		return fail(err)
+	}
+	if *data != "" {
+		cfg.Data = *data
+	}
+	if err := cfg.defaults(); err != nil {
+		return fail(err)
+	}
+	robots, err := auth.OpenRobots(ctx, filepath.Join(cfg.Data, auth.DBFile))
+	if err != nil {
+		return fail(err)
+	}
+	defer robots.Close()
+	switch sub {
+	case "create":
+		if *name == "" && len(pos) == 1 {
+			*name, pos = pos[0], nil
+		}
+		if *name == "" || len(pos) > 0 {
+			return fail(errors.New("create: give --name NAME and at least one --scope NS=ROLE"))
+		}
+		sc, err := auth.ParseScopes(scopes)
+		if err != nil {
+			return fail(err)
+		}
+		if *expires < 0 {
+			return fail(errors.New("--expires must not be negative"))
+		}
+		token, r, err := robots.Create(ctx, *name, sc, *expires, *description)
+		if err != nil {
+			return fail(err)
+		}
+		exp := "never"
+		if !r.ExpiresAt.IsZero() {
+			exp = r.ExpiresAt.UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(stderr, "robot %s created (id %s, expires %s); the token is shown once:\n", r.Name, r.ID, exp)
+		fmt.Fprintln(stdout, token)
+		return 0
+	case "list":
+		if len(pos) > 0 {
+			return fail(fmt.Errorf("list takes no arguments, got %q", pos))
+		}
+		l, err := robots.List(ctx)
+		if err != nil {
+			return fail(err)
+		}
+		if *output == "json" {
+			if l == nil {
+				l = []*auth.Robot{}
+			}
+			enc := json.NewEncoder(stdout)
+			enc.SetIndent("", "  ")
+			_ = enc.Encode(l)
+			return 0
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tID\tSCOPES\tCREATED\tEXPIRES\tSTATE")
+		now := time.Now()
+		for _, r := range l {
+			var sc []string
+			for _, s := range r.Scopes {
+				roles := make([]string, len(s.Roles))
+				for i, ro := range s.Roles {
+					roles[i] = string(ro)
+				}
+				sc = append(sc, s.Namespace+"="+strings.Join(roles, ","))
+			}
+			exp, state := "never", "active"
+			if !r.ExpiresAt.IsZero() {
+				exp = r.ExpiresAt.UTC().Format(time.RFC3339)
+			}
+			switch {
+			case !r.RevokedAt.IsZero():
+				state = "revoked " + r.RevokedAt.UTC().Format(time.RFC3339)
+			case !r.Active(now):
+				state = "expired"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", auth.RobotPrefix+r.Name, r.ID, strings.Join(sc, " "), r.CreatedAt.UTC().Format(time.RFC3339), exp, state)
+		}
+		_ = tw.Flush()
+		return 0
+	case "revoke":
+		if len(pos) != 1 {
+			return fail(errors.New("revoke: give the robot's name"))
+		}
+		if err := robots.Revoke(ctx, pos[0]); err != nil {
+			return fail(err)
+		}
+		fmt.Fprintf(stderr, "robot %s revoked\n", strings.TrimPrefix(pos[0], auth.RobotPrefix))
+		return 0
+	}
+	fmt.Fprintf(stderr, "portcullis robot: unknown command %q\n%s", sub, robotUsage)
+	return 2
+}
+
+const quotaUsage = `usage: portcullis quota [--data DIR] [--config FILE] [--output text|json]
+
+Prints the storage each namespace uses (the distinct blobs linked into its
+repositories, plus their manifests) and its quota from portcullis.yaml.
+Namespaces are the quotas' and the first path segment of every repository.
+`
+
+func quotaCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("quota", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, quotaUsage); fs.PrintDefaults() }
+	configPath := fs.String("config", "", "path to portcullis.yaml (optional)")
+	data := fs.String("data", "", "data directory (default ./portcullis-data)")
+	output := fs.String("output", "text", "text or json")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	fail := func(err error) int {
+		fmt.Fprintf(stderr, "portcullis quota: %v\n", err)
+		return 1
+	}
+	if fs.NArg() > 0 {
+		return fail(fmt.Errorf("unexpected arguments %q", fs.Args()))
+	}
+	cfg, err := loadConfig(*configPath)
+	if err != nil {
+		return fail(err)
+	}
+	if *data != "" {
+		cfg.Data = *data
+	}
+	if err := cfg.defaults(); err != nil {
+		return fail(err)
+	}
+	meta, err := sqlite.Open(ctx, cfg.Metadata.SQLite.Path)
+	if err != nil {
+		return fail(err)
+	}
+	defer meta.Close()
+	repos, err := meta.ListRepositories(ctx, "", -1)
+	if err != nil {
+		return fail(err)
+	}
+	seen := map[string]bool{}
+	var namespaces []string
+	for _, r := range repos {
+		ns, _, _ := strings.Cut(r, "/")
+		if !seen[ns] {
+			seen[ns] = true
+			namespaces = append(namespaces, ns)
+		}
+	}
+	var rules []auth.QuotaRule
+	for i, q := range cfg.Quotas {
+		n, err := auth.ParseBytes(q.Size)
+		if err != nil {
+			return fail(fmt.Errorf("config: quotas[%d]: %w", i, err))
+		}
+		rules = append(rules, auth.QuotaRule{Namespace: q.Namespace, Limit: n})
+	}
+	q, err := auth.NewQuotas(rules, meta)
+	if err != nil {
+		return fail(err)
+	}
+	usage, err := q.Report(ctx, namespaces)
+	if err != nil {
+		return fail(err)
+	}
+	if *output == "json" {
+		if usage == nil {
+			usage = []auth.Usage{}
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(usage)
+		return 0
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAMESPACE\tUSED\tQUOTA\tUSE%")
+	for _, u := range usage {
+		limit, pct := "-", "-"
+		if u.Limit > 0 {
+			limit, pct = auth.FormatBytes(u.Limit), fmt.Sprintf("%.0f%%", float64(u.Used)*100/float64(u.Limit))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", u.Namespace, auth.FormatBytes(u.Used), limit, pct)
+	}
+	_ = tw.Flush()
+	return 0
+}
