@@ -131,10 +131,10 @@ func accessControl(ctx context.Context, cfg *Config, insecureNoAuth bool, g inte
 	if err != nil {
 		return nil, nil, err
 	}
-	closeFn = func() { _ = robots.Close() }
+	closeRobots := func() { _ = robots.Close() }
 	defer func() {
 		if err != nil {
-			closeFn()
+			closeRobots()
 		}
 	}()
 	active, err := robots.ActiveCount(ctx)
@@ -158,7 +158,7 @@ func accessControl(ctx context.Context, cfg *Config, insecureNoAuth bool, g inte
 			return nil, nil, fmt.Errorf("refusing to serve %s without authentication: configure auth (docs/access-control.md), or pass --insecure-no-auth", cfg.Addr)
 		}
 		svc, err := auth.New(auth.Options{Open: true, Limits: limits, Logger: log})
-		return svc, closeFn, err
+		return svc, closeRobots, err
 	}
 	pol, err := auth.NewAuthorizer(auth.Policy{Grants: ac.Grants, AnonymousPull: ac.AnonymousPull, Groups: ac.Groups})
 	if err != nil {
@@ -185,7 +185,7 @@ func accessControl(ctx context.Context, cfg *Config, insecureNoAuth bool, g inte
 	}
 	log.Info("access control on", "users", users, "robots", active, "grants", len(ac.Grants), "anonymousPull", ac.AnonymousPull, "oidc", ac.OIDC != nil)
 	svc, err = auth.New(o)
-	return svc, closeFn, err
+	return svc, closeRobots, err
 }
 
 // listen opens the registry listener: TLS when a certificate is

@@ -364,8 +364,10 @@ func TestAuthRealClients(t *testing.T) {
 	runTool(t, dir, bobEnv, "crane", "manifest", img) // bob may pull
 	_, stderr, err = tryTool(t, dir, dockerConfigEnv(home("nobody")), "crane", "manifest", img)
 	refused("crane pull without logging in", err, stderr)
-	_, stderr, err = tryTool(t, dir, dockerConfigEnv(home("mallory")), "crane", "auth", "login", s.Addr, "-u", "alice", "-p", "wrong")
-	refused("crane auth login with a wrong password", err, stderr)
+	mallory := dockerConfigEnv(home("mallory"))
+	runTool(t, dir, mallory, "crane", "auth", "login", s.Addr, "-u", "alice", "-p", "wrong") // only writes the config
+	_, stderr, err = tryTool(t, dir, mallory, "crane", "manifest", img)
+	refused("crane pull with a wrong password", err, stderr)
 
 	// skopeo --creds / --dest-creds.
 	policy := filepath.Join(dir, "policy.json")

@@ -6,6 +6,7 @@ import (
 	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"net"
@@ -164,7 +165,9 @@ func webhookConfigurations(t *testing.T, url string, caBundle []byte) (*admissio
 	}
 	for doc := range strings.SplitSeq(string(b), "\n---\n") {
 		var head struct{ Kind string }
-		unmarshalYAML(t, doc, &head)
+		if err := yaml.Unmarshal([]byte(doc), &head); err != nil {
+			t.Fatal(err)
+		}
 		switch head.Kind {
 		case "MutatingWebhookConfiguration":
 			m = &admissionregistrationv1.MutatingWebhookConfiguration{}
@@ -397,7 +400,9 @@ func TestHelmChart(t *testing.T) {
 	var gotV *admissionregistrationv1.ValidatingWebhookConfiguration
 	for doc := range strings.SplitSeq(out, "\n---\n") {
 		var head struct{ Kind string }
-		unmarshalYAML(t, doc, &head)
+		if err := yaml.Unmarshal([]byte(doc), &head); err != nil {
+			t.Fatal(err)
+		}
 		switch head.Kind {
 		case "MutatingWebhookConfiguration":
 			gotM = &admissionregistrationv1.MutatingWebhookConfiguration{}
@@ -415,7 +420,9 @@ func TestHelmChart(t *testing.T) {
 		if s := got.ClientConfig.Service; s == nil || s.Namespace != "security" || s.Name != "gate-webhook" || *s.Path != path || string(got.ClientConfig.CABundle) != "CA" {
 			t.Fatalf("%s client config %+v", kind, got.ClientConfig)
 		}
-		if fmt.Sprint(got.Rules) != fmt.Sprint(want.Rules) || *got.FailurePolicy != *want.FailurePolicy ||
+		gotRules, _ := json.Marshal(got.Rules)
+		wantRules, _ := json.Marshal(want.Rules)
+		if string(gotRules) != string(wantRules) || *got.FailurePolicy != *want.FailurePolicy ||
 			*got.TimeoutSeconds != *want.TimeoutSeconds || *got.SideEffects != *want.SideEffects {
 			t.Fatalf("%s differs from deploy/webhook.yaml:\n got %+v\nwant %+v", kind, got, want)
 		}

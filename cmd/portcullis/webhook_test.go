@@ -13,13 +13,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis-dev/portcullis/registry/registrytest"
 	vt "github.com/portcullis-dev/portcullis/verifier/verifiertest"
 )
 
 // TestServeWebhook: `portcullis serve --webhook-addr` admits a pod whose
 // image is signed by a trusted key and denies one with an unsigned image,
-// with the policy's reason, over TLS with the self-signed CA it wrote.
+// with the policy's reason, over TLS with the self-signed CA it wrote; the
+// same for images of another registry listed in webhook.registries, and
+// images of any other registry are denied.
 func TestServeWebhook(t *testing.T) {
+	_, otherHost := registrytest.New(t)
+	other := vt.Registry{Host: otherHost}
 	dir, data := t.TempDir(), t.TempDir()
 	key := vt.NewKey(t)
 	der, err := x509.MarshalPKIXPublicKey(key.Public())
@@ -29,7 +34,8 @@ func TestServeWebhook(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "release.pub"), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg := "trust:\n  authorities:\n    - name: release\n      keys: [release.pub]\n"
+	cfg := "trust:\n  authorities:\n    - name: release\n      keys: [release.pub]\n" +
+		"webhook:\n  registries:\n    - {host: \"" + otherHost + "\", insecure: true}\n"
 	if err := os.WriteFile(filepath.Join(dir, "portcullis.yaml"), []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -82,8 +88,24 @@ func TestServeWebhook(t *testing.T) {
 	if bad["allowed"] != false || !strings.Contains(string(msg), unsigned.Encoded()) || !strings.Contains(string(msg), "no signature verified") {
 		t.Fatalf("pod with an unsigned image: %s", msg)
 	}
-	other := review("docker.io/library/nginx:1.27")
-	if other["allowed"] != false {
-		t.Fatalf("image of another registry admitted: %v", other)
+	foreignSigned := other.PushImage(t, "team/web", "1")
+	other.PushKeyBundle(t, key, "team/web", foreignSigned, vt.Statement(t, foreignSigned, vt.CosignSign, `{}`))
+	foreignUnsigned := other.PushImage(t, "team/web", "2")
+	if ok := review(otherHost + "/team/web:1"); ok["allowed"] != true {
+		t.Fatalf("signed image of a listed registry denied: %v", ok)
+	}
+	bad = review(otherHost + "/team/web@" + foreignUnsigned.String())
+	msg, _ = json.Marshal(bad)
+	if bad["allowed"] != false || !strings.Contains(string(msg), "no signature verified") {
+		t.Fatalf("unsigned image of a listed registry: %s", msg)
+	}
+	unknown := review("docker.io/library/nginx:1.27")
+	msg, _ = json.Marshal(unknown)
+	if unknown["allowed"] != false || !strings.Contains(string(msg), "neither in this registry nor in a registry listed in webhook.registries") {
+		t.Fatalf("image of an unlisted registry: %s", msg)
+	}
+	code, out, errOut := run2(t, "audit", "query", "--data", data, "--digest", foreignSigned.String(), "--output", "json")
+	if code != 0 || !strings.Contains(out, `"repository": "`+otherHost+`/team/web"`) {
+		t.Fatalf("the admission of %s is not recorded with its registry: exit %d %s%s", foreignSigned, code, out, errOut)
 	}
 }

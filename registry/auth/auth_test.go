@@ -569,6 +569,9 @@ func TestConcurrentUploadLimit(t *testing.T) {
 	alice := basic("alice", testPassword)
 	r := e.do(http.MethodPost, "/v2/staging/app/blobs/uploads/", alice, nil)
 	loc := r.header.Get("Location")
+	if r.status != http.StatusAccepted || loc == "" {
+		t.Fatalf("starting an upload: %d %s", r.status, r.body)
+	}
 	pr, pw := io.Pipe()
 	t.Cleanup(func() { pw.Close() }) // before the server closes: it waits for this request
 	done := make(chan int, 1)
@@ -597,6 +600,11 @@ func TestConcurrentUploadLimit(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("a second upload while one is in flight: %d %s, want 429", r.status, r.body)
+		}
+		select {
+		case s := <-done:
+			t.Fatalf("the first PATCH ended before its body did: %d", s)
+		default:
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
