@@ -34,6 +34,8 @@ type Config struct {
 	Webhook WebhookConfig `json:"webhook"`
 	// Policies maps targets to policy bundles (policy.Config).
 	Policies policy.Config `json:"policies"`
+	// Audit configures the decision history (docs/audit.md).
+	Audit AuditConfig `json:"audit"`
 	// Scanner configures vulnerability scanning (scan.go).
 	Scanner ScannerConfig `json:"scanner"`
 	// Auth is access control (access.go, docs/access-control.md).

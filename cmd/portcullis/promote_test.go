@@ -7,6 +7,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -17,6 +18,7 @@ import (
 
 	dbtypes "github.com/aquasecurity/trivy-db/pkg/types"
 
+	"github.com/portcullis-dev/portcullis/audit"
 	"github.com/portcullis-dev/portcullis/scanner/trivy/trivytest"
 )
 
@@ -64,6 +66,8 @@ policies:
     - name: prod
       registry: {prefixes: [prod]}
       bundle: policy
+audit:
+  checkpointInterval: 1s
 `
 	if err := os.WriteFile(filepath.Join(s.dir, "portcullis.yaml"), []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -204,6 +208,57 @@ func TestPromotionStory(t *testing.T) {
 			t.Errorf("decisions for %s (%s): %d %s", d, c.verdict, resp.StatusCode, body)
 		}
 	}
+	// The auditor's question in one command: who allowed this digest into
+	// prod, when, under which policy, on what evidence; then the record's
+	// inclusion proof, and the other filters find the same record.
+	d := img[strings.Index(img, "@")+1:]
+	auditQuery := func(args ...string) []audit.Entry {
+		t.Helper()
+		code, q, qerr := run2(t, append([]string{"audit", "query", "--server", s.srv.URL(""), "--output", "json"}, args...)...)
+		var entries []audit.Entry
+		if code != 0 || json.Unmarshal([]byte(q), &entries) != nil {
+			t.Fatalf("audit query %v: exit %d %s%s", args, code, q, qerr)
+		}
+		return entries
+	}
+	found := auditQuery("--digest", d, "--action", "promote", "--verdict", "allow", "--since", "1h")
+	if len(found) == 0 {
+		t.Fatal("no promote/allow record for the promoted digest")
+	}
+	rec := found[0].Record
+	var types []string
+	for _, a := range rec.Evidence.Attestations {
+		types = append(types, a.PredicateType)
+	}
+	if len(rec.Evidence.Signers) == 0 || rec.Evidence.Signers[0].Authority != "ci" || !strings.Contains(strings.Join(types, " "), "slsa.dev/provenance") ||
+		rec.Evidence.Scan == nil || rec.PolicyRevision == "" || rec.Target.Repository != "prod/app" {
+		t.Fatalf("the promotion record lacks its evidence: %+v", rec)
+	}
+	idx := fmt.Sprint(found[0].Index)
+	for _, filter := range [][]string{{"--repository", "staging/app"}, {"--policy-revision", rec.PolicyRevision}, {"--action", "promote"}, {"--verdict", "allow"}} {
+		hit := false
+		for _, e := range auditQuery(append(filter, "--limit", "1000")...) {
+			hit = hit || fmt.Sprint(e.Index) == idx
+		}
+		if !hit {
+			t.Errorf("audit query %v does not find record %s", filter, idx)
+		}
+	}
+	if old := auditQuery("--digest", d, "--until", "1h"); len(old) != 0 {
+		t.Errorf("records of an hour ago: %+v", old)
+	}
+	// A record is provable once a checkpoint covers it (every second here).
+	for try := 0; ; try++ {
+		code, p, perr := run2(t, "audit", "prove", "--server", s.srv.URL(""), "--pubkey", filepath.Join(s.data, "audit-key.pub"), "--index", idx)
+		if code == 0 && strings.Contains(p, d) {
+			break
+		}
+		if try == 50 || !strings.Contains(perr, "not covered by a signed checkpoint yet") {
+			t.Fatalf("audit prove --index %s: exit %d %s%s", idx, code, p, perr)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
 	var errOut strings.Builder
 	if code := run(t.Context(), []string{"promote", unsigned, s.srv.Addr + "/prod/app:3.0"}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "no signature verified") {
 		t.Errorf("portcullis promote of an unsigned image: exit %d, %s", code, errOut.String())

@@ -103,7 +103,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	decisions, err := audit.OpenSQLite(ctx, filepath.Join(cfg.Data, "audit.db"), audit.WithSigner(auditKey))
+	decisions, err := audit.OpenSQLite(ctx, filepath.Join(cfg.Data, "audit.db"), append(cfg.Audit.options(), audit.WithSigner(auditKey))...)
 	if err != nil {
 		return err
 	}

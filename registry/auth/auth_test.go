@@ -586,7 +586,9 @@ func TestConcurrentUploadLimit(t *testing.T) {
 		res.Body.Close()
 		done <- res.StatusCode
 	}()
-	_, _ = pw.Write([]byte("first bytes"))
+	// More than the client's write buffer, so that the request reaches
+	// the server while its body stays open.
+	_, _ = pw.Write(bytes.Repeat([]byte("x"), 256<<10))
 	// The first PATCH is in flight (its body is still open): wait until
 	// the server holds it.
 	deadline := time.Now().Add(30 * time.Second)
@@ -598,13 +600,13 @@ func TestConcurrentUploadLimit(t *testing.T) {
 			}
 			break
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("a second upload while one is in flight: %d %s, want 429", r.status, r.body)
-		}
 		select {
 		case s := <-done:
 			t.Fatalf("the first PATCH ended before its body did: %d", s)
 		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a second upload while one is in flight: %d %s, want 429", r.status, r.body)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
