@@ -578,7 +578,7 @@ func TestConcurrentUploadLimit(t *testing.T) {
 	go func() {
 		req, _ := http.NewRequest(http.MethodPatch, e.url+loc, pr)
 		req.Header.Set("Authorization", alice)
-		res, err := http.DefaultClient.Do(req)
+		res, err := (&http.Client{Transport: &http.Transport{}}).Do(req)
 		if err != nil {
 			done <- 0
 			return
@@ -588,7 +588,15 @@ func TestConcurrentUploadLimit(t *testing.T) {
 	}()
 	// More than the client's write buffer, so that the request reaches
 	// the server while its body stays open.
-	_, _ = pw.Write(bytes.Repeat([]byte("x"), 256<<10))
+	go func() {
+		chunk := bytes.Repeat([]byte("x"), 32<<10)
+		for {
+			if _, err := pw.Write(chunk); err != nil {
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
 	// The first PATCH is in flight (its body is still open): wait until
 	// the server holds it.
 	deadline := time.Now().Add(30 * time.Second)
