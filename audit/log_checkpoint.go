@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -86,14 +87,14 @@ func (l *Log) Run(ctx context.Context) error {
 // LatestCheckpoint returns the stored checkpoint of the largest tree, as
 // stored (its signature is not checked here: Verify and auditors do that).
 func (l *Log) LatestCheckpoint(ctx context.Context) (SignedCheckpoint, error) {
-	cps, err := l.store.Checkpoints(ctx)
+	cp, err := l.store.Checkpoint(ctx, 0)
+	if errors.Is(err, ErrNotFound) {
+		return SignedCheckpoint{}, fmt.Errorf("audit: no checkpoint yet: %w", ErrNotFound)
+	}
 	if err != nil {
 		return SignedCheckpoint{}, err
 	}
-	if len(cps) == 0 {
-		return SignedCheckpoint{}, fmt.Errorf("audit: no checkpoint yet: %w", ErrNotFound)
-	}
-	return parseStored(cps[len(cps)-1])
+	return parseStored(cp)
 }
 
 // Checkpoints returns every stored checkpoint by increasing size.

@@ -142,21 +142,14 @@ func (l *Log) Prove(ctx context.Context, index, treeSize uint64) (Proved, error)
 	if err != nil {
 		return Proved{}, err
 	}
-	cps, err := l.store.Checkpoints(ctx)
-	if err != nil {
-		return Proved{}, err
-	}
-	var cp *StoredCheckpoint
-	for i := range cps {
-		if (treeSize == 0 && i == len(cps)-1) || (treeSize != 0 && cps[i].Size == treeSize) {
-			cp = &cps[i]
-		}
-	}
-	if cp == nil {
-		if treeSize != 0 {
-			return Proved{}, fmt.Errorf("no checkpoint of size %d: %w", treeSize, ErrNotFound)
-		}
+	cp, err := l.store.Checkpoint(ctx, treeSize)
+	switch {
+	case errors.Is(err, ErrNotFound) && treeSize != 0:
+		return Proved{}, fmt.Errorf("no checkpoint of size %d: %w", treeSize, ErrNotFound)
+	case errors.Is(err, ErrNotFound):
 		return Proved{Entry: e}, nil
+	case err != nil:
+		return Proved{}, err
 	}
 	out := Proved{Entry: e, Checkpoint: string(cp.Signed)}
 	if index >= cp.Size {

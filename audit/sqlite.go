@@ -277,6 +277,23 @@ func (s *sqliteStore) AddCheckpoint(ctx context.Context, size uint64, signed []b
 	return nil
 }
 
+func (s *sqliteStore) Checkpoint(ctx context.Context, size uint64) (StoredCheckpoint, error) {
+	q, args := `SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT 1`, []any{}
+	if size != 0 {
+		q, args = `SELECT size, note FROM checkpoints WHERE size = ?`, []any{int64(size)}
+	}
+	var c StoredCheckpoint
+	var n int64
+	switch err := s.r.QueryRowContext(ctx, q, args...).Scan(&n, &c.Signed); {
+	case errors.Is(err, sql.ErrNoRows):
+		return StoredCheckpoint{}, ErrNotFound
+	case err != nil:
+		return StoredCheckpoint{}, fmt.Errorf("read checkpoint: %w", err)
+	}
+	c.Size = uint64(n)
+	return c, nil
+}
+
 func (s *sqliteStore) Checkpoints(ctx context.Context) ([]StoredCheckpoint, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT size, note FROM checkpoints ORDER BY size`)
 	if err != nil {

@@ -41,6 +41,9 @@ type CheckpointStore interface {
 	AddCheckpoint(ctx context.Context, size uint64, signed []byte) error
 	// Checkpoints returns the stored signed checkpoints by increasing size.
 	Checkpoints(ctx context.Context) ([]StoredCheckpoint, error)
+	// Checkpoint returns the checkpoint of tree size size, or the latest
+	// if size is 0; ErrNotFound if there is none.
+	Checkpoint(ctx context.Context, size uint64) (StoredCheckpoint, error)
 }
 
 // Searcher answers the auditors' queries.
