@@ -369,6 +369,14 @@ func TestAuthRealClients(t *testing.T) {
 	_, stderr, err = tryTool(t, dir, mallory, "crane", "manifest", img)
 	refused("crane pull with a wrong password", err, stderr)
 
+	// portcullis promote sends the credentials of the docker config: alice
+	// is authenticated, and refused (she may not promote), with the reason.
+	t.Setenv("DOCKER_CONFIG", filepath.Join(home("alice"), "docker"))
+	var pout, perr bytes.Buffer
+	if code := run(context.Background(), []string{"promote", img, s.Addr + "/prod/crane:1"}, &pout, &perr); code != 1 || !strings.Contains(perr.String(), "alice may not promote") {
+		t.Fatalf("portcullis promote as alice: exit %d\n%s%s", code, pout.String(), perr.String())
+	}
+
 	// skopeo --creds / --dest-creds.
 	policy := filepath.Join(dir, "policy.json")
 	writeFile(t, policy, []byte(`{"default":[{"type":"insecureAcceptAnything"}]}`))

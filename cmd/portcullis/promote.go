@@ -99,6 +99,17 @@ func promoteCmd(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return fail(err)
 	}
 	var pr registry.PromotionResponse
+	// Access control refuses with the OCI error JSON.
+	var oci struct {
+		Errors []struct{ Code, Message string }
+	}
+	if json.Unmarshal(raw, &oci) == nil && len(oci.Errors) > 0 {
+		if resp.StatusCode == http.StatusForbidden {
+			fmt.Fprintf(stderr, "portcullis promote: denied: %s\n", oci.Errors[0].Message)
+			return 1
+		}
+		return fail(fmt.Errorf("%s: %s: %s", resp.Status, oci.Errors[0].Code, oci.Errors[0].Message))
+	}
 	if (resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusForbidden) || json.Unmarshal(raw, &pr) != nil {
 		var e struct{ Error string }
 		_ = json.Unmarshal(raw, &e)
