@@ -133,18 +133,24 @@ func uintParam(r *http.Request, name, s string) (uint64, error) {
 	return n, nil
 }
 
-func (h *handler) decision(w http.ResponseWriter, r *http.Request) error {
+// prove answers .../{index}?treeSize=N: the record and its inclusion
+// proof (for the latest checkpoint without treeSize).
+func (h *handler) prove(r *http.Request) (Proved, error) {
 	index, err := uintParam(r, "index", r.PathValue("index"))
 	if err != nil {
-		return err
+		return Proved{}, err
 	}
 	var size uint64
 	if s := r.URL.Query().Get("treeSize"); s != "" {
 		if size, err = uintParam(r, "treeSize", s); err != nil {
-			return err
+			return Proved{}, err
 		}
 	}
-	p, err := h.l.Prove(r.Context(), index, size)
+	return h.l.Prove(r.Context(), index, size)
+}
+
+func (h *handler) decision(w http.ResponseWriter, r *http.Request) error {
+	p, err := h.prove(r)
 	if err != nil {
 		return err
 	}

@@ -198,24 +198,14 @@ type uiDecisionData struct {
 }
 
 func (h *handler) uiDecision(w http.ResponseWriter, r *http.Request) error {
-	index, err := uintParam(r, "index", r.PathValue("index"))
-	if err != nil {
-		return err
-	}
-	var size uint64
-	if s := r.URL.Query().Get("treeSize"); s != "" {
-		if size, err = uintParam(r, "treeSize", s); err != nil {
-			return err
-		}
-	}
-	p, err := h.l.Prove(r.Context(), index, size)
+	p, err := h.prove(r)
 	if err != nil {
 		return err
 	}
 	d := uiDecisionData{
 		Entry:      p.Entry,
 		LeafJSON:   string(p.Entry.Leaf),
-		APIURL:     PathDecisions + "/" + strconv.FormatUint(index, 10),
+		APIURL:     PathDecisions + "/" + strconv.FormatUint(p.Entry.Index, 10),
 		Checkpoint: p.Checkpoint,
 		Proof:      p.Proof,
 	}
@@ -223,8 +213,8 @@ func (h *handler) uiDecision(w http.ResponseWriter, r *http.Request) error {
 	if json.Indent(&buf, p.Entry.Leaf, "", "  ") == nil {
 		d.LeafJSON = buf.String()
 	}
-	if size != 0 {
-		d.APIURL += "?treeSize=" + strconv.FormatUint(size, 10)
+	if size := r.URL.Query().Get("treeSize"); size != "" {
+		d.APIURL += "?treeSize=" + url.QueryEscape(size) // h.prove checked it
 	}
 	if p.Proof != nil {
 		switch {

@@ -2,14 +2,7 @@ package main
 
 import (
 	"context"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -20,6 +13,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/portcullis-dev/portcullis/gate"
+	"github.com/portcullis-dev/portcullis/internal/keyfile"
 	"github.com/portcullis-dev/portcullis/policy"
 	"github.com/portcullis-dev/portcullis/registry"
 	"github.com/portcullis-dev/portcullis/scanner"
@@ -105,46 +99,6 @@ func policyConfig(cfg *Config) (policy.Config, error) {
 		Sets: []policy.SetConfig{{Name: "protected", Registry: &policy.RegistryMatch{Prefixes: prefixes}, Bundle: dir}}}, nil
 }
 
-// loadOrCreateKey reads a PEM private key, or creates an ECDSA P-256 key
-// there (0600) with its public key beside it (.pub).
-func loadOrCreateKey(path string) (crypto.Signer, error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			return nil, err
-		}
-		der, _ := x509.MarshalPKCS8PrivateKey(k)
-		pub, _ := x509.MarshalPKIXPublicKey(k.Public())
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			return nil, err
-		}
-		if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
-			return nil, fmt.Errorf("vsa key: %w", err)
-		}
-		if err := os.WriteFile(path+".pub", pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}), 0o644); err != nil {
-			return nil, fmt.Errorf("vsa key: %w", err)
-		}
-		return k, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("vsa key: %w", err)
-	}
-	blk, _ := pem.Decode(b)
-	if blk == nil {
-		return nil, fmt.Errorf("vsa key %s: no PEM block", path)
-	}
-	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("vsa key %s: %w", path, err)
-	}
-	s, ok := k.(crypto.Signer)
-	if !ok {
-		return nil, fmt.Errorf("vsa key %s: not a signing key", path)
-	}
-	return s, nil
-}
-
 // queueScanner serves the gate's scans from the scan queue's cache.
 type queueScanner struct{ q *scanner.Queue }
 
@@ -166,7 +120,7 @@ func newGate(ctx context.Context, cfg *Config, reg *registry.Registry, v *verifi
 	if err != nil {
 		return nil, nil, err
 	}
-	key, err := loadOrCreateKey(cfg.Gate.VSAKey)
+	key, err := keyfile.LoadOrCreate(cfg.Gate.VSAKey, "vsa key")
 	if err != nil {
 		return nil, nil, err
 	}

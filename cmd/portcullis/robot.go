@@ -65,14 +65,8 @@ func robotCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 		pos, rest = append(pos, fs.Arg(0)), fs.Args()[1:]
 	}
-	cfg, err := loadConfig(*configPath)
+	cfg, err := offlineConfig(*configPath, *data)
 	if err != nil {
-		return fail(err)
-	}
-	if *data != "" {
-		cfg.Data = *data
-	}
-	if err := cfg.defaults(); err != nil {
 		return fail(err)
 	}
 	robots, err := auth.OpenRobots(ctx, filepath.Join(cfg.Data, auth.DBFile))
@@ -190,14 +184,8 @@ func quotaCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if fs.NArg() > 0 {
 		return fail(fmt.Errorf("unexpected arguments %q", fs.Args()))
 	}
-	cfg, err := loadConfig(*configPath)
+	cfg, err := offlineConfig(*configPath, *data)
 	if err != nil {
-		return fail(err)
-	}
-	if *data != "" {
-		cfg.Data = *data
-	}
-	if err := cfg.defaults(); err != nil {
 		return fail(err)
 	}
 	meta, err := sqlite.Open(ctx, cfg.Metadata.SQLite.Path)
@@ -254,4 +242,20 @@ func quotaCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	_ = tw.Flush()
 	return 0
+}
+
+// offlineConfig is the configuration of a command that works on a data
+// directory (--config FILE, --data DIR overriding its data).
+func offlineConfig(configPath, data string) (*Config, error) {
+	cfg, err := loadConfig(configPath)
+	if err != nil {
+		return nil, err
+	}
+	if data != "" {
+		cfg.Data = data
+	}
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
 }

@@ -8,17 +8,15 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/portcullis-dev/portcullis/internal/keyfile"
 )
 
 // TokenKeyFile is the token signing key under the data directory.
@@ -29,36 +27,11 @@ const TokenKeyFile = "auth-token.key"
 const signingAlg = "ES256"
 
 // LoadOrCreateTokenKey reads an ECDSA P-256 private key (PKCS#8 PEM) from
-// path, or creates one there (0600).
+// path, or creates one there (0600, with its public key in path.pub).
 func LoadOrCreateTokenKey(path string) (*ecdsa.PrivateKey, error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			return nil, err
-		}
-		der, err := x509.MarshalPKCS8PrivateKey(k)
-		if err != nil {
-			return nil, err
-		}
-		if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-			return nil, fmt.Errorf("token key: %w", err)
-		}
-		if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
-			return nil, fmt.Errorf("token key: %w", err)
-		}
-		return k, nil
-	}
+	k, err := keyfile.LoadOrCreate(path, "token key")
 	if err != nil {
-		return nil, fmt.Errorf("token key: %w", err)
-	}
-	blk, _ := pem.Decode(b)
-	if blk == nil {
-		return nil, fmt.Errorf("token key %s: no PEM block", path)
-	}
-	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("token key %s: %w", path, err)
+		return nil, err
 	}
 	ek, ok := k.(*ecdsa.PrivateKey)
 	if !ok || ek.Curve != elliptic.P256() {
