@@ -17,6 +17,7 @@ TOOLS_BIN := $(PORTCULLIS_TOOLS)/bin
 GO ?= go
 FUZZTIME ?= 10s
 ADDR ?= 127.0.0.1:5000
+WEBHOOK_ADDR ?= 127.0.0.1:8443
 DATA ?= ./portcullis-data
 
 # phase NAME: a banner so `make test` output shows where it is.
@@ -53,8 +54,9 @@ run: build
 	  "  cosign sign --key cosign.key --tlog-upload=false --yes \$$IMG   # v3: add --use-signing-config=false" \
 	  "  crane copy \$$IMG $(ADDR)/prod/demo:1                       # allowed; unsigned images are DENIED" \
 	  "  portcullis verify --key cosign.pub $(ADDR)/prod/demo:1" \
+	  "Admission webhook on https://$(WEBHOOK_ADDR) (/validate, /mutate; CA in $(DATA)/webhook/ca.crt; docs/webhook.md)." \
 	  ""
-	bin/portcullis serve --addr $(ADDR) --data $(DATA) $(if $(CONFIG),--config $(CONFIG))
+	bin/portcullis serve --addr $(ADDR) --webhook-addr $(WEBHOOK_ADDR) --data $(DATA) $(if $(CONFIG),--config $(CONFIG))
 
 # The scanner tests build a Go program against these golang.org/x/text
 # versions offline (GOPROXY=off): fetch them into the module cache first.
