@@ -34,18 +34,9 @@ func promoteCmd(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs.Usage = func() { fmt.Fprint(stderr, promoteUsage); fs.PrintDefaults() }
 	insecure := fs.Bool("allow-insecure-registry", false, "reach the registry over plain HTTP (loopback registries always are)")
 	output := fs.String("output", "text", "text or json")
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return 0
-			}
-			return 2
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos, args = append(pos, fs.Arg(0)), fs.Args()[1:]
+	pos, code, ok := parseInterleaved(fs, args)
+	if !ok {
+		return code
 	}
 	fail := func(err error) int {
 		fmt.Fprintf(stderr, "portcullis promote: %v\n", err)
@@ -135,4 +126,23 @@ func orString(a, b string) string {
 		return a
 	}
 	return b
+}
+
+// parseInterleaved parses flags given before, between and after the
+// positional arguments, which it returns. When parsing stops (-h, or a
+// bad flag, already reported by fs) ok is false and code is the exit
+// status: 0 for -h, 2 otherwise.
+func parseInterleaved(fs *flag.FlagSet, args []string) (pos []string, code int, ok bool) {
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, 0, false
+			}
+			return nil, 2, false
+		}
+		if fs.NArg() == 0 {
+			return pos, 0, true
+		}
+		pos, args = append(pos, fs.Arg(0)), fs.Args()[1:]
+	}
 }

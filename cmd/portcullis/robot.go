@@ -51,19 +51,9 @@ func robotCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	expires := fs.Duration("expires", 90*24*time.Hour, "create: lifetime of the token; 0 never expires")
 	description := fs.String("description", "", "create: what the robot is for")
 	output := fs.String("output", "text", "list: text or json")
-	var pos []string
-	rest := args[1:]
-	for {
-		if err := fs.Parse(rest); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return 0
-			}
-			return 2
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos, rest = append(pos, fs.Arg(0)), fs.Args()[1:]
+	pos, code, ok := parseInterleaved(fs, args[1:])
+	if !ok {
+		return code
 	}
 	cfg, err := offlineConfig(*configPath, *data)
 	if err != nil {
