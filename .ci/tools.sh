@@ -44,6 +44,10 @@ go_tool registry github.com/distribution/distribution/v3/cmd/registry@v3.1.2
 # Both cosign CLIs: v2 writes the tag scheme, v3 Sigstore bundles as referrers.
 go_tool cosign2 github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5
 go_tool cosign3 github.com/sigstore/cosign/v3/cmd/cosign@v3.1.3
+# The S3-compatible server of the scale-out tests: versitygw's POSIX gateway, a
+# maintained S3 server published as a Go module (minio and garage are not in
+# Debian, and Debian's radosgw needs a whole Ceph cluster).
+go_tool versitygw github.com/versity/versitygw/cmd/versitygw@v1.8.0
 go_main conformance \
 	github.com/opencontainers/distribution-spec/conformance@v0.0.0-20260831232431-97274622c111 \
 	github.com/opencontainers/distribution-spec/conformance
@@ -52,6 +56,7 @@ apt_tool wrk wrk
 apt_tool curl curl
 apt_tool etcd etcd-server # for kube-apiserver in the webhook end-to-end test
 apt_tool chromium chromium
+apt_tool postgres postgresql # the scale-out tests start their own cluster with initdb
 apt_tool gcc gcc   # go test -race needs cgo
 apt_tool make make # .ci/run runs this script before it needs make
 # -----------------------------------------------------------------------------
@@ -169,8 +174,9 @@ failed=()
 apt_pkgs=()
 for n in "${selected[@]}"; do
 	[[ ${TOOL_KIND[$n]} == apt ]] || continue
-	if command -v "$n" >/dev/null; then
-		printf '  %-12s present (%s)\n' "$n" "$(command -v "$n")" >&2
+	# Debian keeps PostgreSQL's server programs off PATH, in its versioned folder.
+	if where=$(command -v "$n" || compgen -G "/usr/lib/postgresql/*/bin/$n"); then
+		printf '  %-12s present (%s)\n' "$n" "${where%%$'\n'*}" >&2
 	else
 		apt_pkgs+=("${TOOL_SPEC[$n]}")
 	fi

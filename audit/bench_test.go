@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/pgtest"
 )
 
 // The query and verify benchmarks share one fixture per process, of
@@ -30,7 +32,7 @@ var bench struct {
 }
 
 func TestMain(m *testing.M) {
-	code := m.Run()
+	code := pgtest.Main(m)
 	if bench.temp {
 		os.RemoveAll(bench.dir)
 	}

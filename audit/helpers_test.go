@@ -7,9 +7,16 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/pgtest"
 )
 
-// testLog opens a fresh log in t's temp dir; it is closed at cleanup.
+// testPostgres makes testLog open its logs on PostgreSQL (TestPostgres
+// sets it while it runs the shared tests; they are not parallel).
+var testPostgres bool
+
+// testLog opens a fresh log in t's temp dir (or a fresh PostgreSQL
+// database); it is closed at cleanup.
 func testLog(t testing.TB, opts ...Option) (*Log, string) {
 	t.Helper()
 	dir := t.TempDir()
@@ -17,8 +24,13 @@ func testLog(t testing.TB, opts ...Option) (*Log, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(dir, "audit.db")
-	l, err := OpenSQLite(context.Background(), path, append([]Option{WithSigner(s)}, opts...)...)
+	opts = append([]Option{WithSigner(s)}, opts...)
+	var l *Log
+	if testPostgres {
+		l, err = OpenPostgres(context.Background(), pgtest.DSN(t), opts...)
+	} else {
+		l, err = OpenSQLite(context.Background(), filepath.Join(dir, "audit.db"), opts...)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

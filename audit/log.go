@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -51,6 +52,28 @@ func OpenSQLite(ctx context.Context, path string, opts ...Option) (*Log, error) 
 		return nil, err
 	}
 	s, err := openSQLiteStore(ctx, path, o.readOnly)
+	if err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	l, err := open(ctx, s, o)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// OpenPostgres opens (creating if needed) the log in the PostgreSQL
+// database at dsn, which several replicas may append to at once.
+func OpenPostgres(ctx context.Context, dsn string, opts ...Option) (*Log, error) {
+	o, err := buildOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	if o.readOnly {
+		return nil, errors.New("audit: a read-only log on PostgreSQL: connect with a read-only role instead")
+	}
+	s, err := openPostgresStore(ctx, dsn)
 	if err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
@@ -180,9 +203,15 @@ func (l *Log) Append(ctx context.Context, r Record) (Entry, error) {
 
 // commitLocked writes one batch; every pending gets its result.
 func (l *Log) commitLocked(ctx context.Context, batch []*pending) {
-	const attempts = 3
+	// Another writer (a replica on the same database) may append between
+	// our read of the tree and our commit: then re-read and renumber, after
+	// a short random pause so that two busy writers do not collide again.
+	const attempts = 100
 	var err error
-	for range attempts {
+	for attempt := range attempts {
+		if attempt > 0 {
+			time.Sleep(time.Duration(rand.IntN(1+min(attempt, 10)*500)) * time.Microsecond)
+		}
 		var entries []Entry
 		entries, err = l.tryCommit(ctx, batch)
 		if err == nil {

@@ -107,7 +107,7 @@ func TestSearchFilters(t *testing.T) {
 		{"combined", Filter{Digest: record(9).Subject.Digest, Action: ActionAdmit, Since: t0.Add(10 * time.Second)}},
 		{"no match", Filter{Digest: "sha256:none"}},
 	}
-	store := l.store.(*sqliteStore)
+	store := l.store.(*sqlStore)
 	for _, tt := range tests {
 		// probe 0 and 16 take the index path for (most of) the rows.
 		for _, c := range []struct {
@@ -210,7 +210,7 @@ func TestSearchPlans(t *testing.T) {
 			if tt.f.After != nil {
 				ct = &cursorTime
 			}
-			where, args, order, ok := tt.f.timeQuery(ct)
+			where, args, order, ok := tt.f.timeQuery(ct, func(h func(string) bool) func(string) bool { return h })
 			if !ok {
 				t.Fatal("no query")
 			}

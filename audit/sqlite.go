@@ -11,33 +11,37 @@ import (
 	"github.com/transparency-dev/merkle/compact"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
-	"github.com/portcullis-dev/portcullis/internal/sqlitedb"
+	"github.com/portcullis-dev/portcullis/internal/sqldb"
 )
 
-// sqliteStore is the Store on one SQLite file, opened as registry/metadata/sqlite
-// opens its own: WAL journal, synchronous=FULL (an acknowledged append survives
-// a crash or power loss), BEGIN IMMEDIATE transactions and a single writer
-// connection; reads go through a separate pool and never block the writer.
-type sqliteStore struct {
-	w *sql.DB // nil when read-only
-	r *sql.DB
+// sqlStore is the Store on SQL: one SQLite file, opened as
+// registry/metadata/sqlite opens its own (WAL journal, synchronous=FULL so
+// an acknowledged append survives a crash or power loss, BEGIN IMMEDIATE
+// transactions and a single writer connection; reads go through a separate
+// pool and never block the writer), or a PostgreSQL database that several
+// replicas append to (Append's compare-and-set on the tree size, in a
+// SERIALIZABLE transaction, lets exactly one of two concurrent appends at
+// the same size commit).
+type sqlStore struct {
+	db       *sqldb.DB
+	readOnly bool
 	// probeRows: see Search.
 	probeRows int
 }
 
-var _ Store = (*sqliteStore)(nil)
+var _ Store = (*sqlStore)(nil)
 
-func openSQLiteStore(ctx context.Context, path string, readOnly bool) (*sqliteStore, error) {
-	q := url.Values{}
-	q.Add("_pragma", "busy_timeout(10000)")
+func openSQLiteStore(ctx context.Context, path string, readOnly bool) (*sqlStore, error) {
 	if readOnly {
+		q := url.Values{}
+		q.Add("_pragma", "busy_timeout(10000)")
 		q.Set("mode", "ro")
 		q.Add("_pragma", "query_only(1)")
 		r, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
 		if err != nil {
 			return nil, fmt.Errorf("open %s: %w", path, err)
 		}
-		s := &sqliteStore{r: r, probeRows: defaultProbeRows}
+		s := &sqlStore{db: &sqldb.DB{R: r, Dialect: sqldb.SQLite}, readOnly: true, probeRows: defaultProbeRows}
 		var n int
 		if err := r.QueryRowContext(ctx, `SELECT count(*) FROM tree_head`).Scan(&n); err != nil {
 			r.Close()
@@ -45,28 +49,41 @@ func openSQLiteStore(ctx context.Context, path string, readOnly bool) (*sqliteSt
 		}
 		return s, nil
 	}
-	w, r, err := sqlitedb.Open(path, 8, "journal_mode(WAL)", "synchronous(FULL)")
+	db, err := sqldb.OpenSQLite(path, 8, "journal_mode(WAL)", "synchronous(FULL)")
 	if err != nil {
 		return nil, err
 	}
-	s := &sqliteStore{w: w, r: r, probeRows: defaultProbeRows}
-	if err := migrate(ctx, w); err != nil {
+	return openSQLStore(ctx, db)
+}
+
+// openPostgresStore opens the log in a PostgreSQL database (its tables
+// beside the registry metadata's), applying migrations under a lock.
+func openPostgresStore(ctx context.Context, dsn string) (*sqlStore, error) {
+	db, err := sqldb.OpenPostgres(ctx, dsn, 16)
+	if err != nil {
+		return nil, err
+	}
+	return openSQLStore(ctx, db)
+}
+
+func openSQLStore(ctx context.Context, db *sqldb.DB) (*sqlStore, error) {
+	s := &sqlStore{db: db, probeRows: defaultProbeRows}
+	ms := sqliteMigrations
+	if db.Dialect == sqldb.Postgres {
+		ms = postgresMigrations
+	}
+	if err := db.Migrate(ctx, "audit_schema_migrations", ms); err != nil {
 		s.Close()
-		return nil, fmt.Errorf("migrate %s: %w", path, err)
+		return nil, fmt.Errorf("migrate the audit log (%s): %w", db.Dialect, err)
 	}
 	return s, nil
 }
 
-func (s *sqliteStore) Close() error {
-	if s.w == nil {
-		return s.r.Close()
-	}
-	return errors.Join(s.r.Close(), s.w.Close())
-}
+func (s *sqlStore) Close() error { return s.db.Close() }
 
 // migrations are applied in order, each in its own transaction. Never edit
 // one that has shipped: append a new one.
-var migrations = []string{
+var sqliteMigrations = []string{
 	1: `
 CREATE TABLE records (
 	idx               INTEGER PRIMARY KEY,
@@ -129,54 +146,47 @@ CREATE INDEX records_namespace_time ON records(namespace, time_ns);
 `,
 }
 
-func migrate(ctx context.Context, db *sql.DB) error {
-	return sqlitedb.Migrate(ctx, db, "audit_schema_migrations", migrations)
-}
-
-func inTx(ctx context.Context, db *sql.DB, f func(*sql.Tx) error) error {
-	return sqlitedb.InTx(ctx, db, f)
-}
-
 var errReadOnly = errors.New("audit log opened read-only")
 
-func (s *sqliteStore) Size(ctx context.Context) (uint64, error) {
+func (s *sqlStore) Size(ctx context.Context) (uint64, error) {
 	var n int64
-	if err := s.r.QueryRowContext(ctx, `SELECT size FROM tree_head WHERE id = 1`).Scan(&n); err != nil {
+	if err := s.db.QueryRow(ctx, `SELECT size FROM tree_head WHERE id = 1`).Scan(&n); err != nil {
 		return 0, fmt.Errorf("read tree size: %w", err)
 	}
 	return uint64(n), nil
 }
 
-func (s *sqliteStore) Nodes(ctx context.Context, ids []compact.NodeID) ([][]byte, error) {
-	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return nil, fmt.Errorf("read tree nodes: %w", err)
-	}
-	defer tx.Rollback()
+func (s *sqlStore) Nodes(ctx context.Context, ids []compact.NodeID) ([][]byte, error) {
 	out := make([][]byte, len(ids))
-	for i, id := range ids {
-		var err error
-		if id.Level == 0 {
-			err = tx.QueryRowContext(ctx, `SELECT leaf_hash FROM records WHERE idx = ?`, int64(id.Index)).Scan(&out[i])
-		} else {
-			err = tx.QueryRowContext(ctx, `SELECT hash FROM tree_nodes WHERE level = ? AND idx = ?`, id.Level, int64(id.Index)).Scan(&out[i])
+	err := s.db.ReadTx(ctx, func(tx *sqldb.Tx) error {
+		for i, id := range ids {
+			var err error
+			if id.Level == 0 {
+				err = tx.QueryRow(ctx, `SELECT leaf_hash FROM records WHERE idx = ?`, int64(id.Index)).Scan(&out[i])
+			} else {
+				err = tx.QueryRow(ctx, `SELECT hash FROM tree_nodes WHERE level = ? AND idx = ?`, id.Level, int64(id.Index)).Scan(&out[i])
+			}
+			if errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("tree node (level %d, index %d): %w", id.Level, id.Index, ErrNotFound)
+			}
+			if err != nil {
+				return fmt.Errorf("read tree node (level %d, index %d): %w", id.Level, id.Index, err)
+			}
 		}
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil, fmt.Errorf("tree node (level %d, index %d): %w", id.Level, id.Index, ErrNotFound)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("read tree node (level %d, index %d): %w", id.Level, id.Index, err)
-		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
 
-func (s *sqliteStore) Append(ctx context.Context, size uint64, leaves []StoredLeaf, nodes []Node) error {
-	if s.w == nil {
+func (s *sqlStore) Append(ctx context.Context, size uint64, leaves []StoredLeaf, nodes []Node) error {
+	if s.readOnly {
 		return errReadOnly
 	}
-	err := inTx(ctx, s.w, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE tree_head SET size = ? WHERE id = 1 AND size = ?`, int64(size)+int64(len(leaves)), int64(size))
+	err := s.db.InTx(ctx, func(tx *sqldb.Tx) error {
+		res, err := tx.Exec(ctx, `UPDATE tree_head SET size = ? WHERE id = 1 AND size = ?`, int64(size)+int64(len(leaves)), int64(size))
 		if err != nil {
 			return err
 		}
@@ -185,7 +195,7 @@ func (s *sqliteStore) Append(ctx context.Context, size uint64, leaves []StoredLe
 		} else if n != 1 {
 			return ErrConflict
 		}
-		ins, err := tx.PrepareContext(ctx, `INSERT INTO records(idx, leaf, leaf_hash, time_ns, action, verdict, repository, digest, tag,
+		ins, err := tx.Prepare(ctx, `INSERT INTO records(idx, leaf, leaf_hash, time_ns, action, verdict, repository, digest, tag,
 			target_repository, namespace, kind, name, identity, kubernetes_user, service_account, policy_revision)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 		if err != nil {
@@ -199,7 +209,7 @@ func (s *sqliteStore) Append(ctx context.Context, size uint64, leaves []StoredLe
 				return fmt.Errorf("insert record %d: %w", l.Index, err)
 			}
 		}
-		insNode, err := tx.PrepareContext(ctx, `INSERT INTO tree_nodes(level, idx, hash) VALUES (?, ?, ?)`)
+		insNode, err := tx.Prepare(ctx, `INSERT INTO tree_nodes(level, idx, hash) VALUES (?, ?, ?)`)
 		if err != nil {
 			return err
 		}
@@ -230,13 +240,13 @@ func scanLeaf(rows *sql.Rows) (StoredLeaf, error) {
 	return l, err
 }
 
-func (s *sqliteStore) Scan(ctx context.Context, from uint64, fn func(StoredLeaf) error) error {
+func (s *sqlStore) Scan(ctx context.Context, from uint64, fn func(StoredLeaf) error) error {
 	// Page by index so that a long scan does not hold one read transaction
 	// (and the WAL) open for its whole duration.
 	const page = 5000
 	next := int64(from)
 	for {
-		rows, err := s.r.QueryContext(ctx, `SELECT `+leafColumns+` FROM records WHERE idx >= ? ORDER BY idx LIMIT ?`, next, page)
+		rows, err := s.db.Query(ctx, `SELECT `+leafColumns+` FROM records WHERE idx >= ? ORDER BY idx LIMIT ?`, next, page)
 		if err != nil {
 			return fmt.Errorf("scan records from %d: %w", next, err)
 		}
@@ -265,11 +275,11 @@ func (s *sqliteStore) Scan(ctx context.Context, from uint64, fn func(StoredLeaf)
 	}
 }
 
-func (s *sqliteStore) AddCheckpoint(ctx context.Context, size uint64, signed []byte) error {
-	if s.w == nil {
+func (s *sqlStore) AddCheckpoint(ctx context.Context, size uint64, signed []byte) error {
+	if s.readOnly {
 		return errReadOnly
 	}
-	_, err := s.w.ExecContext(ctx, `INSERT INTO checkpoints(size, note, created_at) VALUES (?, ?, ?) ON CONFLICT(size) DO NOTHING`,
+	_, err := s.db.Exec(ctx, `INSERT INTO checkpoints(size, note, created_at) VALUES (?, ?, ?) ON CONFLICT(size) DO NOTHING`,
 		int64(size), signed, time.Now().UnixNano())
 	if err != nil {
 		return fmt.Errorf("store checkpoint %d: %w", size, err)
@@ -277,14 +287,14 @@ func (s *sqliteStore) AddCheckpoint(ctx context.Context, size uint64, signed []b
 	return nil
 }
 
-func (s *sqliteStore) Checkpoint(ctx context.Context, size uint64) (StoredCheckpoint, error) {
+func (s *sqlStore) Checkpoint(ctx context.Context, size uint64) (StoredCheckpoint, error) {
 	q, args := `SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT 1`, []any{}
 	if size != 0 {
 		q, args = `SELECT size, note FROM checkpoints WHERE size = ?`, []any{int64(size)}
 	}
 	var c StoredCheckpoint
 	var n int64
-	switch err := s.r.QueryRowContext(ctx, q, args...).Scan(&n, &c.Signed); {
+	switch err := s.db.QueryRow(ctx, q, args...).Scan(&n, &c.Signed); {
 	case errors.Is(err, sql.ErrNoRows):
 		return StoredCheckpoint{}, ErrNotFound
 	case err != nil:
@@ -294,8 +304,8 @@ func (s *sqliteStore) Checkpoint(ctx context.Context, size uint64) (StoredCheckp
 	return c, nil
 }
 
-func (s *sqliteStore) Checkpoints(ctx context.Context) ([]StoredCheckpoint, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT size, note FROM checkpoints ORDER BY size`)
+func (s *sqlStore) Checkpoints(ctx context.Context) ([]StoredCheckpoint, error) {
+	rows, err := s.db.Query(ctx, `SELECT size, note FROM checkpoints ORDER BY size`)
 	if err != nil {
 		return nil, fmt.Errorf("read checkpoints: %w", err)
 	}

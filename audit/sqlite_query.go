@@ -8,6 +8,8 @@ import (
 	"math"
 	"strings"
 	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/sqldb"
 )
 
 // defaultProbeRows is how many of the newest rows (below the cursor) a
@@ -29,7 +31,7 @@ const defaultProbeRows = 4096
 // which answers the usual "recent decisions" queries at once, and uses the
 // indexes for the rest (a scan of the matching index entries and a top-N
 // sort, whose cost grows with the number of matches).
-func (s *sqliteStore) Search(ctx context.Context, f Filter) ([]StoredLeaf, error) {
+func (s *sqlStore) Search(ctx context.Context, f Filter) ([]StoredLeaf, error) {
 	if f.timeBounded() {
 		return s.searchByTime(ctx, f)
 	}
@@ -54,7 +56,7 @@ func (s *sqliteStore) Search(ctx context.Context, f Filter) ([]StoredLeaf, error
 		}
 		low := max(0, top-int64(s.probeRows))
 		// No column index: SQLite stays on the primary key.
-		where, args := f.conditions(noIndex)
+		where, args := f.conditions(s.hint(noIndex))
 		where = append(where, "idx >= ?", "idx < ?")
 		args = append(args, low, top)
 		found, err := s.searchIDs(ctx, where, args, "idx DESC", limit)
@@ -67,7 +69,7 @@ func (s *sqliteStore) Search(ctx context.Context, f Filter) ([]StoredLeaf, error
 		}
 		upper = &low
 	}
-	where, args := f.conditions(f.columnIndexes)
+	where, args := f.conditions(s.hint(f.columnIndexes))
 	order := "idx DESC"
 	if f.Ascending {
 		order = "idx ASC"
@@ -94,11 +96,11 @@ func (s *sqliteStore) Search(ctx context.Context, f Filter) ([]StoredLeaf, error
 // the same scan restricted to their value. A cursor is the index of the
 // last record listed: its time is read back to continue after it, and
 // narrows the time range so that a deep page starts where the last ended.
-func (s *sqliteStore) searchByTime(ctx context.Context, f Filter) ([]StoredLeaf, error) {
+func (s *sqlStore) searchByTime(ctx context.Context, f Filter) ([]StoredLeaf, error) {
 	var cursorTime *int64
 	if f.After != nil {
 		var t int64
-		err := s.r.QueryRowContext(ctx, `SELECT time_ns FROM records WHERE idx = ?`, int64(*f.After)).Scan(&t)
+		err := s.db.QueryRow(ctx, `SELECT time_ns FROM records WHERE idx = ?`, int64(*f.After)).Scan(&t)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, fmt.Errorf("cursor %d: no such record: %w", *f.After, ErrOutOfRange)
 		}
@@ -107,7 +109,7 @@ func (s *sqliteStore) searchByTime(ctx context.Context, f Filter) ([]StoredLeaf,
 		}
 		cursorTime = &t
 	}
-	where, args, order, ok := f.timeQuery(cursorTime)
+	where, args, order, ok := f.timeQuery(cursorTime, s.hint)
 	if !ok {
 		return nil, nil
 	}
@@ -121,7 +123,7 @@ func (s *sqliteStore) searchByTime(ctx context.Context, f Filter) ([]StoredLeaf,
 // timeQuery returns the WHERE terms and the ORDER BY clause of a
 // time-bounded search; cursorTime is the time of the cursor's record (nil
 // without a cursor). ok is false when nothing can match.
-func (f Filter) timeQuery(cursorTime *int64) (where []string, args []any, order string, ok bool) {
+func (f Filter) timeQuery(cursorTime *int64, hint func(func(string) bool) func(string) bool) (where []string, args []any, order string, ok bool) {
 	lo, hi := int64(math.MinInt64), int64(math.MaxInt64) // inclusive
 	if !f.Since.IsZero() {
 		lo = unixNano(f.Since)
@@ -133,7 +135,7 @@ func (f Filter) timeQuery(cursorTime *int64) (where []string, args []any, order 
 		}
 		hi = u - 1
 	}
-	where, args = f.conditions(timeIndexes)
+	where, args = f.conditions(hint(timeIndexes))
 	dir, after := "DESC", "<"
 	if f.Ascending {
 		dir, after = "ASC", ">"
@@ -177,6 +179,16 @@ const (
 	colNamespace      = "namespace"
 	colActionVerdict  = "action, verdict"
 )
+
+// hint returns indexed for SQLite, whose planner these choices steer. On
+// PostgreSQL, whose planner weighs the indexes' statistics itself (and
+// which has no unary "+" on text), every index may be used.
+func (s *sqlStore) hint(indexed func(string) bool) func(string) bool {
+	if s.db.Dialect == sqldb.Postgres {
+		return func(string) bool { return true }
+	}
+	return indexed
+}
 
 // noIndex keeps SQLite on the primary key.
 func noIndex(string) bool { return false }
@@ -242,11 +254,11 @@ func (f Filter) conditions(indexed func(col string) bool) ([]string, []any) {
 
 // searchIDs returns up to limit indexes matching where, in order (an
 // ORDER BY clause).
-func (s *sqliteStore) searchIDs(ctx context.Context, where []string, args []any, order string, limit int) ([]any, error) {
+func (s *sqlStore) searchIDs(ctx context.Context, where []string, args []any, order string, limit int) ([]any, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
-	rows, err := s.r.QueryContext(ctx, selectIDs(where, order), append(args, limit)...)
+	rows, err := s.db.Query(ctx, selectIDs(where, order), append(args, limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("search records: %w", err)
 	}
@@ -276,12 +288,12 @@ func selectIDs(where []string, order string) string {
 
 // rows reads the records of ids, in order (the ORDER BY clause that found
 // them).
-func (s *sqliteStore) rows(ctx context.Context, ids []any, order string) ([]StoredLeaf, error) {
+func (s *sqlStore) rows(ctx context.Context, ids []any, order string) ([]StoredLeaf, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
 	q := `SELECT ` + leafColumns + ` FROM records WHERE idx IN (?` + strings.Repeat(`, ?`, len(ids)-1) + `) ORDER BY ` + order
-	rows, err := s.r.QueryContext(ctx, q, ids...)
+	rows, err := s.db.Query(ctx, q, ids...)
 	if err != nil {
 		return nil, fmt.Errorf("search records: %w", err)
 	}
@@ -300,7 +312,7 @@ func (f Filter) limit() int {
 
 // Running implements Searcher through the partial index records_running;
 // the WHERE terms must stay identical to the index's for SQLite to use it.
-func (s *sqliteStore) Running(ctx context.Context, namespace string) ([]StoredLeaf, error) {
+func (s *sqlStore) Running(ctx context.Context, namespace string) ([]StoredLeaf, error) {
 	inner := `SELECT max(idx) FROM records
 		WHERE action IN ('admit', 'break-glass') AND verdict = 'allow' AND kind <> ''`
 	var args []any
@@ -310,7 +322,7 @@ func (s *sqliteStore) Running(ctx context.Context, namespace string) ([]StoredLe
 	}
 	inner += ` GROUP BY namespace, kind, name, digest`
 	q := `SELECT ` + leafColumns + ` FROM records WHERE idx IN (` + inner + `) ORDER BY namespace, kind, name, idx DESC`
-	rows, err := s.r.QueryContext(ctx, q, args...)
+	rows, err := s.db.Query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("query running workloads: %w", err)
 	}

@@ -43,6 +43,17 @@ func (r *Registry) getBlob(w http.ResponseWriter, req *http.Request, rt route) *
 			h.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", s, s+n-1, size))
 		}
 	}
+	if req.Method == http.MethodGet {
+		// An object store may serve the bytes itself, from a pre-signed URL.
+		if u, err := r.blobs.RedirectURL(req, d); err != nil {
+			r.log.WarnContext(ctx, "no redirect URL; serving the blob", "digest", d, "error", err)
+		} else if u != "" {
+			h.Del("Content-Length")
+			h.Set("Location", u)
+			w.WriteHeader(http.StatusTemporaryRedirect)
+			return nil
+		}
+	}
 	h.Set("Content-Length", strconv.FormatInt(length, 10))
 	if req.Method == http.MethodHead {
 		w.WriteHeader(status)

@@ -159,7 +159,7 @@ func (r *Registry) PutArtifact(ctx context.Context, repo, mediaType string, mani
 			_ = r.blobs.Cancel(ctx, id)
 			return "", fmt.Errorf("put artifact blob %s into %s: %w", d, repo, err)
 		}
-		if err := r.meta.LinkBlob(ctx, repo, d, size); err != nil {
+		if err := r.linkBlob(ctx, repo, d, size); err != nil {
 			return "", err
 		}
 	}

@@ -98,7 +98,7 @@ func (r *Registry) blobCreated(ctx context.Context, w http.ResponseWriter, name 
 	if e := r.admit(ctx, name, d, size); e != nil {
 		return e
 	}
-	if err := r.meta.LinkBlob(ctx, name, d, size); err != nil {
+	if err := r.linkBlob(ctx, name, d, size); err != nil {
 		return internalError(err)
 	}
 	h := w.Header()
@@ -106,6 +106,21 @@ func (r *Registry) blobCreated(ctx context.Context, w http.ResponseWriter, name 
 	h.Set("Docker-Content-Digest", d.String())
 	h.Set("Content-Length", "0")
 	w.WriteHeader(http.StatusCreated)
+	return nil
+}
+
+// linkBlob links stored blob d into repo, then checks that its bytes are
+// still there: garbage collection may have deleted a blob nobody linked
+// just as this upload stored it again (metadata.Collector). Then the link
+// is undone and the caller fails; nothing is acknowledged without bytes.
+func (r *Registry) linkBlob(ctx context.Context, repo string, d digest.Digest, size int64) error {
+	if err := r.meta.LinkBlob(ctx, repo, d, size); err != nil {
+		return err
+	}
+	if _, err := r.blobs.Stat(ctx, d); err != nil {
+		uerr := r.meta.UnlinkBlob(ctx, repo, d)
+		return errors.Join(fmt.Errorf("blob %s was collected while it was stored again, upload it again: %w", d, err), uerr)
+	}
 	return nil
 }
 

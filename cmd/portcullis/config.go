@@ -44,6 +44,8 @@ type Config struct {
 	Quotas []QuotaConfig `json:"quotas,omitempty"`
 	// TLS is the registry listener's certificate.
 	TLS TLSConfig `json:"tls"`
+	// GC configures online garbage collection (gc.go).
+	GC GCConfig `json:"gc"`
 }
 
 // ScannerConfig configures vulnerability scanning (docs/configuration.md).
@@ -72,8 +74,11 @@ type LogConfig struct {
 
 // StorageConfig selects the blob storage driver.
 type StorageConfig struct {
-	// Driver is filesystem (default) or inmemory (tests only: lost on exit).
+	// Driver is filesystem (default), s3 (S3-compatible object storage,
+	// which replicas share) or inmemory (tests only: lost on exit).
 	Driver string `json:"driver"`
+	// S3 configures the s3 driver (distribution's S3 driver).
+	S3 S3Config `json:"s3"`
 	// Filesystem configures the filesystem driver.
 	Filesystem struct {
 		// RootDirectory defaults to <data>/blobs.
@@ -81,10 +86,37 @@ type StorageConfig struct {
 	} `json:"filesystem"`
 }
 
+// S3Config is the s3 storage driver's section.
+type S3Config struct {
+	// Bucket must exist.
+	Bucket string `json:"bucket"`
+	// Region defaults to us-east-1.
+	Region string `json:"region"`
+	// Endpoint is the URL of an S3-compatible server (path-style
+	// addressing); empty means AWS.
+	Endpoint string `json:"endpoint"`
+	// AccessKey and SecretKey default to $AWS_ACCESS_KEY_ID and
+	// $AWS_SECRET_ACCESS_KEY.
+	AccessKey string `json:"accessKey"`
+	SecretKey string `json:"secretKey"`
+	// RootDirectory is a key prefix inside the bucket.
+	RootDirectory string `json:"rootDirectory"`
+	// Redirect answers blob GETs with a redirect to a pre-signed URL, so
+	// clients download from the object store directly.
+	Redirect bool `json:"redirect"`
+}
+
 // MetadataConfig selects the metadata database.
 type MetadataConfig struct {
-	// Driver is sqlite (default).
+	// Driver is sqlite (default) or postgres (for several replicas; the
+	// decision history then lives in the same database).
 	Driver string `json:"driver"`
+	// Postgres configures the postgres driver.
+	Postgres struct {
+		// DSN is a libpq URL or key=value string; default
+		// $PORTCULLIS_POSTGRES_DSN.
+		DSN string `json:"dsn"`
+	} `json:"postgres"`
 	// SQLite configures the SQLite database.
 	SQLite struct {
 		// Path defaults to <data>/metadata.db.
@@ -145,13 +177,27 @@ func (c *Config) defaults() error {
 	}
 	switch c.Storage.Driver {
 	case "filesystem", "inmemory":
+	case "s3":
+		if err := c.Storage.S3.defaults(); err != nil {
+			return err
+		}
 	default:
-		return fmt.Errorf("config: storage.driver %q: want filesystem or inmemory", c.Storage.Driver)
+		return fmt.Errorf("config: storage.driver %q: want filesystem, s3 or inmemory", c.Storage.Driver)
 	}
 	switch c.Metadata.Driver {
 	case "sqlite":
+	case "postgres":
+		if c.Metadata.Postgres.DSN == "" {
+			c.Metadata.Postgres.DSN = os.Getenv("PORTCULLIS_POSTGRES_DSN")
+		}
+		if c.Metadata.Postgres.DSN == "" {
+			return fmt.Errorf("config: metadata.driver postgres needs metadata.postgres.dsn (or $PORTCULLIS_POSTGRES_DSN)")
+		}
 	default:
-		return fmt.Errorf("config: metadata.driver %q: want sqlite", c.Metadata.Driver)
+		return fmt.Errorf("config: metadata.driver %q: want sqlite or postgres", c.Metadata.Driver)
+	}
+	if err := c.GC.defaults(); err != nil {
+		return err
 	}
 	switch c.Log.Format {
 	case "text", "json":

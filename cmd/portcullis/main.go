@@ -23,6 +23,7 @@ commands:
   policy    test and evaluate Rego policies (see 'portcullis policy help')
   robot     create, list and revoke robot accounts (CI credentials)
   quota     print the storage each namespace uses, and its quota
+  gc        delete unreferenced manifests and blobs (--dry-run lists them)
   version   print the version
 `
 
@@ -61,6 +62,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return robotCmd(ctx, args[1:], stdout, stderr)
 	case "quota":
 		return quotaCmd(ctx, args[1:], stdout, stderr)
+	case "gc":
+		err = gcCmd(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "portcullis", version)
 	case "-h", "--help", "help":

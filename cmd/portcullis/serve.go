@@ -10,11 +10,9 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
+	"sync"
 	"time"
 
-	"github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
-	"github.com/distribution/distribution/v3/registry/storage/driver/inmemory"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -22,8 +20,6 @@ import (
 	"github.com/portcullis-dev/portcullis/gate"
 	"github.com/portcullis-dev/portcullis/registry"
 	"github.com/portcullis-dev/portcullis/registry/auth"
-	"github.com/portcullis-dev/portcullis/registry/blobstore"
-	"github.com/portcullis-dev/portcullis/registry/metadata/sqlite"
 )
 
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
@@ -64,18 +60,14 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := os.MkdirAll(cfg.Data, 0o750); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
-	meta, err := sqlite.Open(ctx, cfg.Metadata.SQLite.Path)
+	meta, err := openMetadata(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer meta.Close()
-	var blobs *blobstore.Store
-	switch cfg.Storage.Driver {
-	case "inmemory":
-		blobs = blobstore.New(inmemory.New())
-	default:
-		root := cfg.Storage.Filesystem.RootDirectory
-		blobs = blobstore.New(filesystem.New(filesystem.DriverParameters{RootDirectory: root, MaxThreads: 100}), blobstore.WithLocalRoot(root))
+	blobs, err := openBlobs(ctx, cfg)
+	if err != nil {
+		return err
 	}
 	scans := &scanOnPush{}
 	regOpts := []registry.Option{registry.WithLogger(log), registry.WithManifestPushed(scans.pushed)}
@@ -103,16 +95,29 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	decisions, err := audit.OpenSQLite(ctx, filepath.Join(cfg.Data, "audit.db"), append(cfg.Audit.options(), audit.WithSigner(auditKey))...)
+	decisions, err := openAudit(ctx, cfg, append(cfg.Audit.options(), audit.WithSigner(auditKey))...)
 	if err != nil {
 		return err
 	}
-	auditCtx, stopAudit := context.WithCancel(context.Background())
-	auditDone := make(chan struct{})
-	go func() { defer close(auditDone); _ = decisions.Run(auditCtx) }()
+	// Background work that must run once for the whole deployment runs on
+	// the replica that leads it (always this one on SQLite).
+	gcMetrics, err := newGCMetrics(metrics)
+	if err != nil {
+		return err
+	}
+	bgCtx, stopBackground := context.WithCancel(context.Background())
+	var background sync.WaitGroup
+	background.Go(func() {
+		leaderDB(meta).Lead(bgCtx, "audit checkpoints", 5*time.Second, log, func(ctx context.Context) { _ = decisions.Run(ctx) })
+	})
+	if cfg.GC.Interval > 0 {
+		background.Go(func() {
+			leaderDB(meta).Lead(bgCtx, "gc", 5*time.Second, log, func(ctx context.Context) { runGC(ctx, reg, cfg.GC, decisions, gcMetrics, log) })
+		})
+	}
 	defer func() {
-		stopAudit()
-		<-auditDone
+		stopBackground()
+		background.Wait()
 		if err := decisions.Close(); err != nil {
 			log.Error("closing the audit log", "err", err)
 		}
@@ -152,6 +157,11 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	mux.Handle(auth.PoliciesPath, policiesHandler(policies, policySetNames(cfg), log))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	mux.Handle("GET /readyz", readiness(meta.DB(), blobs, policies))
+	httpMetrics, err := newHTTPMetrics(metrics)
+	if err != nil {
+		return err
+	}
 
 	access, closeAccess, err := accessControl(ctx, cfg, *insecureNoAuth, g, log)
 	if err != nil {
@@ -163,7 +173,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           access.Middleware(mux),
+		Handler:           httpMetrics.middleware(access.Middleware(mux), log),
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
@@ -197,7 +207,7 @@ func newLogger(c LogConfig, w io.Writer) (*slog.Logger, error) {
 	}
 	opts := &slog.HandlerOptions{Level: level}
 	if c.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+		return slog.New(requestIDHandler{slog.NewJSONHandler(w, opts)}), nil
 	}
-	return slog.New(slog.NewTextHandler(w, opts)), nil
+	return slog.New(requestIDHandler{slog.NewTextHandler(w, opts)}), nil
 }

@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/pgtest"
 )
 
 // mainEnv makes the test binary run as the portcullis CLI, so tests start
@@ -30,7 +32,7 @@ func TestMain(m *testing.M) {
 		exitWithParent()
 		main() // exits
 	}
-	os.Exit(m.Run())
+	os.Exit(pgtest.Main(m))
 }
 
 // exitWithParent ends a server the test process started once that process

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
-	"database/sql"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -18,7 +17,7 @@ import (
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
-	"github.com/portcullis-dev/portcullis/internal/sqlitedb"
+	"github.com/portcullis-dev/portcullis/internal/sqldb"
 )
 
 // DBFile is the access control database under the data directory.
@@ -57,7 +56,7 @@ var ErrRobotNotFound = errors.New("no such robot")
 // again every few seconds, so robots created or revoked with the CLI
 // (another process) take effect without a restart.
 type Robots struct {
-	w, r *sql.DB
+	db *sqldb.DB
 
 	refresh time.Duration
 	mu      sync.Mutex
@@ -83,12 +82,12 @@ CREATE UNIQUE INDEX robots_active_name ON robots(name) WHERE revoked_at = 0;
 
 // OpenRobots opens (creating if needed) the robot database at path.
 func OpenRobots(ctx context.Context, path string) (*Robots, error) {
-	w, r, err := sqlitedb.Open(path, 4, "journal_mode(WAL)", "busy_timeout(10000)", "synchronous(FULL)")
+	db, err := sqldb.OpenSQLite(path, 4, "journal_mode(WAL)", "busy_timeout(10000)", "synchronous(FULL)")
 	if err != nil {
 		return nil, err
 	}
-	s := &Robots{w: w, r: r, refresh: 2 * time.Second}
-	if err := sqlitedb.Migrate(ctx, w, "auth_migrations", robotMigrations); err != nil {
+	s := &Robots{db: db, refresh: 2 * time.Second}
+	if err := db.Migrate(ctx, "auth_migrations", robotMigrations); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("migrate %s: %w", path, err)
 	}
@@ -96,7 +95,7 @@ func OpenRobots(ctx context.Context, path string) (*Robots, error) {
 }
 
 // Close closes the database.
-func (s *Robots) Close() error { return errors.Join(s.r.Close(), s.w.Close()) }
+func (s *Robots) Close() error { return s.db.Close() }
 
 // Create stores a new robot and returns its token, which is shown once
 // and never stored. ttl 0 means it never expires.
@@ -129,7 +128,7 @@ func (s *Robots) Create(ctx context.Context, name string, scopes []Scope, ttl ti
 	token := robotTokenPrefix + r.ID + "_" + base64.RawURLEncoding.EncodeToString(secret)
 	sum := sha256.Sum256([]byte(token))
 	sj, _ := json.Marshal(scopes)
-	_, err := s.w.ExecContext(ctx, `INSERT INTO robots(id, name, hash, scopes, description, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+	_, err := s.db.Exec(ctx, `INSERT INTO robots(id, name, hash, scopes, description, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 		r.ID, r.Name, sum[:], string(sj), description, now.UnixNano(), unixNano(r.ExpiresAt))
 	if err != nil {
 		if strings.Contains(err.Error(), "UNIQUE") {
@@ -157,7 +156,7 @@ func fromNano(n int64) time.Time {
 
 // List returns every robot, revoked ones included, by name.
 func (s *Robots) List(ctx context.Context) ([]*Robot, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT id, name, hash, scopes, description, created_at, expires_at, revoked_at FROM robots ORDER BY name, created_at`)
+	rows, err := s.db.Query(ctx, `SELECT id, name, hash, scopes, description, created_at, expires_at, revoked_at FROM robots ORDER BY name, created_at`)
 	if err != nil {
 		return nil, fmt.Errorf("list robots: %w", err)
 	}
@@ -183,7 +182,7 @@ func (s *Robots) List(ctx context.Context) ([]*Robot, error) {
 // registry tokens issued to it, stop working.
 func (s *Robots) Revoke(ctx context.Context, name string) error {
 	name = strings.TrimPrefix(name, RobotPrefix)
-	res, err := s.w.ExecContext(ctx, `UPDATE robots SET revoked_at = ? WHERE name = ? AND revoked_at = 0`, time.Now().UnixNano(), name)
+	res, err := s.db.Exec(ctx, `UPDATE robots SET revoked_at = ? WHERE name = ? AND revoked_at = 0`, time.Now().UnixNano(), name)
 	if err != nil {
 		return fmt.Errorf("revoke robot %s: %w", name, err)
 	}

@@ -11,13 +11,16 @@ package blobstore
 import (
 	"context"
 	"crypto/sha256"
+	"encoding"
 	"errors"
 	"fmt"
 	"hash"
 	"io"
+	"net/http"
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"sync"
 
 	storagedriver "github.com/distribution/distribution/v3/registry/storage/driver"
@@ -40,6 +43,7 @@ type Store struct {
 	d storagedriver.StorageDriver
 
 	localRoot string
+	redirect  bool
 
 	mu      sync.Mutex
 	uploads map[string]*upload // in-memory hash state, a cache of what the file holds
@@ -64,6 +68,10 @@ type Option func(*Store)
 // metadata database has already recorded the blob.
 func WithLocalRoot(dir string) Option { return func(s *Store) { s.localRoot = dir } }
 
+// WithRedirects makes RedirectURL return the driver's URLs (pre-signed
+// URLs on S3), so blob downloads bypass the registry.
+func WithRedirects() Option { return func(s *Store) { s.redirect = true } }
+
 // New returns a Store on d.
 func New(d storagedriver.StorageDriver, opts ...Option) *Store {
 	s := &Store{d: d, uploads: make(map[string]*upload)}
@@ -84,6 +92,25 @@ func (s *Store) syncDir(p string) error {
 	}
 	defer f.Close()
 	return f.Sync()
+}
+
+// RedirectURL returns a URL from which the client of req may download
+// blob d directly, or "" when the Store serves the bytes itself.
+func (s *Store) RedirectURL(req *http.Request, d digest.Digest) (string, error) {
+	if !s.redirect {
+		return "", nil
+	}
+	return s.d.RedirectURL(req, blobPath(d))
+}
+
+// Ready checks that the storage answers (for readiness probes): a missing
+// path is an answer.
+func (s *Store) Ready(ctx context.Context) error {
+	_, err := s.d.Stat(ctx, "/portcullis-ready")
+	if err == nil || notFound(err) {
+		return nil
+	}
+	return fmt.Errorf("blob storage: %w", err)
 }
 
 // Driver returns the underlying storage driver.
@@ -160,16 +187,31 @@ func (s *Store) release(id string, u *upload, forget bool) {
 	s.mu.Unlock()
 }
 
-// UploadSize returns how many bytes an upload holds (0 for one never written).
+// UploadSize returns how many bytes an upload holds (0 for one never
+// written). An object store shows no object until the upload is committed:
+// there the size is the offset of the latest saved hash state.
 func (s *Store) UploadSize(ctx context.Context, id string) (int64, error) {
 	fi, err := s.d.Stat(ctx, uploadPath(id))
+	if err == nil {
+		return fi.Size(), nil
+	}
+	if !notFound(err) {
+		return 0, fmt.Errorf("stat upload %s: %w", id, err)
+	}
+	states, err := s.d.List(ctx, path.Dir(hashStatePath(id, 0)))
 	if notFound(err) {
 		return 0, nil
 	}
 	if err != nil {
 		return 0, fmt.Errorf("stat upload %s: %w", id, err)
 	}
-	return fi.Size(), nil
+	var size int64
+	for _, p := range states {
+		if n, err := strconv.ParseInt(path.Base(p), 10, 64); err == nil {
+			size = max(size, n)
+		}
+	}
+	return size, nil
 }
 
 // Append writes r to the end of upload id. If offset >= 0 it must equal the
@@ -183,10 +225,24 @@ func (s *Store) Append(ctx context.Context, id string, offset, length int64, r i
 	return s.appendLocked(ctx, id, u, offset, length, r)
 }
 
-func (s *Store) appendLocked(ctx context.Context, id string, u *upload, offset, length int64, r io.Reader) (int64, error) {
+// openUpload opens upload id's bytes for appending. Object-store drivers
+// (S3) cannot append to a path that holds nothing yet: a first write starts
+// the path anew.
+func (s *Store) openUpload(ctx context.Context, id string) (storagedriver.FileWriter, error) {
 	w, err := s.d.Writer(ctx, uploadPath(id), true)
+	if notFound(err) {
+		w, err = s.d.Writer(ctx, uploadPath(id), false)
+	}
 	if err != nil {
-		return 0, fmt.Errorf("open upload %s: %w", id, err)
+		return nil, fmt.Errorf("open upload %s: %w", id, err)
+	}
+	return w, nil
+}
+
+func (s *Store) appendLocked(ctx context.Context, id string, u *upload, offset, length int64, r io.Reader) (int64, error) {
+	w, err := s.openUpload(ctx, id)
+	if err != nil {
+		return 0, err
 	}
 	size := w.Size()
 	if offset >= 0 && offset != size {
@@ -210,6 +266,9 @@ func (s *Store) appendLocked(ctx context.Context, id string, u *upload, offset, 
 		u.h = nil
 		return size, fmt.Errorf("write upload %s: %w", id, closeErr)
 	}
+	if n > 0 {
+		s.saveHashState(ctx, id, u, size)
+	}
 	if copyErr != nil {
 		return u.off, fmt.Errorf("write upload %s: %w", id, copyErr)
 	}
@@ -219,11 +278,45 @@ func (s *Store) appendLocked(ctx context.Context, id string, u *upload, offset, 
 	return u.off, nil
 }
 
-// rehash rebuilds the sha256 state of an upload from its bytes.
+func hashStatePath(id string, off int64) string {
+	return path.Join("/uploads", id, "hashstates", "sha256", strconv.FormatInt(off, 10))
+}
+
+// saveHashState stores the hash state of the upload's first u.off bytes
+// beside them, as distribution does, so that another replica (or this one
+// after a restart) continues the upload without reading it back: an
+// object store cannot read an upload before it is committed. The state of
+// the previous write (at prev) is removed. Failures only cost a re-read.
+func (s *Store) saveHashState(ctx context.Context, id string, u *upload, prev int64) {
+	m, ok := u.h.(encoding.BinaryMarshaler)
+	if !ok {
+		return
+	}
+	state, err := m.MarshalBinary()
+	if err != nil {
+		return
+	}
+	if err := s.d.PutContent(ctx, hashStatePath(id, u.off), state); err != nil {
+		return
+	}
+	if prev > 0 && prev != u.off {
+		_ = s.d.Delete(ctx, hashStatePath(id, prev))
+	}
+}
+
+// rehash rebuilds the sha256 state of an upload: from the state saved at
+// size, or else from its bytes.
 func (s *Store) rehash(ctx context.Context, id string, u *upload, size int64) error {
 	u.h, u.off = sha256.New(), 0
 	if size == 0 {
 		return nil
+	}
+	if state, err := s.d.GetContent(ctx, hashStatePath(id, size)); err == nil {
+		if err := u.h.(encoding.BinaryUnmarshaler).UnmarshalBinary(state); err == nil {
+			u.off = size
+			return nil
+		}
+		u.h = sha256.New()
 	}
 	rc, err := s.d.Reader(ctx, uploadPath(id), 0)
 	if err != nil {
@@ -255,6 +348,11 @@ func (s *Store) Commit(ctx context.Context, id string, want digest.Digest, offse
 	if err != nil {
 		return size, err
 	}
+	if size > 0 {
+		if err := s.finish(ctx, id); err != nil {
+			return size, err
+		}
+	}
 	got, err := s.digestOf(ctx, id, u, want.Algorithm())
 	if err != nil {
 		return size, err
@@ -280,6 +378,22 @@ func (s *Store) Commit(ctx context.Context, id string, want digest.Digest, offse
 		return size, err
 	}
 	return size, nil
+}
+
+// finish commits the upload's bytes: an object store's multipart upload
+// becomes an object that can be read, hashed and moved.
+func (s *Store) finish(ctx context.Context, id string) error {
+	w, err := s.openUpload(ctx, id)
+	if err != nil {
+		return err
+	}
+	if err := w.Commit(ctx); err != nil {
+		return errors.Join(fmt.Errorf("commit upload %s: %w", id, err), w.Close())
+	}
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("commit upload %s: %w", id, err)
+	}
+	return nil
 }
 
 func (s *Store) digestOf(ctx context.Context, id string, u *upload, alg digest.Algorithm) (digest.Digest, error) {
@@ -313,6 +427,12 @@ func (s *Store) Cancel(ctx context.Context, id string) error {
 }
 
 func (s *Store) discard(ctx context.Context, id string) error {
+	// An object store keeps an unfinished multipart upload apart from the
+	// objects Delete removes: abort it first.
+	if w, err := s.d.Writer(ctx, uploadPath(id), true); err == nil {
+		_ = w.Cancel(ctx)
+		_ = w.Close()
+	}
 	err := s.d.Delete(ctx, path.Dir(uploadPath(id)))
 	if err != nil && !notFound(err) {
 		return fmt.Errorf("discard upload %s: %w", id, err)

@@ -192,3 +192,81 @@ type UsageCounter interface {
 	// repository below it.
 	NamespaceHasBlob(ctx context.Context, prefix string, d digest.Digest) (bool, error)
 }
+
+// Collector is an optional capability of a Store (found by type
+// assertion): what online garbage collection reads and deletes. Every
+// delete re-checks, in its own transaction, that the thing is still
+// unreferenced, so that a push racing the collector wins.
+type Collector interface {
+	// GCSnapshot reads, in one consistent snapshot, what the collector
+	// marks from.
+	GCSnapshot(ctx context.Context) (*GCSnapshot, error)
+	// DeleteManifestIfUnreferenced deletes manifest d of repo if it is
+	// older than before, untagged, no manifest of repo lists it as a child,
+	// and its subject (if any) is not in repo. It reports whether it did.
+	DeleteManifestIfUnreferenced(ctx context.Context, repo string, d digest.Digest, before time.Time) (bool, error)
+	// UnlinkBlobIfUnreferenced removes blob d's link from repo if the link
+	// is older than before and no manifest of repo references d.
+	UnlinkBlobIfUnreferenced(ctx context.Context, repo string, d digest.Digest, before time.Time) (bool, error)
+	// DeleteBlobIfUnlinked forgets blob d if it was recorded before before
+	// and no repository links it, and calls deleteBytes before committing:
+	// a concurrent LinkBlob of d waits until the bytes are gone (and then
+	// records d anew, which the registry catches by checking the bytes
+	// after linking). It reports whether it did.
+	DeleteBlobIfUnlinked(ctx context.Context, d digest.Digest, before time.Time, deleteBytes func(context.Context) error) (bool, error)
+	// DeleteTagIfAt deletes tag of repo if it still points at d.
+	DeleteTagIfAt(ctx context.Context, repo, tag string, d digest.Digest) (bool, error)
+	// DeleteUploadIfBefore removes an upload session started before before.
+	DeleteUploadIfBefore(ctx context.Context, id string, before time.Time) (bool, error)
+}
+
+// GCSnapshot is everything the collector marks from.
+type GCSnapshot struct {
+	Manifests []GCManifest
+	// Refs are the manifest -> blob (Kind 0) and index -> child (Kind 1)
+	// references.
+	Refs  []GCRef
+	Tags  []GCTag
+	Links []GCLink
+	Blobs []GCBlob
+	// Uploads are the open upload sessions.
+	Uploads []Upload
+}
+
+// GCManifest is a manifest as the collector sees it.
+type GCManifest struct {
+	Repository string
+	Digest     digest.Digest
+	Subject    digest.Digest
+	Size       int64
+	CreatedAt  time.Time
+}
+
+// GCRef is a reference from a manifest of Repository.
+type GCRef struct {
+	Repository string
+	Manifest   digest.Digest
+	Ref        digest.Digest
+	Kind       int // 0 blob, 1 manifest
+}
+
+// GCTag is a tag.
+type GCTag struct {
+	Repository, Name string
+	Digest           digest.Digest
+	UpdatedAt        time.Time
+}
+
+// GCLink is a blob linked into a repository.
+type GCLink struct {
+	Repository string
+	Digest     digest.Digest
+	CreatedAt  time.Time
+}
+
+// GCBlob is a recorded blob.
+type GCBlob struct {
+	Digest    digest.Digest
+	Size      int64
+	CreatedAt time.Time
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/portcullis-dev/portcullis/registry/metadata"
 	"github.com/portcullis-dev/portcullis/registry/metadata/metadatatest"
+	"github.com/portcullis-dev/portcullis/registry/metadata/sqlstore"
 )
 
 // openTemp opens the database at path and closes it when the test ends.
@@ -118,19 +119,19 @@ func TestMigrationsIdempotent(t *testing.T) {
 	countVersions := func() int {
 		t.Helper()
 		var n int
-		if err := s.w.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil {
+		if err := s.DB().W.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil {
 			t.Fatalf("counting migrations: %v", err)
 		}
 		return n
 	}
-	if n := countVersions(); n != len(migrations)-1 {
-		t.Fatalf("schema_migrations has %d rows, want %d", n, len(migrations)-1)
+	if n := countVersions(); n != len(sqlstore.SQLiteMigrations)-1 {
+		t.Fatalf("schema_migrations has %d rows, want %d", n, len(sqlstore.SQLiteMigrations)-1)
 	}
-	if err := migrate(ctx, s.w); err != nil {
+	if err := s.DB().Migrate(ctx, "schema_migrations", sqlstore.SQLiteMigrations); err != nil {
 		t.Fatalf("migrate on a migrated database: %v", err)
 	}
-	if n := countVersions(); n != len(migrations)-1 {
-		t.Fatalf("schema_migrations has %d rows after migrating again, want %d", n, len(migrations)-1)
+	if n := countVersions(); n != len(sqlstore.SQLiteMigrations)-1 {
+		t.Fatalf("schema_migrations has %d rows after migrating again, want %d", n, len(sqlstore.SQLiteMigrations)-1)
 	}
 	if size, err := s.StatBlob(ctx, "repo", d); err != nil || size != 4 {
 		t.Fatalf("StatBlob after reopening = %d, %v; want 4, nil", size, err)

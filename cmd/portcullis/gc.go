@@ -1,0 +1,237 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/portcullis-dev/portcullis/audit"
+	"github.com/portcullis-dev/portcullis/registry"
+)
+
+// GCConfig is the "gc" section of portcullis.yaml (docs/scale-out.md).
+type GCConfig struct {
+	// Interval runs a collection this often on the replica that leads
+	// (default 0: only `portcullis gc` collects).
+	Interval Duration `json:"interval,omitempty"`
+	// GracePeriod protects anything younger (default 24h).
+	GracePeriod Duration `json:"gracePeriod,omitempty"`
+	// UploadMaxAge: older upload sessions are abandoned (default 24h).
+	UploadMaxAge Duration `json:"uploadMaxAge,omitempty"`
+	// Rate caps deletions per second (default 0: no cap).
+	Rate float64 `json:"rate,omitempty"`
+	// Retention rules untag what they do not keep.
+	Retention []RetentionConfig `json:"retention,omitempty"`
+}
+
+// RetentionConfig is one retention rule.
+type RetentionConfig struct {
+	Namespace          string   `json:"namespace"`
+	KeepLast           int      `json:"keepLast,omitempty"`
+	KeepPattern        string   `json:"keepPattern,omitempty"`
+	KeepAdmittedWithin Duration `json:"keepAdmittedWithin,omitempty"`
+}
+
+func (c *GCConfig) defaults() error {
+	if c.GracePeriod == 0 {
+		c.GracePeriod = Duration(24 * time.Hour)
+	}
+	if c.UploadMaxAge == 0 {
+		c.UploadMaxAge = Duration(24 * time.Hour)
+	}
+	if c.Interval < 0 || c.GracePeriod < 0 || c.UploadMaxAge < 0 || c.Rate < 0 {
+		return errors.New("config: gc: durations and rate must not be negative")
+	}
+	for i, r := range c.Retention {
+		if r.Namespace == "" {
+			return fmt.Errorf("config: gc.retention[%d]: namespace is required", i)
+		}
+	}
+	return nil
+}
+
+// options are the collector's options; decisions answers "was it admitted".
+func (c GCConfig) options(decisions *audit.Log, dryRun bool) registry.GCOptions {
+	o := registry.GCOptions{
+		GracePeriod:  time.Duration(c.GracePeriod),
+		UploadMaxAge: time.Duration(c.UploadMaxAge),
+		Rate:         c.Rate,
+		DryRun:       dryRun,
+	}
+	for _, r := range c.Retention {
+		o.Retention = append(o.Retention, registry.RetentionRule{
+			Namespace: r.Namespace, KeepLast: r.KeepLast, KeepPattern: r.KeepPattern,
+			KeepAdmittedWithin: time.Duration(r.KeepAdmittedWithin),
+		})
+	}
+	if decisions != nil {
+		o.Admitted = func(ctx context.Context, d digest.Digest, since time.Time) (bool, error) {
+			for _, action := range []string{audit.ActionAdmit, audit.ActionBreakGlass} {
+				p, err := decisions.Search(ctx, audit.Filter{Digest: d.String(), Action: action, Verdict: audit.VerdictAllow, Since: since, Limit: 1})
+				if err != nil || len(p.Entries) > 0 {
+					return len(p.Entries) > 0, err
+				}
+			}
+			return false, nil
+		}
+	}
+	return o
+}
+
+// gcMetrics are the collector's Prometheus metrics.
+type gcMetrics struct {
+	duration prometheus.Histogram
+	deleted  *prometheus.CounterVec
+	bytes    prometheus.Counter
+}
+
+func newGCMetrics(reg prometheus.Registerer) (*gcMetrics, error) {
+	m := &gcMetrics{
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "portcullis_gc_duration_seconds", Help: "Duration of garbage collections.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 4, 10),
+		}),
+		deleted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "portcullis_gc_deleted_total", Help: "Items garbage collection deleted, by kind.",
+		}, []string{"kind"}),
+		bytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "portcullis_gc_reclaimed_bytes_total", Help: "Blob bytes garbage collection deleted.",
+		}),
+	}
+	for _, c := range []prometheus.Collector{m.duration, m.deleted, m.bytes} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+func (m *gcMetrics) observe(rep *registry.GCReport) {
+	m.duration.Observe(rep.Duration.Seconds())
+	m.deleted.WithLabelValues("tag").Add(float64(len(rep.Tags)))
+	m.deleted.WithLabelValues("manifest").Add(float64(len(rep.Manifests)))
+	m.deleted.WithLabelValues("link").Add(float64(len(rep.Links)))
+	m.deleted.WithLabelValues("blob").Add(float64(len(rep.Blobs)))
+	m.deleted.WithLabelValues("upload").Add(float64(len(rep.Uploads)))
+	m.bytes.Add(float64(rep.Bytes))
+}
+
+// runGC collects every interval while ctx lasts (serve runs it under the
+// leader lock, so one replica collects).
+func runGC(ctx context.Context, reg *registry.Registry, cfg GCConfig, decisions *audit.Log, m *gcMetrics, log *slog.Logger) {
+	t := time.NewTicker(time.Duration(cfg.Interval))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		rep, err := reg.CollectGarbage(ctx, cfg.options(decisions, false))
+		if err != nil {
+			log.Error("garbage collection", "err", err)
+			continue
+		}
+		m.observe(rep)
+		log.Info("garbage collected", "tags", len(rep.Tags), "manifests", len(rep.Manifests), "links", len(rep.Links),
+			"blobs", len(rep.Blobs), "bytes", rep.Bytes, "uploads", len(rep.Uploads), "skipped", rep.Skipped, "duration", rep.Duration)
+	}
+}
+
+const gcUsage = `usage: portcullis gc [--config FILE] [--data DIR] [--dry-run] [--json]
+
+Deletes what nothing references, from the configured metadata database and
+blob storage, while replicas keep serving: untagged manifests (kept while an
+index or a live subject references them), blob links no manifest uses, blobs
+no repository links, and abandoned uploads, all older than gc.gracePeriod;
+and the tags gc.retention rules do not keep. --dry-run lists what would go
+and how many bytes.
+
+flags:
+`
+
+func gcCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("gc", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, gcUsage); fs.PrintDefaults() }
+	configPath := fs.String("config", "", "path to portcullis.yaml (optional)")
+	data := fs.String("data", "", "data directory (default ./portcullis-data)")
+	dryRun := fs.Bool("dry-run", false, "list what would be deleted; delete nothing")
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	grace := fs.Duration("grace-period", 0, "override gc.gracePeriod")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*configPath)
+	if err != nil {
+		return err
+	}
+	if *data != "" {
+		cfg.Data = *data
+	}
+	if err := cfg.defaults(); err != nil {
+		return err
+	}
+	if *grace > 0 {
+		cfg.GC.GracePeriod = Duration(*grace)
+	}
+	meta, err := openMetadata(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer meta.Close()
+	blobs, err := openBlobs(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	var decisions *audit.Log
+	if hasAdmittedRule(cfg.GC) {
+		key, err := audit.LoadOrCreateSigner(cfg.Data)
+		if err != nil {
+			return err
+		}
+		if decisions, err = openAudit(ctx, cfg, audit.WithSigner(key)); err != nil {
+			return err
+		}
+		defer decisions.Close()
+	}
+	reg := registry.New(meta, blobs)
+	rep, err := reg.CollectGarbage(ctx, cfg.GC.options(decisions, *dryRun))
+	if err != nil {
+		return fmt.Errorf("gc: %w", err)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	verb := "deleted"
+	if rep.DryRun {
+		verb = "would delete"
+	}
+	for _, l := range [][2]any{{"tag", rep.Tags}, {"manifest", rep.Manifests}, {"link", rep.Links}, {"blob", rep.Blobs}, {"upload", rep.Uploads}} {
+		for _, x := range l[1].([]string) {
+			fmt.Fprintf(stdout, "%s %s %s\n", verb, l[0], x)
+		}
+	}
+	fmt.Fprintf(stdout, "%s %d tags, %d manifests, %d links, %d blobs (%d bytes), %d uploads; %d skipped; took %s\n",
+		verb, len(rep.Tags), len(rep.Manifests), len(rep.Links), len(rep.Blobs), rep.Bytes, len(rep.Uploads), rep.Skipped, rep.Duration.Round(time.Millisecond))
+	return nil
+}
+
+func hasAdmittedRule(c GCConfig) bool {
+	for _, r := range c.Retention {
+		if r.KeepAdmittedWithin > 0 {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
+	"github.com/distribution/distribution/v3/registry/storage/driver/inmemory"
+	s3 "github.com/distribution/distribution/v3/registry/storage/driver/s3-aws"
+
+	"github.com/portcullis-dev/portcullis/audit"
+	"github.com/portcullis-dev/portcullis/internal/sqldb"
+	"github.com/portcullis-dev/portcullis/registry/blobstore"
+	"github.com/portcullis-dev/portcullis/registry/metadata/postgres"
+	"github.com/portcullis-dev/portcullis/registry/metadata/sqlite"
+	"github.com/portcullis-dev/portcullis/registry/metadata/sqlstore"
+)
+
+func (c *S3Config) defaults() error {
+	if c.Bucket == "" {
+		return errors.New("config: storage.s3.bucket is required")
+	}
+	if c.Region == "" {
+		c.Region = "us-east-1"
+	}
+	if c.AccessKey == "" {
+		c.AccessKey = os.Getenv("AWS_ACCESS_KEY_ID")
+	}
+	if c.SecretKey == "" {
+		c.SecretKey = os.Getenv("AWS_SECRET_ACCESS_KEY")
+	}
+	return nil
+}
+
+// openMetadata opens the configured metadata database.
+func openMetadata(ctx context.Context, cfg *Config) (*sqlstore.Store, error) {
+	if cfg.Metadata.Driver == "postgres" {
+		return postgres.Open(ctx, cfg.Metadata.Postgres.DSN)
+	}
+	return sqlite.Open(ctx, cfg.Metadata.SQLite.Path)
+}
+
+// openBlobs opens the configured blob storage.
+func openBlobs(ctx context.Context, cfg *Config) (*blobstore.Store, error) {
+	switch cfg.Storage.Driver {
+	case "inmemory":
+		return blobstore.New(inmemory.New()), nil
+	case "s3":
+		c := cfg.Storage.S3
+		params := map[string]any{
+			"bucket":         c.Bucket,
+			"region":         c.Region,
+			"accesskey":      c.AccessKey,
+			"secretkey":      c.SecretKey,
+			"rootdirectory":  c.RootDirectory,
+			"regionendpoint": c.Endpoint,
+			"forcepathstyle": c.Endpoint != "",
+			"secure":         true,
+		}
+		d, err := s3.FromParameters(ctx, params)
+		if err != nil {
+			return nil, fmt.Errorf("storage s3: %w", err)
+		}
+		var opts []blobstore.Option
+		if c.Redirect {
+			opts = append(opts, blobstore.WithRedirects())
+		}
+		return blobstore.New(d, opts...), nil
+	}
+	root := cfg.Storage.Filesystem.RootDirectory
+	return blobstore.New(filesystem.New(filesystem.DriverParameters{RootDirectory: root, MaxThreads: 100}), blobstore.WithLocalRoot(root)), nil
+}
+
+// openAudit opens the decision history beside the metadata: in
+// <data>/audit.db with SQLite, in the same database with PostgreSQL.
+func openAudit(ctx context.Context, cfg *Config, opts ...audit.Option) (*audit.Log, error) {
+	if cfg.Metadata.Driver == "postgres" {
+		return audit.OpenPostgres(ctx, cfg.Metadata.Postgres.DSN, opts...)
+	}
+	return audit.OpenSQLite(ctx, filepath.Join(cfg.Data, "audit.db"), opts...)
+}
+
+// leaderDB is the database whose locks elect the replica that runs the
+// deployment's background work.
+func leaderDB(meta *sqlstore.Store) *sqldb.DB { return meta.DB() }
