@@ -391,4 +391,3 @@ func sortRD(s []repoDigest) {
 		return cmp.Or(strings.Compare(a.repo, b.repo), strings.Compare(a.d.String(), b.d.String()))
 	})
 }
-

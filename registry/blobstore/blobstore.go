@@ -188,24 +188,24 @@ func (s *Store) release(id string, u *upload, forget bool) {
 }
 
 // UploadSize returns how many bytes an upload holds (0 for one never
-// written). An object store shows no object until the upload is committed:
-// there the size is the offset of the latest saved hash state.
+// written). On a filesystem that is the file's size. An object store shows
+// no object, or an older completed copy (the S3 driver completes a
+// multipart upload and starts another when it appends after a small part),
+// until the upload is committed: there the size is the offset of the
+// latest saved hash state. The larger of the two is right on both.
 func (s *Store) UploadSize(ctx context.Context, id string) (int64, error) {
+	var size int64
 	fi, err := s.d.Stat(ctx, uploadPath(id))
-	if err == nil {
-		return fi.Size(), nil
-	}
-	if !notFound(err) {
+	switch {
+	case err == nil:
+		size = fi.Size()
+	case !notFound(err):
 		return 0, fmt.Errorf("stat upload %s: %w", id, err)
 	}
 	states, err := s.d.List(ctx, path.Dir(hashStatePath(id, 0)))
-	if notFound(err) {
-		return 0, nil
-	}
-	if err != nil {
+	if err != nil && !notFound(err) {
 		return 0, fmt.Errorf("stat upload %s: %w", id, err)
 	}
-	var size int64
 	for _, p := range states {
 		if n, err := strconv.ParseInt(path.Base(p), 10, 64); err == nil {
 			size = max(size, n)

@@ -57,7 +57,6 @@ CREATE TABLE uploads (
 `,
 }
 
-
 // PostgresMigrations are SQLiteMigrations in PostgreSQL's types. Names
 // collate as bytes (COLLATE "C"), which the listings' order and the
 // namespace ranges rely on.
@@ -114,4 +113,3 @@ CREATE TABLE uploads (
 );
 `,
 }
-
