@@ -70,7 +70,7 @@ func openSQLStore(ctx context.Context, db *sqldb.DB) (*sqlStore, error) {
 	s := &sqlStore{db: db, probeRows: defaultProbeRows}
 	ms := sqliteMigrations
 	if db.Dialect == sqldb.Postgres {
-		ms = postgresMigrations
+		ms = sqldb.PostgresMigrations(ms)
 	}
 	if err := db.Migrate(ctx, "audit_schema_migrations", ms); err != nil {
 		s.Close()

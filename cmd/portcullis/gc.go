@@ -170,14 +170,8 @@ func gcCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(*configPath)
+	cfg, err := offlineConfig(*configPath, *data)
 	if err != nil {
-		return err
-	}
-	if *data != "" {
-		cfg.Data = *data
-	}
-	if err := cfg.defaults(); err != nil {
 		return err
 	}
 	if *grace > 0 {

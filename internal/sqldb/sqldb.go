@@ -296,6 +296,20 @@ func (db *DB) Migrate(ctx context.Context, table string, migrations []string) er
 	return nil
 }
 
+// PostgresMigrations translates migrations written for SQLite into
+// PostgreSQL's types, so that a store's schema is written once: INTEGER
+// becomes BIGINT, BLOB BYTEA, and TEXT compares as bytes (COLLATE "C", the
+// order OCI listings and prefix ranges rely on). Migrations use no other
+// SQLite-only syntax than WITHOUT ROWID, which is dropped.
+func PostgresMigrations(sqlite []string) []string {
+	r := strings.NewReplacer(" INTEGER", " BIGINT", " BLOB", " BYTEA", " TEXT", ` TEXT COLLATE "C"`, ") WITHOUT ROWID;", ");")
+	out := make([]string, len(sqlite))
+	for i, m := range sqlite {
+		out[i] = r.Replace(m)
+	}
+	return out
+}
+
 // lockKey names a PostgreSQL advisory lock.
 func lockKey(name string) int64 {
 	h := fnv.New64a()

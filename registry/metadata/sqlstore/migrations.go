@@ -2,7 +2,7 @@ package sqlstore
 
 // SQLiteMigrations are applied in order, each in its own transaction, and
 // recorded in schema_migrations. Never edit one that has shipped: append a
-// new one (to both lists).
+// new one. PostgreSQL gets them through sqldb.PostgresMigrations.
 var SQLiteMigrations = []string{
 	1: `
 CREATE TABLE repositories (
@@ -53,63 +53,6 @@ CREATE TABLE uploads (
 	id         TEXT PRIMARY KEY,
 	repo       TEXT NOT NULL,
 	started_at INTEGER NOT NULL
-);
-`,
-}
-
-// PostgresMigrations are SQLiteMigrations in PostgreSQL's types. Names
-// collate as bytes (COLLATE "C"), which the listings' order and the
-// namespace ranges rely on.
-var PostgresMigrations = []string{
-	1: `
-CREATE TABLE repositories (
-	name       TEXT COLLATE "C" PRIMARY KEY,
-	created_at BIGINT NOT NULL
-);
-CREATE TABLE blobs (
-	digest     TEXT COLLATE "C" PRIMARY KEY,
-	size       BIGINT NOT NULL,
-	created_at BIGINT NOT NULL
-);
-CREATE TABLE repo_blobs (
-	repo       TEXT COLLATE "C" NOT NULL REFERENCES repositories(name),
-	digest     TEXT COLLATE "C" NOT NULL REFERENCES blobs(digest),
-	created_at BIGINT NOT NULL,
-	PRIMARY KEY (repo, digest)
-);
-CREATE INDEX repo_blobs_digest ON repo_blobs(digest);
-CREATE TABLE manifests (
-	repo          TEXT COLLATE "C" NOT NULL REFERENCES repositories(name),
-	digest        TEXT COLLATE "C" NOT NULL,
-	media_type    TEXT COLLATE "C" NOT NULL,
-	content       BYTEA NOT NULL,
-	artifact_type TEXT COLLATE "C" NOT NULL DEFAULT '',
-	annotations   TEXT COLLATE "C" NOT NULL DEFAULT '',
-	subject       TEXT COLLATE "C",
-	created_at    BIGINT NOT NULL,
-	PRIMARY KEY (repo, digest)
-);
-CREATE INDEX manifests_subject ON manifests(repo, subject) WHERE subject IS NOT NULL;
-CREATE TABLE manifest_refs (
-	repo     TEXT COLLATE "C" NOT NULL,
-	manifest TEXT COLLATE "C" NOT NULL,
-	ref      TEXT COLLATE "C" NOT NULL,
-	kind     SMALLINT NOT NULL, -- 0 blob, 1 manifest
-	PRIMARY KEY (repo, manifest, kind, ref)
-);
-CREATE INDEX manifest_refs_ref ON manifest_refs(ref);
-CREATE TABLE tags (
-	repo       TEXT COLLATE "C" NOT NULL REFERENCES repositories(name),
-	name       TEXT COLLATE "C" NOT NULL,
-	digest     TEXT COLLATE "C" NOT NULL,
-	updated_at BIGINT NOT NULL,
-	PRIMARY KEY (repo, name)
-);
-CREATE INDEX tags_digest ON tags(repo, digest);
-CREATE TABLE uploads (
-	id         TEXT COLLATE "C" PRIMARY KEY,
-	repo       TEXT COLLATE "C" NOT NULL,
-	started_at BIGINT NOT NULL
 );
 `,
 }

@@ -35,7 +35,7 @@ var _ metadata.Store = (*Store)(nil)
 func Open(ctx context.Context, db *sqldb.DB) (*Store, error) {
 	ms := SQLiteMigrations
 	if db.Dialect == sqldb.Postgres {
-		ms = PostgresMigrations
+		ms = sqldb.PostgresMigrations(ms)
 	}
 	if err := db.Migrate(ctx, "schema_migrations", ms); err != nil {
 		db.Close()
