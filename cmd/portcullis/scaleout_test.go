@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -273,7 +274,11 @@ func TestReplicas(t *testing.T) {
 			suite = suite[i:min(len(suite), i+300)]
 		}
 		if err != nil || !strings.Contains(suite, `failures="0"`) {
-			t.Fatalf("conformance through the load balancer: %v\n%s\n%s", err, suite, tail(string(out), 40))
+			var failed []string
+			for _, m := range regexp.MustCompile(`<testcase [^>]*name="([^"]*)"[^>]*>\s*<failure`).FindAllStringSubmatch(string(junit), -1) {
+				failed = append(failed, m[1])
+			}
+			t.Fatalf("conformance through the load balancer: %v\n%s\nfailed: %q\n%s", err, suite, failed, tail(string(out), 40))
 		}
 		t.Logf("conformance through 2 replicas: %s", suite)
 	})
