@@ -47,33 +47,28 @@ type appendResult struct {
 
 // OpenSQLite opens (creating if needed) the log in the SQLite file at path.
 func OpenSQLite(ctx context.Context, path string, opts ...Option) (*Log, error) {
-	o, err := buildOptions(opts)
-	if err != nil {
-		return nil, err
-	}
-	s, err := openSQLiteStore(ctx, path, o.readOnly)
-	if err != nil {
-		return nil, fmt.Errorf("audit: %w", err)
-	}
-	l, err := open(ctx, s, o)
-	if err != nil {
-		s.Close()
-		return nil, err
-	}
-	return l, nil
+	return openStore(ctx, opts, func(o options) (*sqlStore, error) { return openSQLiteStore(ctx, path, o.readOnly) })
 }
 
 // OpenPostgres opens (creating if needed) the log in the PostgreSQL
 // database at dsn, which several replicas may append to at once.
 func OpenPostgres(ctx context.Context, dsn string, opts ...Option) (*Log, error) {
+	return openStore(ctx, opts, func(o options) (*sqlStore, error) {
+		if o.readOnly {
+			return nil, errors.New("a read-only log on PostgreSQL: connect with a read-only role instead")
+		}
+		return openPostgresStore(ctx, dsn)
+	})
+}
+
+// openStore builds the options, opens the store with them and the log on
+// it; the store is closed if the log cannot open.
+func openStore(ctx context.Context, opts []Option, openS func(options) (*sqlStore, error)) (*Log, error) {
 	o, err := buildOptions(opts)
 	if err != nil {
 		return nil, err
 	}
-	if o.readOnly {
-		return nil, errors.New("audit: a read-only log on PostgreSQL: connect with a read-only role instead")
-	}
-	s, err := openPostgresStore(ctx, dsn)
+	s, err := openS(o)
 	if err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
