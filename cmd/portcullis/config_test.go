@@ -36,7 +36,9 @@ func TestLoadConfig(t *testing.T) {
 		},
 		{name: "unknown field is an error", yaml: "adress: x\n", wantErr: "adress"},
 		{name: "unknown nested field", yaml: "storage: {drvier: s3}\n", wantErr: "drvier"},
-		{name: "bad driver", yaml: "storage: {driver: s3}\n", wantErr: "storage.driver"},
+		{name: "bad driver", yaml: "storage: {driver: gcs}\n", wantErr: "storage.driver"},
+		{name: "s3 without bucket", yaml: "storage: {driver: s3}\n", wantErr: "storage.s3.bucket"},
+		{name: "postgres without dsn", yaml: "metadata: {driver: postgres}\n", wantErr: "metadata.postgres.dsn"},
 		{name: "bad duration", yaml: "shutdownTimeout: soon\n", wantErr: "soon"},
 		{name: "bad log format", yaml: "log: {format: xml}\n", wantErr: "log.format"},
 	}
