@@ -53,6 +53,7 @@ go_main conformance \
 	github.com/opencontainers/distribution-spec/conformance
 apt_tool skopeo skopeo
 apt_tool wrk wrk
+apt_tool nginx nginx # the load balancer of make bench's two-replica setup
 apt_tool curl curl
 apt_tool etcd etcd-server # for kube-apiserver in the webhook end-to-end test
 apt_tool chromium chromium
@@ -175,7 +176,7 @@ apt_pkgs=()
 for n in "${selected[@]}"; do
 	[[ ${TOOL_KIND[$n]} == apt ]] || continue
 	# Debian keeps PostgreSQL's server programs off PATH, in its versioned folder.
-	if where=$(command -v "$n" || compgen -G "/usr/lib/postgresql/*/bin/$n"); then
+	if where=$(command -v "$n" || compgen -G "/usr/sbin/$n" || compgen -G "/usr/lib/postgresql/*/bin/$n"); then
 		printf '  %-12s present (%s)\n' "$n" "${where%%$'\n'*}" >&2
 	else
 		apt_pkgs+=("${TOOL_SPEC[$n]}")

@@ -16,7 +16,9 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+	"go.opentelemetry.io/otel/attribute"
 
+	"github.com/portcullis-dev/portcullis/internal/tracing"
 	"github.com/portcullis-dev/portcullis/policy"
 	"github.com/portcullis-dev/portcullis/scanner"
 	"github.com/portcullis-dev/portcullis/verifier"
@@ -163,8 +165,20 @@ func (d *Decision) Reasons() []string {
 // the error. Allow is true only when everything succeeded and policy
 // allowed.
 func (g *Gate) Evaluate(ctx context.Context, req Request) *Decision {
+	ctx, span := tracing.Start(ctx, "gate.Evaluate", attribute.String("portcullis.action", string(req.Action)),
+		attribute.String("portcullis.repository", req.fullRepository()), attribute.String("portcullis.digest", req.Digest.String()))
 	start := g.o.Now()
 	d := g.decide(ctx, req, start)
+	defer func() {
+		span.SetAttributes(attribute.Bool("portcullis.allow", d.Allow), attribute.Int("portcullis.deny", len(d.Deny)),
+			attribute.String("portcullis.policy_set", d.PolicySet), attribute.String("portcullis.policy_revision", d.Revision),
+			attribute.Bool("portcullis.cached_evidence", d.CachedEvidence))
+		var err error
+		if d.Error != "" {
+			err = errors.New(d.Error)
+		}
+		tracing.End(span, err)
+	}()
 	d.Duration = g.o.Now().Sub(start)
 	if g.o.Recorder != nil {
 		if err := g.o.Recorder.Record(ctx, d); err != nil {
@@ -212,7 +226,9 @@ func (g *Gate) decide(ctx context.Context, req Request, now time.Time) *Decision
 	if g.o.Scanner != nil && req.Registry != "" {
 		opts = append(opts, policy.WithCheckError("scan", fmt.Errorf("%s/%s@%s: images of other registries are not scanned", req.Registry, req.Repository, req.Digest)))
 	} else if g.o.Scanner != nil {
-		rep, err := g.o.Scanner.Scan(ectx, req.Repository, req.Digest)
+		sctx, span := tracing.Start(ectx, "gate.Scan")
+		rep, err := g.o.Scanner.Scan(sctx, req.Repository, req.Digest)
+		tracing.End(span, err)
 		if err != nil {
 			opts = append(opts, policy.WithCheckError("scan", err))
 		}

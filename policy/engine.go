@@ -14,6 +14,9 @@ import (
 	oparego "github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/open-policy-agent/opa/v1/topdown"
+	"go.opentelemetry.io/otel/attribute"
+
+	"github.com/portcullis-dev/portcullis/internal/tracing"
 )
 
 // DefaultTimeout bounds one evaluation when the caller's context allows
@@ -173,7 +176,12 @@ func Explain(x *Explanation) EvalOption {
 // (invalid input, timeout, a policy error, an undefined or malformed
 // decision) it returns the error and a denial: Allow is never true with an
 // error.
-func (e *Engine) Eval(ctx context.Context, in *Input, opts ...EvalOption) (Decision, error) {
+func (e *Engine) Eval(ctx context.Context, in *Input, opts ...EvalOption) (d Decision, err error) {
+	ctx, span := tracing.Start(ctx, "policy.Eval", attribute.String("portcullis.policy_revision", e.revision))
+	defer func() {
+		span.SetAttributes(attribute.Bool("portcullis.allow", d.Allow), attribute.Int("portcullis.deny", len(d.Deny)))
+		tracing.End(span, err)
+	}()
 	if in == nil || in.APIVersion != APIVersion {
 		return e.fail(fmt.Errorf("policy: input apiVersion must be %s", APIVersion))
 	}

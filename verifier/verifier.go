@@ -24,7 +24,9 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/opencontainers/go-digest"
 	"github.com/sigstore/sigstore-go/pkg/root"
+	"go.opentelemetry.io/otel/attribute"
 
+	"github.com/portcullis-dev/portcullis/internal/tracing"
 	"github.com/portcullis-dev/portcullis/verifier/source"
 )
 
@@ -99,7 +101,15 @@ func (v *Verifier) Authorities() []string {
 // Collect gathers and verifies the evidence for subj from src. Evidence
 // that is present but does not verify is reported with a reason; an error
 // means the evidence could not be read.
-func (v *Verifier) Collect(ctx context.Context, src source.Source, subj Subject) (*Evidence, error) {
+func (v *Verifier) Collect(ctx context.Context, src source.Source, subj Subject) (ev *Evidence, err error) {
+	ctx, span := tracing.Start(ctx, "verifier.Collect",
+		attribute.String("portcullis.repository", subj.Repository), attribute.String("portcullis.digest", subj.Digest.String()))
+	defer func() {
+		if ev != nil {
+			span.SetAttributes(attribute.Int("portcullis.signatures", len(ev.Signatures)), attribute.Int("portcullis.attestations", len(ev.Attestations)))
+		}
+		tracing.End(span, err)
+	}()
 	if err := subj.Digest.Validate(); err != nil {
 		return nil, fmt.Errorf("collect evidence for %s@%s: %w", subj.Repository, subj.Digest, err)
 	}

@@ -16,12 +16,12 @@ var allowedImports = map[string][]string{
 	"scanner":  {},
 	"rego":     {},
 	"testdata": {},
-	"verifier": {"attest", "scanner"},
-	"policy":   {"rego", "verifier", "attest", "scanner"},
+	"verifier": {"attest", "scanner", "internal"}, // internal/tracing
+	"policy":   {"rego", "verifier", "attest", "scanner", "internal"},
 	"audit":    {"policy", "internal"},
 	// gate also uses attest (it writes VSAs) and scanner's Report type;
 	// registry uses policy's Request type in its Gate interface.
-	"gate":     {"verifier", "policy", "audit", "attest", "scanner"},
+	"gate":     {"verifier", "policy", "audit", "attest", "scanner", "internal"},
 	"registry": {"gate", "verifier", "policy", "internal"},
 	"webhook":  {"gate", "policy"}, // policy: the Request and Target types of gate.Request
 	"internal": {},

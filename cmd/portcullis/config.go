@@ -46,6 +46,8 @@ type Config struct {
 	TLS TLSConfig `json:"tls"`
 	// GC configures online garbage collection (gc.go).
 	GC GCConfig `json:"gc"`
+	// Tracing exports OpenTelemetry traces (tracing.go).
+	Tracing TracingConfig `json:"tracing"`
 }
 
 // ScannerConfig configures vulnerability scanning (docs/configuration.md).
@@ -197,6 +199,9 @@ func (c *Config) defaults() error {
 		return fmt.Errorf("config: metadata.driver %q: want sqlite or postgres", c.Metadata.Driver)
 	}
 	if err := c.GC.defaults(); err != nil {
+		return err
+	}
+	if err := c.Tracing.defaults(); err != nil {
 		return err
 	}
 	switch c.Log.Format {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/portcullis-dev/portcullis/internal/sqldb"
 	"github.com/portcullis-dev/portcullis/policy"
@@ -206,13 +207,16 @@ func (b *countingBody) Read(p []byte) (int, error) {
 // requestIDKey is the context key of the request ID.
 type requestIDKey struct{}
 
-// requestIDHandler adds the request ID of the record's context to every
-// log record.
+// requestIDHandler adds the request ID of the record's context, and its
+// trace ID when the request is traced, to every log record.
 type requestIDHandler struct{ slog.Handler }
 
 func (h requestIDHandler) Handle(ctx context.Context, r slog.Record) error {
 	if id, ok := ctx.Value(requestIDKey{}).(string); ok {
 		r.AddAttrs(slog.String("request_id", id))
+	}
+	if sc := trace.SpanContextFromContext(ctx); sc.IsSampled() {
+		r.AddAttrs(slog.String("trace_id", sc.TraceID().String()))
 	}
 	return h.Handler.Handle(ctx, r)
 }

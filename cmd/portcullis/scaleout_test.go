@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,12 +25,16 @@ import (
 	"github.com/google/go-containerregistry/pkg/crane"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 	"github.com/opencontainers/go-digest"
 
 	"github.com/portcullis-dev/portcullis/internal/pgtest"
+	"github.com/portcullis-dev/portcullis/internal/s3test"
+	"github.com/portcullis-dev/portcullis/registry"
 )
 
 // cluster is two `portcullis serve` replicas sharing one PostgreSQL
@@ -42,52 +48,12 @@ type cluster struct {
 	data     []string
 }
 
-// startVersityGW serves an S3 bucket from a directory on a free port.
-func startVersityGW(t *testing.T) (endpoint string) {
-	t.Helper()
-	bin := requireTool(t, "versitygw")
-	root := t.TempDir()
-	if err := os.Mkdir(filepath.Join(root, "portcullis"), 0o755); err != nil { // the bucket
-		t.Fatal(err)
-	}
-	addr, err := freeAddr()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "--access", "portcullis", "--secret", "portcullis-secret", "--port", addr, "posix", root)
-	var out syncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("versitygw:\n%s", out.String())
-		}
-	})
-	endpoint = "http://" + addr
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get(endpoint + "/")
-		if err == nil {
-			resp.Body.Close()
-			return endpoint
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("versitygw did not answer: %v\n%s", err, out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // startCluster starts the shared services and two replicas; policy is a
 // Rego module for the bundle every replica uses.
 func startCluster(t *testing.T, policy string) *cluster {
 	t.Helper()
 	dsn := pgtest.DSN(t)
-	s3 := startVersityGW(t)
+	s3 := s3test.Start(t, "portcullis")
 	dir := t.TempDir()
 	bundle := filepath.Join(dir, "policy")
 	if err := os.MkdirAll(bundle, 0o755); err != nil {
@@ -101,12 +67,13 @@ func startCluster(t *testing.T, policy string) *cluster {
   postgres: {dsn: %q}
 storage:
   driver: s3
-  s3: {endpoint: %q, bucket: portcullis, accessKey: portcullis, secretKey: portcullis-secret}
+  s3: {endpoint: %q, bucket: portcullis, accessKey: %s, secretKey: %s}
 policies:
   default: {bundle: policy}
 scanner:
   scanOnPush: []
-`, dsn, s3)
+gc: {gracePeriod: %s, uploadMaxAge: %s}
+`, dsn, s3.Endpoint, s3.AccessKey, s3.SecretKey, gcGrace, gcGrace)
 	c := &cluster{config: filepath.Join(dir, "portcullis.yaml")}
 	if err := os.WriteFile(c.config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -254,9 +221,11 @@ deny contains msg if {
 // balancer: the OCI conformance suite passes through the balancer; many
 // clients pushing, tagging and promoting at once through both replicas
 // leave every acknowledged write in place and every tag where its last
-// write put it, with exactly one winner per immutable production tag; and
-// a chunked upload continues on the other replica when the one that took
-// its first chunk is killed.
+// write put it, with exactly one winner per immutable production tag;
+// `portcullis gc`, run as a third process while clients push and pull
+// through both replicas, deletes exactly what its dry run listed and
+// nothing an image still needs; and a chunked upload continues on the
+// other replica when the one that took its first chunk is killed.
 func TestReplicas(t *testing.T) {
 	c := startCluster(t, allowAll)
 
@@ -284,7 +253,269 @@ func TestReplicas(t *testing.T) {
 	})
 
 	t.Run("ConcurrentWrites", func(t *testing.T) { testConcurrentWrites(t, c) })
+	t.Run("GCUnderLoad", func(t *testing.T) { testClusterGCUnderLoad(t, c) })
 	t.Run("UploadSurvivesReplicaLoss", func(t *testing.T) { testUploadSurvivesReplicaLoss(t, c) })
+}
+
+// gcGrace is the cluster's gc.gracePeriod and gc.uploadMaxAge: long
+// enough that no push of the load outlives it, short enough to wait out.
+const gcGrace = "5s"
+
+// testClusterGCUnderLoad makes garbage (images pushed by digest only, one
+// with a signature referrer, an image whose tag was deleted, an abandoned
+// upload), waits past the grace period, then runs `portcullis gc
+// --dry-run` and `portcullis gc` as a separate process while clients push
+// new tagged images and pull through both replicas. The real run deletes
+// what the dry run listed, the garbage among it; every image that was
+// whole before and every push acknowledged during the load is whole after.
+func testClusterGCUnderLoad(t *testing.T, c *cluster) {
+	grace, _ := time.ParseDuration(gcGrace)
+	push := func(img v1.Image, ref string) v1.Hash {
+		t.Helper()
+		if err := crane.Push(img, ref); err != nil {
+			t.Fatalf("push %s: %v", ref, err)
+		}
+		d, err := img.Digest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	newImage := func() v1.Image {
+		img, err := random.Image(2048, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return img
+	}
+	referrer := func(subject v1.Image) v1.Image {
+		d, _ := subject.Digest()
+		mt, _ := subject.MediaType()
+		sz, _ := subject.Size()
+		sig := mutate.MediaType(mutate.ConfigMediaType(newImage(), "application/vnd.example.sig"), types.OCIManifestSchema1)
+		return mutate.Subject(sig, v1.Descriptor{MediaType: mt, Digest: d, Size: sz}).(v1.Image)
+	}
+	repo := c.Addr + "/staging/gc"
+	// Live: a tagged image and its referrer.
+	live := newImage()
+	liveD := push(live, repo+"/live:v1")
+	liveSig := referrer(live)
+	liveSigD := push(liveSig, repo+"/live@"+mustDigest(t, liveSig).String())
+	// Garbage: images pushed by digest (the first with a referrer) and an
+	// image whose tag is deleted.
+	var garbage []string
+	for i := range 3 {
+		img := newImage()
+		d := push(img, fmt.Sprintf("%s/dead%d@%s", repo, i, mustDigest(t, img)))
+		garbage = append(garbage, fmt.Sprintf("staging/gc/dead%d@%s", i, d))
+		if i == 0 {
+			sig := referrer(img)
+			sd := push(sig, fmt.Sprintf("%s/dead0@%s", repo, mustDigest(t, sig)))
+			garbage = append(garbage, "staging/gc/dead0@"+sd.String())
+		}
+	}
+	untagged := push(newImage(), repo+"/untagged:v1")
+	if err := crane.Delete(repo + "/untagged:v1"); err != nil {
+		t.Fatalf("delete tag: %v", err)
+	}
+	garbage = append(garbage, "staging/gc/untagged@"+untagged.String())
+	// An abandoned upload with bytes in the bucket.
+	resp, err := http.Post("http://"+c.Addr+"/v2/staging/gc/abandoned/blobs/uploads/", "", nil)
+	if err != nil || resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("start upload: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	uploadLoc := resp.Header.Get("Location")
+	req, _ := http.NewRequest(http.MethodPatch, "http://"+c.Addr+uploadLoc, strings.NewReader("abandoned bytes"))
+	req.Header.Set("Content-Type", "application/octet-stream")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("patch upload: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	uploadID := uploadLoc[strings.LastIndex(uploadLoc, "/")+1:]
+	if i := strings.IndexByte(uploadID, '?'); i >= 0 {
+		uploadID = uploadID[:i]
+	}
+	// Every tagged image in the registry that is whole now must be whole
+	// after the collection (earlier subtests left theirs, some of them
+	// garbage by now).
+	wholeBefore := wholeTagged(t, c.Addr)
+	time.Sleep(grace + 500*time.Millisecond)
+
+	// The load: new tagged images and pulls, through both replicas.
+	ctx, stopLoad := context.WithCancel(t.Context())
+	var (
+		mu      sync.Mutex
+		acked   []string
+		started = make(chan struct{})
+		once    sync.Once
+		wg      sync.WaitGroup
+	)
+	errs := make(chan error, 3)
+	for cl := range 3 {
+		wg.Go(func() {
+			for i := 0; ctx.Err() == nil; i++ {
+				ref := fmt.Sprintf("%s/staging/gcload/c%d:v%d", c.Addr, cl, i)
+				if err := crane.Push(newImage(), ref, crane.WithContext(ctx)); err != nil {
+					if ctx.Err() == nil {
+						errs <- fmt.Errorf("push %s during gc: %w", ref, err)
+					}
+					return
+				}
+				mu.Lock()
+				acked = append(acked, ref)
+				mu.Unlock()
+				once.Do(func() { close(started) })
+				img, err := crane.Pull(repo+"/live:v1", crane.WithContext(ctx))
+				if err == nil {
+					err = validate.Image(img)
+				}
+				if err != nil && ctx.Err() == nil {
+					errs <- fmt.Errorf("pull during gc: %w", err)
+					return
+				}
+			}
+		})
+	}
+	select {
+	case <-started:
+	case <-time.After(time.Minute):
+		t.Fatal("no push of the load finished within a minute")
+	}
+	dry := runGC(t, c, "--dry-run")
+	got := runGC(t, c)
+	stopLoad()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+
+	for _, l := range []struct {
+		what       string
+		plan, done []string
+	}{{"tags", dry.Tags, got.Tags}, {"manifests", dry.Manifests, got.Manifests}, {"links", dry.Links, got.Links}, {"blobs", dry.Blobs, got.Blobs}, {"uploads", dry.Uploads, got.Uploads}} {
+		p, d := slices.Sorted(slices.Values(l.plan)), slices.Sorted(slices.Values(l.done))
+		if !slices.Equal(p, d) {
+			t.Errorf("%s: the dry run listed %q, the collection deleted %q", l.what, p, d)
+		}
+	}
+	if !dry.DryRun || got.DryRun || dry.Bytes != got.Bytes || got.Bytes == 0 || got.Skipped != 0 {
+		t.Errorf("dry run: %d bytes; collection: %d bytes, %d skipped; want equal, > 0, none skipped", dry.Bytes, got.Bytes, got.Skipped)
+	}
+	for _, g := range garbage {
+		if !slices.Contains(got.Manifests, g) {
+			t.Errorf("garbage %s was not collected", g)
+		}
+		if _, err := crane.Head(c.Addr + "/" + g); err == nil {
+			t.Errorf("garbage %s is still served", g)
+		}
+	}
+	if !slices.Contains(got.Uploads, uploadID) {
+		t.Errorf("the abandoned upload %s was not collected (collected %q)", uploadID, got.Uploads)
+	}
+	for _, m := range got.Manifests {
+		if strings.HasPrefix(m, "staging/gcload/") || m == "staging/gc/live@"+liveD.String() || m == "staging/gc/live@"+liveSigD.String() {
+			t.Errorf("gc deleted %s, which is live", m)
+		}
+	}
+	// Nothing an image needs is gone.
+	mu.Lock()
+	refs := append(slices.Clone(acked), wholeBefore...)
+	mu.Unlock()
+	for _, ref := range append(refs, repo+"/live@"+liveSigD.String()) {
+		if err := wholeImage(ref); err != nil {
+			t.Errorf("after gc: %v", err)
+		}
+	}
+	idx, err := remote.Referrers(mustRef(t, repo+"/live@"+liveD.String()).Context().Digest(liveD.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if im, err := idx.IndexManifest(); err != nil || len(im.Manifests) != 1 || im.Manifests[0].Digest != liveSigD {
+		t.Errorf("referrers of the live image after gc: %+v, %v; want its signature", im, err)
+	}
+	t.Logf("gc under load: %d pushes acknowledged during it; it deleted %d tags, %d manifests, %d links, %d blobs (%d bytes), %d uploads in %s",
+		len(acked), len(got.Tags), len(got.Manifests), len(got.Links), len(got.Blobs), got.Bytes, len(got.Uploads), got.Duration)
+}
+
+// runGC runs `portcullis gc --json` against the cluster's configuration as
+// a process of its own, as an operator's cron job would.
+func runGC(t *testing.T, c *cluster, args ...string) registry.GCReport {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := runTool(t, "", []string{mainEnv + "=1"}, exe, append([]string{"gc", "--config", c.config, "--data", t.TempDir(), "--json"}, args...)...)
+	var rep registry.GCReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("gc report: %v\n%s", err, out)
+	}
+	return rep
+}
+
+// wholeTagged lists every tag of every repository at addr whose image or
+// index reads back whole (every blob present and matching its digest).
+func wholeTagged(t *testing.T, addr string) []string {
+	t.Helper()
+	repos, err := crane.Catalog(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var refs []string
+	for _, r := range repos {
+		tags, err := crane.ListTags(addr + "/" + r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tag := range tags {
+			if ref := addr + "/" + r + ":" + tag; wholeImage(ref) == nil {
+				refs = append(refs, ref)
+			}
+		}
+	}
+	return refs
+}
+
+// wholeImage reads the image or index at ref and every blob it names.
+func wholeImage(ref string) error {
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		return err
+	}
+	desc, err := remote.Get(r)
+	if err != nil {
+		return fmt.Errorf("%s: %w", ref, err)
+	}
+	if desc.MediaType.IsIndex() {
+		idx, err := desc.ImageIndex()
+		if err == nil {
+			err = validate.Index(idx)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", ref, err)
+		}
+		return nil
+	}
+	img, err := desc.Image()
+	if err == nil {
+		err = validate.Image(img)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", ref, err)
+	}
+	return nil
+}
+
+func mustDigest(t *testing.T, img v1.Image) v1.Hash {
+	t.Helper()
+	d, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
 
 func tail(s string, n int) string {

@@ -122,6 +122,18 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			log.Error("closing the audit log", "err", err)
 		}
 	}()
+	tr, err := newTracer(ctx, cfg.Tracing)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		// Flush the spans still queued (after the servers have stopped).
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tr.shutdown(sctx); err != nil {
+			log.Warn("tracing: flushing spans", "err", err)
+		}
+	}()
 	remotes, err := openRemoteRegistries(cfg.Webhook.Registries)
 	if err != nil {
 		return err
@@ -131,7 +143,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	if cfg.Webhook.Addr != "" {
-		stopWebhook, err := startWebhook(ctx, cfg, cfg.Addr, reg, remotes, g, decisions, log)
+		stopWebhook, err := startWebhook(ctx, cfg, cfg.Addr, reg, remotes, g, decisions, tr, log)
 		if err != nil {
 			return err
 		}
@@ -173,7 +185,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           httpMetrics.middleware(access.Middleware(mux), log),
+		Handler:           tr.handler(httpMetrics.middleware(access.Middleware(mux), log), "registry"),
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },

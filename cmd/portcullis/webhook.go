@@ -169,7 +169,7 @@ func (f keychainFunc) Resolve(r authn.Resource) (authn.Authenticator, error) { r
 
 // startWebhook serves the admission webhook over TLS until ctx ends; the
 // returned function shuts it down.
-func startWebhook(ctx context.Context, cfg *Config, registryAddr string, reg *registry.Registry, remotes remoteRegistries, g *gate.Gate, decisions *audit.Log, log *slog.Logger) (func(context.Context) error, error) {
+func startWebhook(ctx context.Context, cfg *Config, registryAddr string, reg *registry.Registry, remotes remoteRegistries, g *gate.Gate, decisions *audit.Log, tr *tracer, log *slog.Logger) (func(context.Context) error, error) {
 	wc := cfg.Webhook
 	hosts := map[string]bool{registryAddr: true}
 	if host, port, err := net.SplitHostPort(registryAddr); err == nil {
@@ -214,7 +214,7 @@ func startWebhook(ctx context.Context, cfg *Config, registryAddr string, reg *re
 	if err != nil {
 		return nil, fmt.Errorf("webhook: %w", err)
 	}
-	srv := &http.Server{Handler: h, TLSConfig: certs.TLSConfig(), ReadHeaderTimeout: 10 * time.Second,
+	srv := &http.Server{Handler: tr.handler(h, "webhook"), TLSConfig: certs.TLSConfig(), ReadHeaderTimeout: 10 * time.Second,
 		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) }}
 	go func() {
 		if err := srv.Serve(tls.NewListener(ln, srv.TLSConfig)); err != nil && !errors.Is(err, http.ErrServerClosed) {
