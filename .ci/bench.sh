@@ -132,7 +132,7 @@ start() {
 start_postgres() {
 	local initdb as=() i
 	initdb=$(command -v initdb 2>/dev/null || compgen -G '/usr/lib/postgresql/*/bin/initdb' | sort -V | tail -n 1)
-	PG_BIN=$(dirname "$initdb")
+	PG_BIN=$(dirname "$(readlink -f "$initdb")") # Debian keeps pg_isready etc. beside it
 	mkdir -p "$work/pg"
 	if ((EUID == 0)); then
 		chmod 755 "$work"

@@ -95,6 +95,8 @@ build_go() {
 		echo "# $(date -u +%FT%TZ) $n $spec"
 		# Tools are built as upstream ships them: without the repository's
 		# GOEXPERIMENT, and from a scratch directory so no go.mod/go.work applies.
+		# -s -w: no symbol table or DWARF, which the tests never need and
+		# which make the big links (kube-apiserver, cosign) slower.
 		if [[ ${TOOL_KIND[$n]} == kube ]]; then
 			local v=${spec#*@} r minor
 			minor=${v#v1.}
@@ -104,15 +106,15 @@ build_go() {
 				go mod init portcullis.tools/scratch &&
 				for r in "${KUBE_STAGING[@]}"; do go mod edit -replace "k8s.io/$r=k8s.io/$r@v0.${v#v1.}"; done &&
 				go get "${TOOL_PKG[$n]}@$v" &&
-				go build -o "$stage/bin/$n" -ldflags "-X k8s.io/component-base/version.gitVersion=$v -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor" "${TOOL_PKG[$n]}")
+				go build -o "$stage/bin/$n" -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=$v -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor" "${TOOL_PKG[$n]}")
 		elif [[ ${TOOL_KIND[$n]} == go ]]; then
 			(cd "$stage" && env -u GOEXPERIMENT GOFLAGS=-buildvcs=false GOWORK=off GOBIN="$stage/bin" \
-				go install "$spec")
+				go install -ldflags="-s -w" "$spec")
 		else
 			(cd "$stage" && mkdir mod && cd mod &&
 				env -u GOEXPERIMENT GOFLAGS=-buildvcs=false GOWORK=off go mod init portcullis.tools/scratch &&
 				env -u GOEXPERIMENT GOFLAGS=-buildvcs=false GOWORK=off go get "$spec" &&
-				env -u GOEXPERIMENT GOFLAGS=-buildvcs=false GOWORK=off go build -o "$stage/bin/$n" "${TOOL_PKG[$n]}")
+				env -u GOEXPERIMENT GOFLAGS=-buildvcs=false GOWORK=off go build -ldflags="-s -w" -o "$stage/bin/$n" "${TOOL_PKG[$n]}")
 		fi
 	} >"$logf" 2>&1 || rc=$?
 	# go install names the binary after its package: rename it to NAME.

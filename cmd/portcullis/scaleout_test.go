@@ -383,8 +383,8 @@ func testClusterGCUnderLoad(t *testing.T, c *cluster) {
 	case <-time.After(time.Minute):
 		t.Fatal("no push of the load finished within a minute")
 	}
-	dry := runGC(t, c, "--dry-run")
-	got := runGC(t, c)
+	dry := gcCLI(t, c, "--dry-run")
+	got := gcCLI(t, c)
 	stopLoad()
 	wg.Wait()
 	close(errs)
@@ -440,9 +440,9 @@ func testClusterGCUnderLoad(t *testing.T, c *cluster) {
 		len(acked), len(got.Tags), len(got.Manifests), len(got.Links), len(got.Blobs), got.Bytes, len(got.Uploads), got.Duration)
 }
 
-// runGC runs `portcullis gc --json` against the cluster's configuration as
+// gcCLI runs `portcullis gc --json` against the cluster's configuration as
 // a process of its own, as an operator's cron job would.
-func runGC(t *testing.T, c *cluster, args ...string) registry.GCReport {
+func gcCLI(t *testing.T, c *cluster, args ...string) registry.GCReport {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {

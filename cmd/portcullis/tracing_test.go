@@ -168,8 +168,8 @@ func TestTracing(t *testing.T) {
 		}
 	}
 	g := byName["gate.Evaluate"]
-	if g.attrs["portcullis.allow"] != "false" || g.attrs["portcullis.repository"] != "prod/traced" || g.attrs["portcullis.deny"] == "0" {
-		t.Errorf("gate span attributes %v: want a denial of prod/traced", g.attrs)
+	if g.attrs["portcullis.allow"] != "false" || g.attrs["portcullis.repository"] != "staging/traced" || g.attrs["portcullis.deny"] == "0" {
+		t.Errorf("gate span attributes %v: want a denial of staging/traced", g.attrs)
 	}
 	if g.attrs["resource.service.name"] != "portcullis-test" {
 		t.Errorf("service.name %q, want the configured portcullis-test", g.attrs["resource.service.name"])
