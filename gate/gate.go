@@ -142,6 +142,9 @@ type Decision struct {
 	Input *policy.Input `json:"input,omitempty"`
 	// CachedEvidence says the verified evidence came from the cache.
 	CachedEvidence bool `json:"cachedEvidence,omitempty"`
+	// PolicyDuration is how long policy evaluation took (for metrics; not
+	// recorded, as Duration is the decision's).
+	PolicyDuration time.Duration `json:"-"`
 	// VSA is set when an admission was decided on the fast path, from the
 	// verification summary the gate signed at promotion; Input is then nil.
 	VSA *VSAProof `json:"vsa,omitempty"`
@@ -236,7 +239,9 @@ func (g *Gate) decide(ctx context.Context, req Request, now time.Time) *Decision
 	}
 	subject := policy.Subject{Repository: req.fullRepository(), Digest: req.Digest.String(), Tag: req.Tag, Reference: req.Reference}
 	d.Input = policy.NewInput(req.Action, subject, req.Target, req.Actor, ev, report, now, opts...)
+	pstart := g.o.Now()
 	pd, err := g.o.Policies.Eval(ctx, d.Input)
+	d.PolicyDuration = g.o.Now().Sub(pstart)
 	d.Decision = pd
 	if err != nil {
 		d.Allow = false

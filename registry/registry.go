@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 
@@ -20,8 +21,10 @@ type Registry struct {
 	blobs  *blobstore.Store
 	log    *slog.Logger
 	pushed []func(ctx context.Context, repo string, d digest.Digest)
-	gate   Gate
-	quota  Quota
+	// uploaded are WithUploadFinished's functions.
+	uploaded []func(ctx context.Context, repo string, d digest.Digest, size int64, took time.Duration)
+	gate     Gate
+	quota    Quota
 }
 
 // Option configures a Registry.
@@ -37,6 +40,14 @@ func WithLogger(l *slog.Logger) Option { return func(r *Registry) { r.log = l } 
 // with the request.
 func WithManifestPushed(fn func(ctx context.Context, repo string, d digest.Digest)) Option {
 	return func(r *Registry) { r.pushed = append(r.pushed, fn) }
+}
+
+// WithUploadFinished calls fn after each blob upload has been stored and
+// linked, with its size and how long it took from the session's start
+// (from the request's start for a one-request upload). Like
+// WithManifestPushed's fn, it runs in the request's goroutine.
+func WithUploadFinished(fn func(ctx context.Context, repo string, d digest.Digest, size int64, took time.Duration)) Option {
+	return func(r *Registry) { r.uploaded = append(r.uploaded, fn) }
 }
 
 // New returns a registry serving meta and blobs.

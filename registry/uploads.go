@@ -47,7 +47,7 @@ func (r *Registry) startUpload(w http.ResponseWriter, req *http.Request, rt rout
 				return e
 			}
 		}
-		id := uuid.NewString()
+		id, start := uuid.NewString(), time.Now()
 		size, err := r.blobs.Commit(ctx, id, d, 0, req.ContentLength, req.Body)
 		if err != nil {
 			// A one-request upload has no session to resume: drop its bytes.
@@ -56,7 +56,11 @@ func (r *Registry) startUpload(w http.ResponseWriter, req *http.Request, rt rout
 			}
 			return uploadError(err, id, size)
 		}
-		return r.blobCreated(ctx, w, rt.name, d, size)
+		if e := r.blobCreated(ctx, w, rt.name, d, size); e != nil {
+			return e
+		}
+		r.uploadFinished(ctx, rt.name, d, size, start)
+		return nil
 	}
 	u := metadata.Upload{ID: uuid.NewString(), Repository: rt.name, StartedAt: time.Now()}
 	if err := r.meta.CreateUpload(ctx, u); err != nil {
@@ -201,7 +205,8 @@ func (r *Registry) patchUpload(w http.ResponseWriter, req *http.Request, rt rout
 
 func (r *Registry) finishUpload(w http.ResponseWriter, req *http.Request, rt route) *regError {
 	ctx := req.Context()
-	if _, e := r.session(ctx, rt.name, rt.arg); e != nil {
+	sess, e := r.session(ctx, rt.name, rt.arg)
+	if e != nil {
 		return e
 	}
 	ds := req.URL.Query().Get("digest")
@@ -252,7 +257,15 @@ func (r *Registry) finishUpload(w http.ResponseWriter, req *http.Request, rt rou
 	if err := r.meta.DeleteUpload(ctx, rt.arg); err != nil && !errors.Is(err, metadata.ErrNotFound) {
 		r.log.WarnContext(ctx, "upload finished but its session stays", "upload", rt.arg, "error", err)
 	}
+	r.uploadFinished(ctx, rt.name, d, size, sess.StartedAt)
 	return nil
+}
+
+func (r *Registry) uploadFinished(ctx context.Context, repo string, d digest.Digest, size int64, start time.Time) {
+	took := time.Since(start)
+	for _, fn := range r.uploaded {
+		fn(ctx, repo, d, size, took)
+	}
 }
 
 func (r *Registry) cancelUpload(w http.ResponseWriter, req *http.Request, rt route) *regError {

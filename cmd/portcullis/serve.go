@@ -69,8 +69,13 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	metrics := prometheus.NewRegistry()
+	uploadMetrics, err := newUploadMetrics(metrics)
+	if err != nil {
+		return err
+	}
 	scans := &scanOnPush{}
-	regOpts := []registry.Option{registry.WithLogger(log), registry.WithManifestPushed(scans.pushed)}
+	regOpts := []registry.Option{registry.WithLogger(log), registry.WithManifestPushed(scans.pushed), uploadMetrics}
 	quotas, err := newQuotas(cfg, meta)
 	if err != nil {
 		return err
@@ -79,7 +84,6 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		regOpts = append(regOpts, registry.WithQuota(quotas))
 	}
 	reg := registry.New(meta, blobs, regOpts...)
-	metrics := prometheus.NewRegistry()
 	if err := startScanning(cfg.Scanner, reg, scans, log, metrics); err != nil {
 		return err
 	}
@@ -138,12 +142,16 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	g, policies, err := newGate(ctx, cfg, reg, verifier, gateScans, gate.AuditRecorder{Log: decisions}, remotes.source, log)
+	recorder, err := newDecisionMetrics(metrics, gate.AuditRecorder{Log: decisions})
+	if err != nil {
+		return err
+	}
+	g, policies, err := newGate(ctx, cfg, reg, verifier, gateScans, recorder, remotes.source, log)
 	if err != nil {
 		return err
 	}
 	if cfg.Webhook.Addr != "" {
-		stopWebhook, err := startWebhook(ctx, cfg, cfg.Addr, reg, remotes, g, decisions, tr, log)
+		stopWebhook, err := startWebhook(ctx, cfg, cfg.Addr, reg, remotes, g, decisions, tr, metrics, log)
 		if err != nil {
 			return err
 		}

@@ -93,12 +93,14 @@ func anyValue(v *commonv1.AnyValue) string {
 	return fmt.Sprint(v.GetValue())
 }
 
-// TestTracing promotes an image (denied: it is unsigned) with a W3C
-// traceparent and checks what the server exported over OTLP/HTTP to a
-// collector: one trace, the caller's, running from the registry's server
-// span through the gate to the verifier and the policy evaluation, with
-// the decision on the gate's span.
-func TestTracing(t *testing.T) {
+// TestObservability pushes an image and promotes it (denied: it is
+// unsigned) with a W3C traceparent. The metrics count the uploads, the
+// decision by verdict, the policy evaluation and the evidence cache miss.
+// What the server exported over OTLP/HTTP to a collector is one trace, the
+// caller's, running from the registry's server span through the gate to
+// the verifier and the policy evaluation, with the decision on the gate's
+// span.
+func TestObservability(t *testing.T) {
 	col := &otlpCollector{}
 	cs := httptest.NewServer(col)
 	t.Cleanup(cs.Close)
@@ -127,6 +129,19 @@ func TestTracing(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("promotion of an unsigned image: %s, want 403", resp.Status)
+	}
+	for sample, want := range map[string]float64{
+		`portcullis_decisions_total{action="promote",verdict="deny"}`:                     1,
+		`portcullis_decisions_total{action="promote",verdict="allow"}`:                    0,
+		`portcullis_decision_duration_seconds_count{action="promote"}`:                    1,
+		`portcullis_policy_eval_duration_seconds_count`:                                   1,
+		`portcullis_evidence_cache_total{result="miss"}`:                                  1,
+		`portcullis_blob_upload_duration_seconds_count`:                                   2, // the layer and the config
+		`portcullis_http_requests_total{code="403",method="POST",route="api_promotions"}`: 1,
+	} {
+		if got := metric(t, srv, sample); got != want {
+			t.Errorf("%s = %v, want %v", sample, got, want)
+		}
 	}
 	srv.Stop() // flushes the spans still batched
 

@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/opencontainers/go-digest"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/portcullis-dev/portcullis/audit"
 	"github.com/portcullis-dev/portcullis/gate"
@@ -169,7 +170,7 @@ func (f keychainFunc) Resolve(r authn.Resource) (authn.Authenticator, error) { r
 
 // startWebhook serves the admission webhook over TLS until ctx ends; the
 // returned function shuts it down.
-func startWebhook(ctx context.Context, cfg *Config, registryAddr string, reg *registry.Registry, remotes remoteRegistries, g *gate.Gate, decisions *audit.Log, tr *tracer, log *slog.Logger) (func(context.Context) error, error) {
+func startWebhook(ctx context.Context, cfg *Config, registryAddr string, reg *registry.Registry, remotes remoteRegistries, g *gate.Gate, decisions *audit.Log, tr *tracer, metrics prometheus.Registerer, log *slog.Logger) (func(context.Context) error, error) {
 	wc := cfg.Webhook
 	hosts := map[string]bool{registryAddr: true}
 	if host, port, err := net.SplitHostPort(registryAddr); err == nil {
@@ -194,6 +195,9 @@ func startWebhook(ctx context.Context, cfg *Config, registryAddr string, reg *re
 		},
 	}, g, resolver)
 	if err != nil {
+		return nil, err
+	}
+	if err := registerCacheStats(metrics, h.CacheStats); err != nil {
 		return nil, err
 	}
 	certFile, keyFile := wc.CertFile, wc.KeyFile
