@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -31,6 +30,7 @@ import (
 	"github.com/portcullis-dev/portcullis/registry/metadata"
 	"github.com/portcullis-dev/portcullis/registry/metadata/postgres"
 	"github.com/portcullis-dev/portcullis/registry/metadata/sqlite"
+	"github.com/portcullis-dev/portcullis/registry/registrytest"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
@@ -142,17 +142,7 @@ func testGC(t *testing.T, meta metadata.Store) {
 	h.push(t, randomImage(t), "staging/ret:release-1")
 	h.push(t, randomImage(t), "staging/ret:v9")
 	// An abandoned upload with bytes.
-	resp, err := http.Post("http://"+h.host+"/v2/staging/app/blobs/uploads/", "", nil)
-	if err != nil || resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("start upload: %v %v", resp, err)
-	}
-	resp.Body.Close()
-	loc := resp.Header.Get("Location")
-	req, _ := http.NewRequest(http.MethodPatch, "http://"+h.host+loc, strings.NewReader("partial bytes"))
-	req.Header.Set("Content-Type", "application/octet-stream")
-	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("patch upload: %v %v", resp, err)
-	}
+	registrytest.AbandonUpload(t, h.host, "staging/app")
 
 	opts := registry.GCOptions{
 		GracePeriod: time.Hour, UploadMaxAge: time.Hour,

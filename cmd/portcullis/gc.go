@@ -106,10 +106,8 @@ func newGCMetrics(reg prometheus.Registerer) (*gcMetrics, error) {
 			Name: "portcullis_gc_reclaimed_bytes_total", Help: "Blob bytes garbage collection deleted.",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.duration, m.deleted, m.bytes} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
+	if err := register(reg, m.duration, m.deleted, m.bytes); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

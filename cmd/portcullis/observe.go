@@ -80,10 +80,8 @@ func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
 			Name: "portcullis_http_requests_in_flight", Help: "Requests being served.",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.latency, m.bytesIn, m.bytesOut, m.inFlight} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
+	if err := register(reg, m.requests, m.latency, m.bytesIn, m.bytesOut, m.inFlight); err != nil {
+		return nil, err
 	}
 	return m, nil
 }
@@ -261,10 +259,8 @@ func newDecisionMetrics(reg prometheus.Registerer, next gate.Recorder) (*decisio
 			Name: "portcullis_evidence_cache_total", Help: "Verified-evidence lookups by result (hit, miss); hit / (hit + miss) is the cache hit ratio.",
 		}, []string{"result"}),
 	}
-	for _, c := range []prometheus.Collector{m.decisions, m.latency, m.policy, m.evidence} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
+	if err := register(reg, m.decisions, m.latency, m.policy, m.evidence); err != nil {
+		return nil, err
 	}
 	return m, nil
 }
@@ -302,7 +298,7 @@ func newUploadMetrics(reg prometheus.Registerer) (registry.Option, error) {
 		Name: "portcullis_blob_upload_duration_seconds", Help: "Blob uploads, from the session's start to the stored blob.",
 		Buckets: prometheus.ExponentialBuckets(0.001, 3, 14),
 	})
-	if err := reg.Register(h); err != nil {
+	if err := register(reg, h); err != nil {
 		return nil, err
 	}
 	return registry.WithUploadFinished(func(_ context.Context, _ string, _ digest.Digest, _ int64, took time.Duration) {
@@ -312,14 +308,19 @@ func newUploadMetrics(reg prometheus.Registerer) (registry.Option, error) {
 
 // registerCacheStats exports the webhook's decision cache counters.
 func registerCacheStats(reg prometheus.Registerer, stats func() webhook.CacheStats) error {
-	for _, c := range []prometheus.Collector{
+	return register(reg,
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "portcullis_admission_cache_hits_total", Help: "Admission decisions answered from the webhook's decision cache.",
 		}, func() float64 { return float64(stats().Hits) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "portcullis_admission_cache_misses_total", Help: "Admission decisions the webhook's decision cache did not have.",
 		}, func() float64 { return float64(stats().Misses) }),
-	} {
+	)
+}
+
+// register registers every collector, stopping at the first error.
+func register(reg prometheus.Registerer, cs ...prometheus.Collector) error {
+	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
 			return err
 		}

@@ -35,6 +35,7 @@ import (
 	"github.com/portcullis-dev/portcullis/internal/pgtest"
 	"github.com/portcullis-dev/portcullis/internal/s3test"
 	"github.com/portcullis-dev/portcullis/registry"
+	"github.com/portcullis-dev/portcullis/registry/registrytest"
 )
 
 // cluster is two `portcullis serve` replicas sharing one PostgreSQL
@@ -320,23 +321,7 @@ func testClusterGCUnderLoad(t *testing.T, c *cluster) {
 	}
 	garbage = append(garbage, "staging/gc/untagged@"+untagged.String())
 	// An abandoned upload with bytes in the bucket.
-	resp, err := http.Post("http://"+c.Addr+"/v2/staging/gc/abandoned/blobs/uploads/", "", nil)
-	if err != nil || resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("start upload: %v %v", resp, err)
-	}
-	resp.Body.Close()
-	uploadLoc := resp.Header.Get("Location")
-	req, _ := http.NewRequest(http.MethodPatch, "http://"+c.Addr+uploadLoc, strings.NewReader("abandoned bytes"))
-	req.Header.Set("Content-Type", "application/octet-stream")
-	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("patch upload: %v %v", resp, err)
-	} else {
-		resp.Body.Close()
-	}
-	uploadID := uploadLoc[strings.LastIndex(uploadLoc, "/")+1:]
-	if i := strings.IndexByte(uploadID, '?'); i >= 0 {
-		uploadID = uploadID[:i]
-	}
+	uploadID := registrytest.AbandonUpload(t, c.Addr, "staging/gc/abandoned")
 	// Every tagged image in the registry that is whole now must be whole
 	// after the collection (earlier subtests left theirs, some of them
 	// garbage by now).
@@ -490,18 +475,15 @@ func wholeImage(ref string) error {
 		return fmt.Errorf("%s: %w", ref, err)
 	}
 	if desc.MediaType.IsIndex() {
-		idx, err := desc.ImageIndex()
-		if err == nil {
+		var idx v1.ImageIndex
+		if idx, err = desc.ImageIndex(); err == nil {
 			err = validate.Index(idx)
 		}
-		if err != nil {
-			return fmt.Errorf("%s: %w", ref, err)
+	} else {
+		var img v1.Image
+		if img, err = desc.Image(); err == nil {
+			err = validate.Image(img)
 		}
-		return nil
-	}
-	img, err := desc.Image()
-	if err == nil {
-		err = validate.Image(img)
 	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", ref, err)

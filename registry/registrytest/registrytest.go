@@ -4,6 +4,7 @@ package registrytest
 
 import (
 	"context"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -41,4 +42,38 @@ func serve(t testing.TB, blobs *blobstore.Store) (*registry.Registry, string) {
 	srv := httptest.NewServer(reg)
 	t.Cleanup(srv.Close)
 	return reg, strings.TrimPrefix(srv.URL, "http://")
+}
+
+// AbandonUpload starts an upload session in repo on the registry at host
+// (host:port, plain HTTP), sends it one chunk and leaves it; it returns
+// the session's ID.
+func AbandonUpload(t testing.TB, host, repo string) string {
+	t.Helper()
+	resp, err := http.Post("http://"+host+"/v2/"+repo+"/blobs/uploads/", "", nil)
+	if err != nil {
+		t.Fatalf("start upload: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("start upload: %s", resp.Status)
+	}
+	loc := resp.Header.Get("Location")
+	req, err := http.NewRequest(http.MethodPatch, "http://"+host+loc, strings.NewReader("abandoned bytes"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/octet-stream")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("upload a chunk: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("upload a chunk: %s", resp.Status)
+	}
+	id := loc[strings.LastIndex(loc, "/")+1:]
+	if i := strings.IndexByte(id, '?'); i >= 0 {
+		id = id[:i]
+	}
+	return id
 }
