@@ -6,6 +6,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 
@@ -76,4 +77,24 @@ func AbandonUpload(t testing.TB, host, repo string) string {
 		id = id[:i]
 	}
 	return id
+}
+
+// SameCollection fails t unless the collection done deleted exactly what
+// the dry run plan listed (tags, manifests, links, blobs, uploads and
+// bytes), reclaimed some bytes, and skipped nothing.
+func SameCollection(t testing.TB, plan, done *registry.GCReport) {
+	t.Helper()
+	for _, l := range []struct {
+		what       string
+		plan, done []string
+	}{{"tags", plan.Tags, done.Tags}, {"manifests", plan.Manifests, done.Manifests}, {"links", plan.Links, done.Links}, {"blobs", plan.Blobs, done.Blobs}, {"uploads", plan.Uploads, done.Uploads}} {
+		p, d := slices.Sorted(slices.Values(l.plan)), slices.Sorted(slices.Values(l.done))
+		if !slices.Equal(p, d) {
+			t.Errorf("%s: the dry run listed %q, the collection deleted %q", l.what, p, d)
+		}
+	}
+	if !plan.DryRun || done.DryRun || plan.Bytes != done.Bytes || done.Bytes == 0 || done.Skipped != 0 {
+		t.Errorf("dry run (%v): %d bytes; collection (%v): %d bytes, %d skipped; want equal, > 0, none skipped",
+			plan.DryRun, plan.Bytes, done.DryRun, done.Bytes, done.Skipped)
+	}
 }
