@@ -68,11 +68,7 @@ func openPostgresStore(ctx context.Context, dsn string) (*sqlStore, error) {
 
 func openSQLStore(ctx context.Context, db *sqldb.DB) (*sqlStore, error) {
 	s := &sqlStore{db: db, probeRows: defaultProbeRows}
-	ms := sqliteMigrations
-	if db.Dialect == sqldb.Postgres {
-		ms = sqldb.PostgresMigrations(ms)
-	}
-	if err := db.Migrate(ctx, "audit_schema_migrations", ms); err != nil {
+	if err := db.MigrateSchema(ctx, "audit_schema_migrations", sqliteMigrations); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("migrate the audit log (%s): %w", db.Dialect, err)
 	}

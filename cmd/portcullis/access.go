@@ -127,7 +127,7 @@ func newQuotas(cfg *Config, meta metadata.Store) (*auth.Quotas, error) {
 // every handler of the server. open says authentication is off.
 func accessControl(ctx context.Context, cfg *Config, insecureNoAuth bool, g interface{ Protected(string) bool }, log *slog.Logger) (svc *auth.Service, closeFn func(), err error) {
 	ac := cfg.Auth
-	robots, err := auth.OpenRobots(ctx, filepath.Join(cfg.Data, auth.DBFile))
+	robots, err := openRobots(ctx, cfg)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -59,7 +58,7 @@ func robotCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if err != nil {
 		return fail(err)
 	}
-	robots, err := auth.OpenRobots(ctx, filepath.Join(cfg.Data, auth.DBFile))
+	robots, err := openRobots(ctx, cfg)
 	if err != nil {
 		return fail(err)
 	}

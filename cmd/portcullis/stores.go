@@ -13,6 +13,7 @@ import (
 
 	"github.com/portcullis-dev/portcullis/audit"
 	"github.com/portcullis-dev/portcullis/internal/sqldb"
+	"github.com/portcullis-dev/portcullis/registry/auth"
 	"github.com/portcullis-dev/portcullis/registry/blobstore"
 	"github.com/portcullis-dev/portcullis/registry/metadata/postgres"
 	"github.com/portcullis-dev/portcullis/registry/metadata/sqlite"
@@ -81,6 +82,20 @@ func openAudit(ctx context.Context, cfg *Config, opts ...audit.Option) (*audit.L
 		return audit.OpenPostgres(ctx, cfg.Metadata.Postgres.DSN, opts...)
 	}
 	return audit.OpenSQLite(ctx, filepath.Join(cfg.Data, "audit.db"), opts...)
+}
+
+// openRobots opens the robot accounts: in the PostgreSQL database the
+// replicas share when metadata is there (so a robot created on one works
+// on all), else in <data>/auth.db.
+func openRobots(ctx context.Context, cfg *Config) (*auth.Robots, error) {
+	if cfg.Metadata.Driver == "postgres" {
+		db, err := sqldb.OpenPostgres(ctx, cfg.Metadata.Postgres.DSN, 4)
+		if err != nil {
+			return nil, err
+		}
+		return auth.OpenRobotsDB(ctx, db)
+	}
+	return auth.OpenRobots(ctx, filepath.Join(cfg.Data, auth.DBFile))
 }
 
 // leaderDB is the database whose locks elect the replica that runs the

@@ -244,6 +244,25 @@ func Retryable(err error) bool {
 	return errors.As(err, &pe) && (pe.Code == "40001" || pe.Code == "40P01")
 }
 
+// UniqueViolation reports whether err is a unique constraint's refusal, on
+// either database.
+func UniqueViolation(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code == "23505"
+	}
+	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
+}
+
+// MigrateSchema applies a store's migrations, written once in SQLite's
+// dialect and translated by PostgresMigrations on PostgreSQL (Migrate).
+func (db *DB) MigrateSchema(ctx context.Context, table string, sqlite []string) error {
+	if db.Dialect == Postgres {
+		sqlite = PostgresMigrations(sqlite)
+	}
+	return db.Migrate(ctx, table, sqlite)
+}
+
 // Migrate applies migrations[1:] in order, each in its own transaction,
 // recording them in table (created if needed). Index 0 is unused so that a
 // migration's index is its version. A shipped migration must never be

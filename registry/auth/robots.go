@@ -52,9 +52,10 @@ var robotNameRE = regexp.MustCompile(`^[a-z0-9]+(?:[._-][a-z0-9]+)*$`)
 // ErrRobotNotFound: no active robot has that name.
 var ErrRobotNotFound = errors.New("no such robot")
 
-// Robots stores robots in SQLite (<data>/auth.db). A server reads them
-// again every few seconds, so robots created or revoked with the CLI
-// (another process) take effect without a restart.
+// Robots stores robots in SQLite (<data>/auth.db), or in the PostgreSQL
+// database replicas share (OpenRobotsDB). A server reads them again every
+// few seconds, so robots created or revoked with the CLI (another process)
+// or on another replica take effect without a restart.
 type Robots struct {
 	db *sqldb.DB
 
@@ -86,10 +87,20 @@ func OpenRobots(ctx context.Context, path string) (*Robots, error) {
 	if err != nil {
 		return nil, err
 	}
+	s, err := OpenRobotsDB(ctx, db)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return s, nil
+}
+
+// OpenRobotsDB keeps robots in db (SQLite or PostgreSQL), which it owns
+// from then on.
+func OpenRobotsDB(ctx context.Context, db *sqldb.DB) (*Robots, error) {
 	s := &Robots{db: db, refresh: 2 * time.Second}
-	if err := db.Migrate(ctx, "auth_migrations", robotMigrations); err != nil {
+	if err := db.MigrateSchema(ctx, "auth_migrations", robotMigrations); err != nil {
 		s.Close()
-		return nil, fmt.Errorf("migrate %s: %w", path, err)
+		return nil, fmt.Errorf("migrate the robot store (%s): %w", db.Dialect, err)
 	}
 	return s, nil
 }
@@ -131,7 +142,7 @@ func (s *Robots) Create(ctx context.Context, name string, scopes []Scope, ttl ti
 	_, err := s.db.Exec(ctx, `INSERT INTO robots(id, name, hash, scopes, description, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 		r.ID, r.Name, sum[:], string(sj), description, now.UnixNano(), unixNano(r.ExpiresAt))
 	if err != nil {
-		if strings.Contains(err.Error(), "UNIQUE") {
+		if sqldb.UniqueViolation(err) {
 			return "", nil, fmt.Errorf("robot %s exists: revoke it first", name)
 		}
 		return "", nil, fmt.Errorf("create robot %s: %w", name, err)

@@ -33,11 +33,7 @@ var _ metadata.Store = (*Store)(nil)
 // Open applies the migrations of db's dialect and returns the store,
 // which owns db from then on.
 func Open(ctx context.Context, db *sqldb.DB) (*Store, error) {
-	ms := SQLiteMigrations
-	if db.Dialect == sqldb.Postgres {
-		ms = sqldb.PostgresMigrations(ms)
-	}
-	if err := db.Migrate(ctx, "schema_migrations", ms); err != nil {
+	if err := db.MigrateSchema(ctx, "schema_migrations", SQLiteMigrations); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("migrate metadata (%s): %w", db.Dialect, err)
 	}
