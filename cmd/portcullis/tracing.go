@@ -14,7 +14,6 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
-	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // TracingConfig is the "tracing" section of portcullis.yaml: OpenTelemetry
@@ -53,7 +52,8 @@ func (c *TracingConfig) defaults() error {
 	return nil
 }
 
-// tracer is the server's tracer provider and how it wraps handlers.
+// tracer is the server's tracer provider and how it wraps handlers; tp is
+// nil when tracing is off.
 type tracer struct {
 	tp       trace.TracerProvider
 	shutdown func(context.Context) error
@@ -62,7 +62,7 @@ type tracer struct {
 // newTracer exports to c.Endpoint, or traces nothing without one.
 func newTracer(ctx context.Context, c TracingConfig) (*tracer, error) {
 	if c.Endpoint == "" {
-		return &tracer{tp: noop.NewTracerProvider(), shutdown: func(context.Context) error { return nil }}, nil
+		return &tracer{shutdown: func(context.Context) error { return nil }}, nil
 	}
 	exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(strings.TrimSuffix(c.Endpoint, "/")+"/v1/traces"))
 	if err != nil {
@@ -79,7 +79,11 @@ func newTracer(ctx context.Context, c TracingConfig) (*tracer, error) {
 
 // handler gives every request a server span named by method and route
 // (never a repository name), continuing the caller's W3C traceparent.
+// With tracing off it is next itself: nothing is added to a request.
 func (t *tracer) handler(next http.Handler, server string) http.Handler {
+	if t.tp == nil {
+		return next
+	}
 	return otelhttp.NewHandler(next, server,
 		otelhttp.WithTracerProvider(t.tp),
 		otelhttp.WithPropagators(propagation.TraceContext{}),
