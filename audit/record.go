@@ -59,6 +59,9 @@ type Record struct {
 	BreakGlassJustification string `json:"breakGlassJustification,omitempty"`
 	// Error says why the decision could not be taken (verdict error).
 	Error string `json:"error,omitempty"`
+	// LeftBehind names, on a promotion, the manifests about the subject
+	// that were not evidence and so were not carried into the target.
+	LeftBehind []string `json:"leftBehind,omitempty"`
 }
 
 // Subject identifies the artifact.

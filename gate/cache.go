@@ -27,8 +27,8 @@ func fingerprint(ctx context.Context, src source.Source, repo string, d digest.D
 		return "", err
 	}
 	h := sha256.New()
-	for _, suffix := range []string{"sig", "att"} {
-		td, err := src.Resolve(ctx, repo, d.Algorithm().String()+"-"+d.Encoded()+"."+suffix)
+	for _, suffix := range CosignTags {
+		td, err := src.Resolve(ctx, repo, CosignTag(d, suffix))
 		if err != nil && !errors.Is(err, source.ErrNotFound) {
 			return "", err
 		}

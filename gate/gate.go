@@ -120,6 +120,10 @@ type Request struct {
 	Reference string         `json:"reference,omitempty"`
 	Target    policy.Target  `json:"target"`
 	Actor     policy.Request `json:"actor"`
+	// LeftBehind, on a promotion, are the manifests about the digest that
+	// are not evidence and so are not carried (recorded; policy does not
+	// see them).
+	LeftBehind []LeftBehind `json:"leftBehind,omitempty"`
 }
 
 // fullRepository is the repository, prefixed with the host of another

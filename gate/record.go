@@ -34,6 +34,9 @@ func AuditRecord(d *Decision) audit.Record {
 		Reasons:        d.Reasons(),
 		Error:          d.Error,
 	}
+	for _, l := range d.Request.LeftBehind {
+		rec.LeftBehind = append(rec.LeftBehind, l.String())
+	}
 	switch {
 	case d.Allow:
 		rec.Verdict = audit.VerdictAllow

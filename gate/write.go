@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 
 	"github.com/opencontainers/go-digest"
@@ -21,6 +20,9 @@ type ManifestWrite struct {
 	// Tag is the tag the PUT names, "" for a PUT by digest.
 	Tag    string
 	Digest digest.Digest
+	// MediaType and Content are the manifest as pushed.
+	MediaType string
+	Content   []byte
 	// Subject is the manifest's subject (OCI 1.1 referrers), if any.
 	Subject digest.Digest
 	Actor   policy.Request
@@ -28,17 +30,39 @@ type ManifestWrite struct {
 
 // Plan is what the registry does for an allowed write.
 type Plan struct {
-	// Direct: store the manifest as pushed (evidence about an image
-	// already in the repository).
-	Direct bool
+	// Direct: store the manifest as pushed, under the PUT's tag if any;
+	// ImmutableTag marks that tag immutable.
+	Direct       bool
+	ImmutableTag bool
+	// Evidence is set when a direct write is evidence (kind) about an
+	// image the gate let into the repository.
+	Evidence EvidenceKind
 	// Otherwise: link Manifests (children first) and set Tags, from From
 	// into To, in one transaction.
 	From, To  string
 	Manifests []digest.Digest
 	Tags      []TagUpdate
+	// LeftBehind are the manifests about Subject in From that are not
+	// evidence, so were not carried.
+	LeftBehind []LeftBehind
 	// Subject is the promoted image; Decision the gate's decision on it.
 	Subject  digest.Digest
 	Decision *Decision
+}
+
+// LeftBehind is a manifest a promotion did not carry, and why.
+type LeftBehind struct {
+	Digest digest.Digest `json:"digest"`
+	// Tag is the cosign tag it was under, if any.
+	Tag    string `json:"tag,omitempty"`
+	Reason string `json:"reason"`
+}
+
+func (l LeftBehind) String() string {
+	if l.Tag != "" {
+		return fmt.Sprintf("%s (tag %s): %s", l.Digest, l.Tag, l.Reason)
+	}
+	return fmt.Sprintf("%s: %s", l.Digest, l.Reason)
 }
 
 // TagUpdate points a tag at a digest.
@@ -57,9 +81,6 @@ type DeniedError struct {
 
 func (e *DeniedError) Error() string { return e.Message }
 
-// cosignTagRE matches the tags cosign keeps evidence under.
-var cosignTagRE = regexp.MustCompile(`^(sha256)-([0-9a-f]{64})(\.(sig|att|sbom))?$`)
-
 // Protected reports whether repo is written only through the gate.
 func (g *Gate) Protected(repo string) bool { return g.cfg.protected(repo) != nil }
 
@@ -69,28 +90,24 @@ func (g *Gate) MutableTags(repo string) bool {
 	return ns != nil && ns.MutableTags
 }
 
-// AuthorizeManifest decides on a manifest PUT into a protected repository:
-// evidence about an image already there is stored as is; an image is
-// promoted (with its evidence) from the staging repository holding it when
-// policy allows; anything else is denied.
+// AuthorizeManifest decides on a manifest PUT into a protected repository
+// (invariant I1 of docs/gate.md: nothing is stored there but what the gate
+// allowed, and evidence about it):
+//   - under a cosign tag (sha256-<hex>.sig|att|sbom), or by digest with a
+//     subject: stored as pushed only if it passes the evidence filter
+//     ([CheckEvidence]) for an image the gate let into the repository;
+//   - anything else is an image: promoted (with its evidence) from the
+//     staging repository holding it when policy allows, else denied.
 func (g *Gate) AuthorizeManifest(ctx context.Context, w ManifestWrite) (*Plan, error) {
 	ns := g.cfg.protected(w.Repository)
 	if ns == nil {
 		return &Plan{Direct: true}, nil
 	}
-	src := g.o.Store.Source()
-	subject := w.Subject
-	if m := cosignTagRE.FindStringSubmatch(w.Tag); subject == "" && m != nil {
-		subject = digest.NewDigestFromEncoded(digest.SHA256, m[2])
+	if subject, suffix, ok := ParseCosignTag(w.Tag); ok {
+		return g.authorizeEvidence(ctx, w, subject, suffix)
 	}
-	if subject != "" {
-		if _, err := src.Manifest(ctx, w.Repository, subject); err != nil {
-			if errors.Is(err, source.ErrNotFound) {
-				return nil, &DeniedError{Message: fmt.Sprintf("%s is protected: evidence for %s can only be added once that image was promoted here", w.Repository, subject)}
-			}
-			return nil, err
-		}
-		return &Plan{Direct: true}, nil
+	if w.Tag == "" && w.Subject != "" {
+		return g.authorizeEvidence(ctx, w, w.Subject, "")
 	}
 	if err := g.checkTag(ctx, ns, w.Repository, w.Tag, w.Digest); err != nil {
 		return nil, err
@@ -106,7 +123,7 @@ func (g *Gate) AuthorizeManifest(ctx context.Context, w ManifestWrite) (*Plan, e
 			return nil, g.denied(d, fmt.Sprintf("%s was never pushed to a namespace that may be promoted to %s (%s): push it there, sign it, then promote it",
 				w.Digest, ns.Prefix, strings.Join(ns.From, ", ")))
 		}
-		return &Plan{Direct: true, Decision: d, Subject: w.Digest}, nil
+		return &Plan{Direct: true, ImmutableTag: !ns.MutableTags, Decision: d, Subject: w.Digest}, nil
 	}
 	// A platform manifest of an index is promoted with its index: it is
 	// decided on the index's evidence (clients push children first).
@@ -130,6 +147,40 @@ func (g *Gate) AuthorizeManifest(ctx context.Context, w ManifestWrite) (*Plan, e
 	return g.promote(ctx, ns, from, w.Digest, w.Repository, w.Tag, w.Actor, false)
 }
 
+// authorizeEvidence lets evidence about subject into a protected
+// repository: subject must be an image the gate let in (not itself
+// evidence), and the manifest must pass the evidence filter. Its blobs must
+// already be in the repository (new content never enters a protected
+// namespace but through promotion).
+func (g *Gate) authorizeEvidence(ctx context.Context, w ManifestWrite, subject digest.Digest, suffix string) (*Plan, error) {
+	src := g.o.Store.Source()
+	sm, err := src.Manifest(ctx, w.Repository, subject)
+	if errors.Is(err, source.ErrNotFound) {
+		return nil, &DeniedError{Message: fmt.Sprintf("%s is protected: evidence for %s can only be added once that image was promoted here", w.Repository, subject)}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if looksLikeEvidence(sm) {
+		return nil, &DeniedError{Message: fmt.Sprintf("%s is protected: %s is itself evidence, not an image the gate allowed", w.Repository, subject)}
+	}
+	kind, err := CheckEvidence(ctx, src, w.Repository, source.Manifest{Digest: w.Digest, MediaType: w.MediaType, Content: w.Content}, subject, suffix)
+	var ne *NotEvidenceError
+	if errors.As(err, &ne) {
+		where := "by digest"
+		if w.Tag != "" {
+			where = "under tag " + w.Tag
+		}
+		return nil, &DeniedError{Message: fmt.Sprintf("%s is protected: only evidence about an image promoted here may be pushed %s, and %v; promote images from staging instead", w.Repository, where, err)}
+	}
+	if err != nil {
+		return nil, err
+	}
+	g.log.InfoContext(ctx, "gate: evidence added to a protected repository", "repository", w.Repository,
+		"subject", subject.String(), "manifest", w.Digest.String(), "kind", string(kind), "tag", w.Tag)
+	return &Plan{Direct: true, Evidence: kind, Subject: subject}, nil
+}
+
 // AuthorizePromotion decides on promoting from@d to to:tag server-side
 // (`portcullis promote`): the plan links the image, its children, its
 // evidence and the tag.
@@ -148,15 +199,20 @@ func (g *Gate) AuthorizePromotion(ctx context.Context, from string, d digest.Dig
 }
 
 func (g *Gate) promote(ctx context.Context, ns *Protected, from string, d digest.Digest, to, tag string, actor policy.Request, withChildren bool) (*Plan, error) {
+	// What goes with the image is worked out first, so that the decision
+	// (and its record) names what is left behind.
+	carried, tags, left, err := g.evidenceClosure(ctx, from, d)
+	if err != nil {
+		return nil, err
+	}
 	dec := g.Evaluate(ctx, Request{Action: policy.ActionPromote, Repository: from, Digest: d, Tag: tag,
-		Target: registryTarget(to, tag), Actor: actor})
+		Target: registryTarget(to, tag), Actor: actor, LeftBehind: left})
 	if !dec.Allow {
 		return nil, g.denied(dec, "")
 	}
-	p := &Plan{From: from, To: to, Subject: d, Decision: dec}
-	src := g.o.Store.Source()
+	p := &Plan{From: from, To: to, Subject: d, Decision: dec, LeftBehind: left}
 	if withChildren {
-		children, err := childManifests(ctx, src, from, d)
+		children, err := childManifests(ctx, g.o.Store.Source(), from, d)
 		if err != nil {
 			return nil, err
 		}
@@ -166,27 +222,74 @@ func (g *Gate) promote(ctx context.Context, ns *Protected, from string, d digest
 	if tag != "" {
 		p.Tags = append(p.Tags, TagUpdate{Name: tag, Digest: d, Immutable: !ns.MutableTags})
 	}
-	// The evidence goes with the image: referrers, and cosign's tags.
+	p.Manifests = append(p.Manifests, carried...)
+	p.Tags = append(p.Tags, tags...)
+	return p, nil
+}
+
+// evidenceClosure is the evidence a promotion of from@d carries (I2): its
+// referrers and the manifests under its cosign tags that pass the evidence
+// filter. Everything else about d is left behind, with the reason.
+func (g *Gate) evidenceClosure(ctx context.Context, from string, d digest.Digest) (carried []digest.Digest, tags []TagUpdate, left []LeftBehind, err error) {
+	src := g.o.Store.Source()
+	check := func(md digest.Digest, suffix string) (bool, error) {
+		if len(carried) >= MaxCarriedEvidence {
+			left = append(left, LeftBehind{Digest: md, Tag: cosignTagOrEmpty(d, suffix), Reason: fmt.Sprintf("a promotion carries at most %d evidence manifests", MaxCarriedEvidence)})
+			return false, nil
+		}
+		m, err := src.Manifest(ctx, from, md)
+		if errors.Is(err, source.ErrNotFound) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		_, err = CheckEvidence(ctx, src, from, m, d, suffix)
+		var ne *NotEvidenceError
+		if errors.As(err, &ne) {
+			left = append(left, LeftBehind{Digest: md, Tag: cosignTagOrEmpty(d, suffix), Reason: ne.Reason})
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		carried = append(carried, md)
+		return true, nil
+	}
 	refs, err := src.Referrers(ctx, from, d)
 	if err != nil && !errors.Is(err, source.ErrNotFound) {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	for _, r := range refs {
-		p.Manifests = append(p.Manifests, r.Digest)
+		if _, err := check(r.Digest, ""); err != nil {
+			return nil, nil, nil, err
+		}
 	}
-	for _, suffix := range []string{"sig", "att", "sbom"} {
-		t := d.Algorithm().String() + "-" + d.Encoded() + "." + suffix
+	for _, suffix := range CosignTags {
+		t := CosignTag(d, suffix)
 		td, err := src.Resolve(ctx, from, t)
 		if errors.Is(err, source.ErrNotFound) {
 			continue
 		}
 		if err != nil {
-			return nil, err
+			return nil, nil, nil, err
 		}
-		p.Manifests = append(p.Manifests, td)
-		p.Tags = append(p.Tags, TagUpdate{Name: t, Digest: td})
+		ok, err := check(td, suffix)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		if ok {
+			tags = append(tags, TagUpdate{Name: t, Digest: td})
+		}
 	}
-	return p, nil
+	return carried, tags, left, nil
+}
+
+func cosignTagOrEmpty(d digest.Digest, suffix string) string {
+	if suffix == "" {
+		return ""
+	}
+	return CosignTag(d, suffix)
 }
 
 // childManifests lists the manifests an index references.

@@ -41,13 +41,13 @@ func (r *Registry) protected(repo string) bool { return r.gate != nil && r.gate.
 // gate plans it: as pushed (evidence), or linked from staging with its
 // evidence (a promotion), or not at all.
 func (r *Registry) gatedManifest(ctx context.Context, m *metadata.Manifest, tag string) *regError {
-	plan, err := r.gate.AuthorizeManifest(ctx, gate.ManifestWrite{Repository: m.Repository, Tag: tag, Digest: m.Digest, Subject: m.Subject, Actor: actor(ctx)})
+	plan, err := r.gate.AuthorizeManifest(ctx, gate.ManifestWrite{Repository: m.Repository, Tag: tag, Digest: m.Digest,
+		MediaType: m.MediaType, Content: m.Content, Subject: m.Subject, Actor: actor(ctx)})
 	if err != nil {
 		return gateError(err)
 	}
 	if plan.Direct {
-		immutable := !r.gate.MutableTags(m.Repository) && plan.Decision != nil
-		return manifestStoreError(m.Repository, tag, r.meta.PutManifest(ctx, m, metadata.PutManifestOptions{Tag: tag, ImmutableTags: immutable}))
+		return manifestStoreError(m.Repository, tag, r.meta.PutManifest(ctx, m, metadata.PutManifestOptions{Tag: tag, ImmutableTags: plan.ImmutableTag}))
 	}
 	return r.carryOut(ctx, plan)
 }

@@ -174,6 +174,9 @@ func (r *Registry) deleteManifest(w http.ResponseWriter, req *http.Request, rt r
 	if errors.Is(err, metadata.ErrNotFound) {
 		return newError(http.StatusNotFound, codeManifestUnknown, "manifest %s not found in %s", ref, rt.name)
 	}
+	if errors.Is(err, metadata.ErrTagImmutable) {
+		return newError(http.StatusForbidden, codeDenied, "%s: %v", rt.name, err)
+	}
 	if err != nil {
 		return internalError(err)
 	}

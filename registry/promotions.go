@@ -37,6 +37,9 @@ type PromotionResponse struct {
 	Revision  string   `json:"revision,omitempty"`
 	// Linked counts the manifests linked (image, children, evidence).
 	Linked int `json:"linked,omitempty"`
+	// LeftBehind are the manifests about the image in the source that are
+	// not evidence (docs/gate.md, I2), so were not promoted, and why.
+	LeftBehind []gate.LeftBehind `json:"leftBehind,omitempty"`
 }
 
 // PromotionsHandler serves POST /portcullis/v1/promotions: the gate
@@ -107,7 +110,7 @@ func (r *Registry) promote(req *http.Request) (int, *PromotionResponse, error) {
 		}
 		return e.Status, nil, errors.New(e.Message)
 	}
-	resp.Allowed, resp.Linked = true, len(plan.Manifests)
+	resp.Allowed, resp.Linked, resp.LeftBehind = true, len(plan.Manifests), plan.LeftBehind
 	if plan.Decision != nil {
 		resp.PolicySet, resp.Revision = plan.Decision.PolicySet, plan.Decision.Revision
 		for _, m := range plan.Decision.Warn {

@@ -21,7 +21,9 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrBlobUnknown: a manifest references a blob or manifest that is not in the repository.
 	ErrBlobUnknown = errors.New("referenced content unknown")
-	// ErrTagImmutable: the tag exists, points elsewhere, and the caller asked not to move it.
+	// ErrTagImmutable: the tag exists and is immutable (it was set
+	// immutable once), or points elsewhere and the caller asked not to
+	// move it; or a delete would remove an immutable tag.
 	ErrTagImmutable = errors.New("tag is immutable")
 )
 
@@ -84,7 +86,9 @@ type Upload struct {
 type PutManifestOptions struct {
 	// Tag, if set, is pointed at the manifest in the same transaction.
 	Tag string
-	// ImmutableTags refuses to move an existing tag to another digest.
+	// ImmutableTags refuses to move an existing tag to another digest and
+	// makes the tag immutable: from then on no write moves it and no
+	// delete removes it, whatever the caller asks.
 	ImmutableTags bool
 }
 
@@ -103,7 +107,8 @@ type Promotion struct {
 type TagUpdate struct {
 	Name   string
 	Digest digest.Digest
-	// Immutable refuses to move the tag if it points elsewhere.
+	// Immutable refuses to move the tag if it points elsewhere, and makes
+	// it immutable for good (see PutManifestOptions.ImmutableTags).
 	Immutable bool
 }
 
@@ -129,7 +134,9 @@ type Manifests interface {
 	PutManifest(ctx context.Context, m *Manifest, opts PutManifestOptions) error
 	// GetManifest returns a manifest by digest, or ErrNotFound.
 	GetManifest(ctx context.Context, repo string, d digest.Digest) (*Manifest, error)
-	// DeleteManifest deletes a manifest and every tag pointing at it.
+	// DeleteManifest deletes a manifest and every tag pointing at it; an
+	// immutable tag pointing at it is ErrTagImmutable and nothing is
+	// deleted.
 	DeleteManifest(ctx context.Context, repo string, d digest.Digest) error
 	// Referrers lists the manifests in repo whose subject is d, oldest first.
 	Referrers(ctx context.Context, repo string, d digest.Digest) ([]Descriptor, error)
@@ -152,7 +159,8 @@ type Tags interface {
 	// ListTags lists tags in lexical order after last, at most n (n < 0: all).
 	// A repository that does not exist is ErrNotFound.
 	ListTags(ctx context.Context, repo, last string, n int) ([]string, error)
-	// DeleteTag removes a tag, or returns ErrNotFound.
+	// DeleteTag removes a tag, or returns ErrNotFound; an immutable tag is
+	// ErrTagImmutable.
 	DeleteTag(ctx context.Context, repo, tag string) error
 }
 

@@ -220,6 +220,62 @@ func testPutManifestImmutableTags(t *testing.T, open func(t *testing.T) metadata
 	wantResolve(t, s, "repo", "v1", a.Digest)
 }
 
+// testImmutableTagStays: a tag set immutable once is immutable on every
+// path, whatever later callers ask: PutManifest and Promote without the
+// flag, DeleteTag, DeleteManifest of its manifest, and the collector.
+func testImmutableTagStays(t *testing.T, open func(t *testing.T) metadata.Store) {
+	s := open(t)
+	ctx := t.Context()
+	cfg := linkBlob(t, s, "prod/app", "config")
+	a, b := image("prod/app", "a", cfg), image("prod/app", "b", cfg)
+	if err := s.PutManifest(ctx, a, metadata.PutManifestOptions{Tag: "v1", ImmutableTags: true}); err != nil {
+		t.Fatal(err)
+	}
+	put(t, s, b, "")
+	if err := s.PutManifest(ctx, b, metadata.PutManifestOptions{Tag: "v1"}); !errors.Is(err, metadata.ErrTagImmutable) {
+		t.Errorf("PutManifest without ImmutableTags moved an immutable tag: error %v", err)
+	}
+	// A promotion that does not ask for immutability either.
+	scfg := linkBlob(t, s, "staging/app", "config")
+	c := image("staging/app", "c", scfg)
+	put(t, s, c, "")
+	err := s.Promote(ctx, metadata.Promotion{From: "staging/app", To: "prod/app", Manifests: []digest.Digest{c.Digest},
+		Tags: []metadata.TagUpdate{{Name: "v1", Digest: c.Digest}}})
+	if !errors.Is(err, metadata.ErrTagImmutable) {
+		t.Errorf("Promote without Immutable moved an immutable tag: error %v", err)
+	}
+	if _, err := s.GetManifest(ctx, "prod/app", c.Digest); !errors.Is(err, metadata.ErrNotFound) {
+		t.Errorf("the refused promotion left its manifest: %v", err)
+	}
+	if err := s.DeleteTag(ctx, "prod/app", "v1"); !errors.Is(err, metadata.ErrTagImmutable) {
+		t.Errorf("DeleteTag of an immutable tag: error %v", err)
+	}
+	if err := s.DeleteManifest(ctx, "prod/app", a.Digest); !errors.Is(err, metadata.ErrTagImmutable) {
+		t.Errorf("DeleteManifest under an immutable tag: error %v", err)
+	}
+	if col, ok := s.(metadata.Collector); ok {
+		if done, err := col.DeleteTagIfAt(ctx, "prod/app", "v1", a.Digest); done || err != nil {
+			t.Errorf("the collector deleted an immutable tag: %v, %v", done, err)
+		}
+	}
+	wantResolve(t, s, "prod/app", "v1", a.Digest)
+
+	// Re-tagging in place is no move, and makes a mutable tag immutable.
+	put(t, s, b, "v2")
+	if err := s.PutManifest(ctx, b, metadata.PutManifestOptions{Tag: "v2", ImmutableTags: true}); err != nil {
+		t.Fatalf("re-pushing the tagged manifest with ImmutableTags: %v", err)
+	}
+	if err := s.PutManifest(ctx, a, metadata.PutManifestOptions{Tag: "v2"}); !errors.Is(err, metadata.ErrTagImmutable) {
+		t.Errorf("a tag made immutable in place moved: error %v", err)
+	}
+	// Mutable tags still move and go.
+	put(t, s, a, "latest")
+	put(t, s, b, "latest")
+	if err := s.DeleteTag(ctx, "prod/app", "latest"); err != nil {
+		t.Errorf("DeleteTag of a mutable tag: %v", err)
+	}
+}
+
 func testPutManifestRetag(t *testing.T, open func(t *testing.T) metadata.Store) {
 	s := open(t)
 	ctx := t.Context()

@@ -40,6 +40,7 @@ func Run(t *testing.T, open func(t *testing.T) metadata.Store) {
 		{"PutManifestRejectedKeepsTag", testPutManifestRejectedKeepsTag},
 		{"PutManifestImmutableTags", testPutManifestImmutableTags},
 		{"PutManifestRetag", testPutManifestRetag},
+		{"ImmutableTagStays", testImmutableTagStays},
 		{"GetManifestRoundTrip", testGetManifestRoundTrip},
 		{"GetManifestNotFound", testGetManifestNotFound},
 		{"DeleteManifest", testDeleteManifest},

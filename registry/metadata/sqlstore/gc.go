@@ -184,7 +184,7 @@ func (s *Store) DeleteBlobIfUnlinked(ctx context.Context, d digest.Digest, befor
 // DeleteTagIfAt implements metadata.Collector.
 func (s *Store) DeleteTagIfAt(ctx context.Context, repo, tag string, d digest.Digest) (bool, error) {
 	return s.deleted(ctx, "tag "+repo+":"+tag, func(tx *sqldb.Tx) (sql.Result, error) {
-		return tx.Exec(ctx, `DELETE FROM tags WHERE repo = ? AND name = ? AND digest = ?`, repo, tag, d.String())
+		return tx.Exec(ctx, `DELETE FROM tags WHERE repo = ? AND name = ? AND digest = ? AND immutable = 0`, repo, tag, d.String())
 	})
 }
 

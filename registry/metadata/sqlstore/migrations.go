@@ -55,4 +55,7 @@ CREATE TABLE uploads (
 	started_at INTEGER NOT NULL
 );
 `,
+	// A tag created immutable stays so whatever a later caller asks: no
+	// write moves it and no delete removes it (docs/gate.md, I1).
+	2: `ALTER TABLE tags ADD COLUMN immutable INTEGER NOT NULL DEFAULT 0;`,
 }

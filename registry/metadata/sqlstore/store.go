@@ -161,24 +161,36 @@ func (s *Store) PutManifest(ctx context.Context, m *metadata.Manifest, opts meta
 	return nil
 }
 
-// setTag points a tag at a digest, unless it is immutable and points
-// elsewhere.
+// setTag points a tag at a digest. A tag that is immutable (it was set so
+// once) never moves, whatever u says; u.Immutable also refuses to move a
+// mutable tag, and makes the tag immutable from now on.
 func setTag(ctx context.Context, tx *sqldb.Tx, repo string, u metadata.TagUpdate) error {
 	var cur string
-	err := tx.QueryRow(ctx, `SELECT digest FROM tags WHERE repo = ? AND name = ?`, repo, u.Name).Scan(&cur)
+	var immutable int64
+	err := tx.QueryRow(ctx, `SELECT digest, immutable FROM tags WHERE repo = ? AND name = ?`, repo, u.Name).Scan(&cur, &immutable)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 	case err != nil:
 		return err
 	case cur == u.Digest.String():
-		return nil
-	case u.Immutable:
+		if u.Immutable && immutable == 0 {
+			_, err = tx.Exec(ctx, `UPDATE tags SET immutable = 1 WHERE repo = ? AND name = ?`, repo, u.Name)
+		}
+		return err
+	case immutable != 0 || u.Immutable:
 		return fmt.Errorf("tag %s points at %s: %w", u.Name, cur, metadata.ErrTagImmutable)
 	}
-	_, err = tx.Exec(ctx, `INSERT INTO tags(repo, name, digest, updated_at) VALUES (?, ?, ?, ?)
-		ON CONFLICT(repo, name) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`,
-		repo, u.Name, u.Digest.String(), now())
+	_, err = tx.Exec(ctx, `INSERT INTO tags(repo, name, digest, updated_at, immutable) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT(repo, name) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at, immutable = excluded.immutable`,
+		repo, u.Name, u.Digest.String(), now(), boolInt(u.Immutable))
 	return err
+}
+
+func boolInt(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func mustExist(ctx context.Context, tx *sqldb.Tx, query, repo string, d digest.Digest) error {
@@ -219,6 +231,14 @@ func (s *Store) GetManifest(ctx context.Context, repo string, d digest.Digest) (
 // DeleteManifest implements metadata.Manifests.
 func (s *Store) DeleteManifest(ctx context.Context, repo string, d digest.Digest) error {
 	err := s.db.InTx(ctx, func(tx *sqldb.Tx) error {
+		var tag string
+		err := tx.QueryRow(ctx, `SELECT name FROM tags WHERE repo = ? AND digest = ? AND immutable <> 0 LIMIT 1`, repo, d.String()).Scan(&tag)
+		if err == nil {
+			return fmt.Errorf("immutable tag %s points at it: %w", tag, metadata.ErrTagImmutable)
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
 		res, err := tx.Exec(ctx, `DELETE FROM manifests WHERE repo = ? AND digest = ?`, repo, d.String())
 		if err != nil {
 			return err
@@ -299,12 +319,22 @@ func (s *Store) ListTags(ctx context.Context, repo, last string, n int) ([]strin
 
 // DeleteTag implements metadata.Tags.
 func (s *Store) DeleteTag(ctx context.Context, repo, tag string) error {
-	res, err := s.db.Exec(ctx, `DELETE FROM tags WHERE repo = ? AND name = ?`, repo, tag)
+	err := s.db.InTx(ctx, func(tx *sqldb.Tx) error {
+		var immutable int64
+		err := tx.QueryRow(ctx, `SELECT immutable FROM tags WHERE repo = ? AND name = ?`, repo, tag).Scan(&immutable)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return metadata.ErrNotFound
+		case err != nil:
+			return err
+		case immutable != 0:
+			return metadata.ErrTagImmutable
+		}
+		_, err = tx.Exec(ctx, `DELETE FROM tags WHERE repo = ? AND name = ?`, repo, tag)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("delete tag %s in %s: %w", tag, repo, err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("tag %s in %s: %w", tag, repo, metadata.ErrNotFound)
 	}
 	return nil
 }
