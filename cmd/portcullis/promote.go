@@ -113,6 +113,9 @@ func promoteCmd(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		for _, w := range pr.Warnings {
 			fmt.Fprintf(stdout, "warning: %s\n", w)
 		}
+		for _, l := range pr.LeftBehind {
+			fmt.Fprintf(stdout, "left behind (not evidence): %s\n", l)
+		}
 	}
 	if !pr.Allowed {
 		fmt.Fprintf(stderr, "portcullis promote: denied: %s\n", strings.Join(pr.Reasons, "; "))
