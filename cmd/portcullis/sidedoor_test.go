@@ -30,8 +30,11 @@ func TestSideDoorsRealClients(t *testing.T) {
 
 	// Finding 2: the attacker attaches the runnable image to the victim's
 	// image in staging, before CI promotes it.
+	var victimMan manifestJSON
+	unmarshal(t, "crane manifest", []byte(victimRaw), &victimMan)
 	withSubject := evilMan
-	withSubject.Subject = &descriptor{MediaType: mediaTypeOCIManifest, Digest: victimDigest, Size: int64(len(victimRaw))}
+	withSubject.MediaType = mediaTypeOCIManifest
+	withSubject.Subject = &descriptor{MediaType: victimMan.MediaType, Digest: victimDigest, Size: int64(len(victimRaw))}
 	attached := filepath.Join(s.dir, "attached.json")
 	writeFile(t, attached, mustJSONBytes(t, withSubject))
 	// oras copies the layers across as an attacker's client would.
@@ -74,7 +77,7 @@ func TestSideDoorsRealClients(t *testing.T) {
 			t.Errorf("crane copy of the attacker's image to %s: %q, want DENIED", target, msg)
 		}
 	}
-	if _, stderr, err := oras("manifest", "push", "--media-type", mediaTypeOCIManifest, s.srv.Addr+"/prod/app", attached); err == nil || !strings.Contains(stderr, "DENIED") {
+	if _, stderr, err := oras("manifest", "push", "--media-type", mediaTypeOCIManifest, s.srv.Addr+"/prod/app", attached); err == nil || !strings.Contains(stderr, "denied: prod/app is protected") {
 		t.Errorf("oras manifest push of a runnable image with the promoted subject into prod: %v %s", err, stderr)
 	}
 	for _, ref := range []string{"@" + attachedDigest, evil[strings.Index(evil, "@"):]} {
