@@ -236,6 +236,18 @@ func TestNoSideDoorIntoProd(t *testing.T) {
 	if e.exists(t, "prod/app", denied.String()) {
 		t.Fatal("the denied image is pullable from prod by digest")
 	}
+	// The attacker's blobs were mounted into prod/app, but no manifest
+	// there names them: they cannot be read from it, nor mounted out of it.
+	for _, b := range append([]ocispec.Descriptor{config}, layers...) {
+		for _, method := range []string{http.MethodHead, http.MethodGet} {
+			if status, _ := e.do(t, method, "/v2/prod/app/blobs/"+b.Digest.String(), "", nil); status != http.StatusNotFound {
+				t.Errorf("%s prod/app blob %s: %d, want 404", method, b.Digest, status)
+			}
+		}
+		if status, _ := e.do(t, http.MethodPost, "/v2/staging/other/blobs/uploads/?mount="+b.Digest.String()+"&from=prod/app", "", nil); status != http.StatusAccepted {
+			t.Errorf("mount of blob %s from prod/app: %d, want 202 (a new upload)", b.Digest, status)
+		}
+	}
 
 	// Evidence about the promoted image is accepted: a signature under its
 	// cosign tag, and a Sigstore bundle referrer by digest. Their blobs are

@@ -1,15 +1,39 @@
 package registry
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
 
+	"github.com/opencontainers/go-digest"
 	"github.com/portcullis-dev/portcullis/registry/blobstore"
 	"github.com/portcullis-dev/portcullis/registry/metadata"
 )
+
+// servableBlob returns the size of blob d as clients may read it from
+// repo. In a protected repository that is a blob some stored manifest
+// names (an image the gate allowed, or evidence about one, I1): a blob
+// linked by a mount or an upload, but named by no manifest there, is not
+// there for clients. Mounts and uploads into a protected repository still
+// succeed, because crane, skopeo and oras send the blobs before the
+// manifest the gate decides on.
+func (r *Registry) servableBlob(ctx context.Context, repo string, d digest.Digest) (int64, error) {
+	size, err := r.meta.StatBlob(ctx, repo, d)
+	if err != nil || !r.protected(repo) {
+		return size, err
+	}
+	ok, err := r.meta.BlobReferenced(ctx, repo, d)
+	if err != nil {
+		return 0, err
+	}
+	if !ok {
+		return 0, fmt.Errorf("blob %s is linked into %s but no manifest there names it: %w", d, repo, metadata.ErrNotFound)
+	}
+	return size, nil
+}
 
 func (r *Registry) getBlob(w http.ResponseWriter, req *http.Request, rt route) *regError {
 	d, err := ParseDigest(rt.arg)
@@ -17,7 +41,7 @@ func (r *Registry) getBlob(w http.ResponseWriter, req *http.Request, rt route) *
 		return newError(http.StatusBadRequest, codeDigestInvalid, "%v", err)
 	}
 	ctx := req.Context()
-	size, err := r.meta.StatBlob(ctx, rt.name, d)
+	size, err := r.servableBlob(ctx, rt.name, d)
 	if errors.Is(err, metadata.ErrNotFound) {
 		return newError(http.StatusNotFound, codeBlobUnknown, "blob %s is not in %s", d, rt.name)
 	}

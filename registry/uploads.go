@@ -87,7 +87,7 @@ func (r *Registry) mount(w http.ResponseWriter, req *http.Request, rt route, mou
 	if !allowed(ctx, from, ActionPull) {
 		return nil, false
 	}
-	size, err := r.meta.StatBlob(ctx, from, d)
+	size, err := r.servableBlob(ctx, from, d)
 	if errors.Is(err, metadata.ErrNotFound) {
 		return nil, false
 	}

@@ -85,6 +85,20 @@ func TestSideDoorsRealClients(t *testing.T) {
 			t.Errorf("prod/app%s is pullable", ref)
 		}
 	}
+	// The attacker's blobs were mounted into prod/app by the refused
+	// copies above; no manifest there names them, so they are not there
+	// for clients, neither to read nor to mount elsewhere. The promoted
+	// image's blobs are.
+	blobInProd := func(d string) bool {
+		_, _, err := tryTool(t, s.dir, nil, "crane", "blob", s.srv.Addr+"/prod/app@"+d)
+		return err == nil
+	}
+	if blobInProd(evilMan.Config.Digest) {
+		t.Errorf("the attacker's config blob %s is pullable from prod/app", evilMan.Config.Digest)
+	}
+	if !blobInProd(victimMan.Config.Digest) || !blobInProd(victimMan.Layers[0].Digest) {
+		t.Errorf("the promoted image's blobs are not pullable from prod/app")
+	}
 	got, _ := runTool(t, s.dir, nil, "crane", "digest", s.srv.Addr+"/prod/app:1.0")
 	if strings.TrimSpace(got) != victimDigest {
 		t.Fatalf("prod/app:1.0 is %s, want %s", got, victimDigest)

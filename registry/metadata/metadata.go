@@ -124,6 +124,11 @@ type Blobs interface {
 	UnlinkBlob(ctx context.Context, repo string, d digest.Digest) error
 	// BlobKnown reports whether any repository links the blob.
 	BlobKnown(ctx context.Context, d digest.Digest) (bool, error)
+	// BlobReferenced reports whether a manifest stored in repo names the
+	// blob as its config or one of its layers. A protected repository
+	// serves only such blobs: a link alone (a mount, an upload of known
+	// bytes) is not something the gate decided.
+	BlobReferenced(ctx context.Context, repo string, d digest.Digest) (bool, error)
 }
 
 // Manifests stores manifests, tags and the referrers graph.

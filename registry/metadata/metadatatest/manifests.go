@@ -411,3 +411,32 @@ func testDeleteManifest(t *testing.T, open func(t *testing.T) metadata.Store) {
 	put(t, s, a, "a1")
 	wantResolve(t, s, "repo", "a1", a.Digest)
 }
+
+// testBlobReferenced: a blob counts as referenced in a repository only
+// while a manifest stored there names it; a link alone does not count,
+// nor does a manifest in another repository.
+func testBlobReferenced(t *testing.T, open func(t *testing.T) metadata.Store) {
+	s := open(t)
+	ctx := t.Context()
+	named := linkBlob(t, s, "prod/app", "named")
+	linked := linkBlob(t, s, "prod/app", "linked only")
+	linkBlob(t, s, "staging/app", "linked only")
+	put(t, s, image("staging/app", "other repo", linkBlob(t, s, "staging/app", "linked only")), "")
+	m := image("prod/app", "a", named)
+	put(t, s, m, "")
+	for _, c := range []struct {
+		repo string
+		d    digest.Digest
+		want bool
+	}{{"prod/app", named, true}, {"prod/app", linked, false}, {"staging/app", named, false}, {"staging/app", linked, true}} {
+		if got, err := s.BlobReferenced(ctx, c.repo, c.d); err != nil || got != c.want {
+			t.Errorf("BlobReferenced(%s, %s) = %v, %v; want %v", c.repo, c.d, got, err, c.want)
+		}
+	}
+	if err := s.DeleteManifest(ctx, "prod/app", m.Digest); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.BlobReferenced(ctx, "prod/app", named); err != nil || got {
+		t.Errorf("BlobReferenced after its manifest was deleted = %v, %v; want false", got, err)
+	}
+}

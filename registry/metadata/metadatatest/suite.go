@@ -41,6 +41,7 @@ func Run(t *testing.T, open func(t *testing.T) metadata.Store) {
 		{"PutManifestImmutableTags", testPutManifestImmutableTags},
 		{"PutManifestRetag", testPutManifestRetag},
 		{"ImmutableTagStays", testImmutableTagStays},
+		{"BlobReferenced", testBlobReferenced},
 		{"GetManifestRoundTrip", testGetManifestRoundTrip},
 		{"GetManifestNotFound", testGetManifestNotFound},
 		{"DeleteManifest", testDeleteManifest},

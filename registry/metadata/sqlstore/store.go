@@ -402,15 +402,31 @@ func (s *Store) DeleteUpload(ctx context.Context, id string) error {
 
 // BlobKnown implements metadata.Blobs.
 func (s *Store) BlobKnown(ctx context.Context, d digest.Digest) (bool, error) {
-	var one int
-	err := s.db.QueryRow(ctx, `SELECT 1 FROM repo_blobs WHERE digest = ? LIMIT 1`, d.String()).Scan(&one)
-	if errors.Is(err, sql.ErrNoRows) {
-		return false, nil
-	}
+	ok, err := s.exists(ctx, `SELECT 1 FROM repo_blobs WHERE digest = ? LIMIT 1`, d.String())
 	if err != nil {
 		return false, fmt.Errorf("blob %s known: %w", d, err)
 	}
-	return true, nil
+	return ok, nil
+}
+
+// BlobReferenced implements metadata.Blobs.
+func (s *Store) BlobReferenced(ctx context.Context, repo string, d digest.Digest) (bool, error) {
+	ok, err := s.exists(ctx, `SELECT 1 FROM manifest_refs r JOIN manifests m ON m.repo = r.repo AND m.digest = r.manifest
+		WHERE r.repo = ? AND r.ref = ? AND r.kind = 0 LIMIT 1`, repo, d.String())
+	if err != nil {
+		return false, fmt.Errorf("blob %s referenced in %s: %w", d, repo, err)
+	}
+	return ok, nil
+}
+
+// exists reports whether query returns a row.
+func (s *Store) exists(ctx context.Context, query string, args ...any) (bool, error) {
+	var one int
+	err := s.db.QueryRow(ctx, query, args...).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // ManifestRepositories implements metadata.Manifests.
