@@ -6,10 +6,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/portcullis-dev/portcullis/verifier"
 	"github.com/portcullis-dev/portcullis/verifier/source"
@@ -44,8 +46,40 @@ func fingerprint(ctx context.Context, src source.Source, repo string, d digest.D
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// evidenceCache keeps verified evidence by (repository, digest), valid for
-// one fingerprint and at most ttl.
+// evidenceFingerprint identifies the evidence stored with repo@d, as
+// [fingerprint] does, leaving out the verification summaries (the gate's
+// own, written after the evidence it summarises was verified): a VSA binds
+// the evidence it carries to it. refs are repo@d's referrers.
+func evidenceFingerprint(ctx context.Context, src source.Source, repo string, d digest.Digest, refs []ocispec.Descriptor) (string, error) {
+	if _, err := src.Manifest(ctx, repo, d); err != nil {
+		if errors.Is(err, source.ErrNotFound) {
+			return "", fmt.Errorf("image %s@%s does not exist", repo, d)
+		}
+		return "", err
+	}
+	h := sha256.New()
+	for _, suffix := range CosignTags {
+		td, err := src.Resolve(ctx, repo, CosignTag(d, suffix))
+		if err != nil && !errors.Is(err, source.ErrNotFound) {
+			return "", err
+		}
+		fmt.Fprintf(h, "%s=%s\n", suffix, td)
+	}
+	ds := make([]string, 0, len(refs))
+	for _, r := range refs {
+		if !isVSA(r) {
+			ds = append(ds, r.Digest.String())
+		}
+	}
+	slices.Sort(ds)
+	for _, r := range ds {
+		fmt.Fprintf(h, "ref=%s\n", r)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// evidenceCache keeps verified evidence by (trust revision, repository,
+// digest), valid for one fingerprint and at most ttl.
 type evidenceCache struct {
 	mu      sync.Mutex
 	max     int
@@ -64,17 +98,17 @@ func newEvidenceCache(max int, ttl time.Duration, now func() time.Time) *evidenc
 	return &evidenceCache{max: max, ttl: ttl, now: now, entries: map[string]cacheEntry{}}
 }
 
-func (c *evidenceCache) get(repo string, d digest.Digest, fp string) (*verifier.Evidence, bool) {
+func (c *evidenceCache) get(trust, repo string, d digest.Digest, fp string) (*verifier.Evidence, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e, ok := c.entries[repo+"@"+d.String()]
+	e, ok := c.entries[trust+" "+repo+"@"+d.String()]
 	if !ok || e.fp != fp || c.now().Sub(e.added) > c.ttl {
 		return nil, false
 	}
 	return e.ev, true
 }
 
-func (c *evidenceCache) put(repo string, d digest.Digest, fp string, ev *verifier.Evidence) {
+func (c *evidenceCache) put(trust, repo string, d digest.Digest, fp string, ev *verifier.Evidence) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.entries) >= c.max {
@@ -88,5 +122,5 @@ func (c *evidenceCache) put(repo string, d digest.Digest, fp string, ev *verifie
 		}
 		delete(c.entries, oldest)
 	}
-	c.entries[repo+"@"+d.String()] = cacheEntry{fp: fp, ev: ev, added: c.now()}
+	c.entries[trust+" "+repo+"@"+d.String()] = cacheEntry{fp: fp, ev: ev, added: c.now()}
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -20,118 +21,170 @@ import (
 	"github.com/portcullis-dev/portcullis/policy"
 )
 
-// VSAProof is what an admission decided on the fast path rests on: a
-// verification summary this gate signed when it promoted the digest.
+// VSAProof is what the evidence of an admission came from on the fast
+// path: a verification summary this gate signed when it promoted the
+// digest, carrying the evidence it had verified.
 type VSAProof struct {
 	// Manifest is the VSA referrer's manifest digest.
 	Manifest digest.Digest `json:"manifest"`
-	// TimeVerified is when the promotion was decided.
+	// TimeVerified is when the evidence was verified.
 	TimeVerified time.Time `json:"timeVerified"`
-	// Revision is the policy revision the promotion passed, the same as
-	// the admission's.
+	// Revision is the policy revision the promotion passed (recorded only:
+	// the admission's own policy decides the admission).
 	Revision string `json:"revision"`
+	// TrustRevision is the trust configuration the evidence was verified
+	// under, the same as the admission's.
+	TrustRevision string `json:"trustRevision"`
 }
 
-// fastPath admits req on a verification summary when one applies: the
-// image is in a protected namespace (so it got there only through the
-// gate), carries a VSA signed with this gate's key, for this digest and
-// repository, that PASSED the policy revision that decides this
-// admission, and is younger than VSAMaxAge. Nothing else is read: no
-// signatures, attestations or scan. It returns nil, and the reason, when
-// the full check must run.
-func (g *Gate) fastPath(ctx context.Context, req Request, now time.Time) (*Decision, string) {
+// vsaExtension is the key of the VSA predicate field holding what the gate
+// binds the summary to and the evidence itself ([vsaEvidence]); consumers
+// of the SLSA predicate ignore it.
+const vsaExtension = "https://portcullis.dev/vsa/evidence/v1"
+
+// vsaEvidence is the part of the gate's VSA that the fast path rests on.
+type vsaEvidence struct {
+	// TrustRevision is the trust configuration the evidence was verified
+	// under: under another, the summary does not stand.
+	TrustRevision string `json:"trustRevision"`
+	// Fingerprint identifies the evidence stored with repository@digest
+	// when it was verified (cosign tags and referrers, the gate's own VSAs
+	// left out): evidence added or removed since, and the summary does not
+	// stand.
+	Fingerprint string `json:"fingerprint"`
+	// Evidence is the verified evidence, as policy sees it.
+	Evidence policy.Evidence `json:"evidence"`
+}
+
+// fastPath finds the evidence of an admission in a verification summary,
+// when one applies: the image is in a protected namespace of this registry
+// (so it got there only through the gate) and carries a VSA signed with
+// this gate's key, for this digest and repository, verified under the
+// current trust configuration, over exactly the evidence stored with the
+// image now, and younger than VSAMaxAge. It stands in for collecting and
+// verifying evidence only: the caller evaluates the admission's policy on
+// it. It returns nil, and the reason, when the evidence must be collected.
+func (g *Gate) fastPath(ctx context.Context, req Request, now time.Time) (*VSAProof, *policy.Evidence, string) {
 	if g.vsa == nil || req.Action != policy.ActionAdmit || req.Registry != "" || g.cfg.protected(req.Repository) == nil {
-		return nil, ""
+		return nil, nil, ""
 	}
-	b := g.o.Policies.For(req.Target)
-	rev := b.Engine().Revision()
-	proof, why := g.findVSA(ctx, req.Repository, req.Digest, rev, now)
-	if proof == nil {
-		return nil, why
-	}
-	return &Decision{
-		Decision: policy.Decision{Allow: true, Revision: rev, PolicySet: b.Name()},
-		Time:     now.UTC(), Request: req, VSA: proof,
-	}, ""
+	return g.findVSA(ctx, req.Repository, req.Digest, now)
 }
 
-// findVSA returns the newest valid VSA of repo@d for revision rev.
-func (g *Gate) findVSA(ctx context.Context, repo string, d digest.Digest, rev string, now time.Time) (*VSAProof, string) {
+// isVSA reports whether a referrer descriptor looks like a verification
+// summary (its signature decides whether it is this gate's).
+func isVSA(desc ocispec.Descriptor) bool {
+	return desc.ArtifactType == bundleMediaType && desc.Annotations["dev.sigstore.bundle.predicateType"] == attest.PredicateVSAV1
+}
+
+// findVSA returns the newest valid VSA of repo@d and its evidence.
+func (g *Gate) findVSA(ctx context.Context, repo string, d digest.Digest, now time.Time) (*VSAProof, *policy.Evidence, string) {
 	src := g.o.Store.Source()
 	refs, err := src.Referrers(ctx, repo, d)
 	if err != nil {
-		return nil, fmt.Sprintf("referrers: %v", err)
+		return nil, nil, fmt.Sprintf("referrers: %v", err)
 	}
-	var best *VSAProof
+	if !slices.ContainsFunc(refs, isVSA) {
+		return nil, nil, "no verification summary"
+	}
+	fp, err := evidenceFingerprint(ctx, src, repo, d, refs)
+	if err != nil {
+		return nil, nil, fmt.Sprintf("evidence fingerprint: %v", err)
+	}
+	trust := g.o.Verifier.Revision()
+	var (
+		best *VSAProof
+		ev   *policy.Evidence
+	)
 	why := "no verification summary"
 	for _, desc := range refs {
-		if desc.ArtifactType != bundleMediaType || desc.Annotations["dev.sigstore.bundle.predicateType"] != attest.PredicateVSAV1 {
+		if !isVSA(desc) {
 			continue
 		}
-		p, err := g.checkVSA(ctx, repo, d, desc.Digest, rev, now)
+		p, e, err := g.checkVSA(ctx, repo, d, desc.Digest, trust, fp, now)
 		if err != nil {
 			why = fmt.Sprintf("verification summary %s: %v", desc.Digest, err)
 			continue
 		}
 		if best == nil || p.TimeVerified.After(best.TimeVerified) {
-			best = p
+			best, ev = p, e
 		}
 	}
-	return best, why
+	if best == nil {
+		return nil, nil, why
+	}
+	return best, ev, ""
 }
 
 var errNotOurs = errors.New("not signed with this gate's key")
 
-// checkVSA verifies one VSA referrer manifest m of repo@d.
-func (g *Gate) checkVSA(ctx context.Context, repo string, d, m digest.Digest, rev string, now time.Time) (*VSAProof, error) {
+// checkVSA verifies one VSA referrer manifest m of repo@d: signed with
+// this gate's key, about repo@d, verified under trust revision trust over
+// the evidence with fingerprint fp, and young enough.
+func (g *Gate) checkVSA(ctx context.Context, repo string, d, m digest.Digest, trust, fp string, now time.Time) (*VSAProof, *policy.Evidence, error) {
 	src := g.o.Store.Source()
 	man, err := src.Manifest(ctx, repo, m)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var om ocispec.Manifest
 	if err := json.Unmarshal(man.Content, &om); err != nil {
-		return nil, fmt.Errorf("manifest: %w", err)
+		return nil, nil, fmt.Errorf("manifest: %w", err)
 	}
 	if len(om.Layers) != 1 || om.Layers[0].MediaType != bundleMediaType {
-		return nil, errors.New("manifest does not hold one bundle layer")
+		return nil, nil, errors.New("manifest does not hold one bundle layer")
 	}
 	raw, err := src.Blob(ctx, repo, om.Layers[0].Digest)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	payload, err := g.vsa.open(raw)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	st, err := attest.ParseStatement(payload)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if st.PredicateType != attest.PredicateVSAV1 || !st.HasSubjectDigest(d.String()) {
-		return nil, fmt.Errorf("not a verification summary of %s", d)
+		return nil, nil, fmt.Errorf("not a verification summary of %s", d)
 	}
 	pred, err := attest.ParsePredicate(st.PredicateType, st.Predicate)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	v := pred.(*attest.VSA)
-	revAlg, revHex, _ := cutDigest(rev)
+	var ext map[string]json.RawMessage
+	if err := json.Unmarshal(st.Predicate, &ext); err != nil {
+		return nil, nil, fmt.Errorf("predicate: %w", err)
+	}
+	var bound vsaEvidence
+	if raw, ok := ext[vsaExtension]; !ok {
+		return nil, nil, errors.New("carries no evidence (written by an older gate)")
+	} else if err := json.Unmarshal(raw, &bound); err != nil {
+		return nil, nil, fmt.Errorf("evidence: %w", err)
+	}
 	switch {
 	case v.Verifier.ID != VSAVerifierID:
-		return nil, fmt.Errorf("verifier %q", v.Verifier.ID)
+		return nil, nil, fmt.Errorf("verifier %q", v.Verifier.ID)
 	case v.VerificationResult != attest.VSAPassed:
-		return nil, fmt.Errorf("result %s", v.VerificationResult)
+		return nil, nil, fmt.Errorf("result %s", v.VerificationResult)
 	case v.ResourceURI != "oci://"+repo+"@"+d.String():
-		return nil, fmt.Errorf("resource %s is not %s@%s", v.ResourceURI, repo, d)
-	case v.Policy.Digest[revAlg] != revHex || revHex == "":
-		return nil, fmt.Errorf("policy revision %v is not the current %s", v.Policy.Digest, shortRevision(rev))
+		return nil, nil, fmt.Errorf("resource %s is not %s@%s", v.ResourceURI, repo, d)
+	case bound.TrustRevision != trust:
+		return nil, nil, fmt.Errorf("verified under trust revision %s, not the current %s", shortRevision(bound.TrustRevision), shortRevision(trust))
+	case bound.Fingerprint != fp:
+		return nil, nil, errors.New("the evidence stored with the image changed since it was verified")
 	case v.TimeVerified.After(now.Add(time.Minute)):
-		return nil, fmt.Errorf("verified in the future (%s)", v.TimeVerified)
+		return nil, nil, fmt.Errorf("verified in the future (%s)", v.TimeVerified)
 	case now.Sub(v.TimeVerified) > g.cfg.VSAMaxAge:
-		return nil, fmt.Errorf("verified %s ago, more than %s", now.Sub(v.TimeVerified).Round(time.Second), g.cfg.VSAMaxAge)
+		return nil, nil, fmt.Errorf("verified %s ago, more than %s", now.Sub(v.TimeVerified).Round(time.Second), g.cfg.VSAMaxAge)
 	}
-	return &VSAProof{Manifest: m, TimeVerified: v.TimeVerified, Revision: rev}, nil
+	rev := ""
+	for alg, hex := range v.Policy.Digest {
+		rev = alg + ":" + hex
+	}
+	return &VSAProof{Manifest: m, TimeVerified: v.TimeVerified, Revision: rev, TrustRevision: trust}, &bound.Evidence, nil
 }
 
 // open checks that bundle raw is a DSSE envelope of an in-toto statement

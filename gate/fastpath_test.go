@@ -25,6 +25,11 @@ func bundleEverywhere(t *testing.T, dir string) *policy.Set {
 	return ps
 }
 
+// TestAdmissionFastPath: the VSA stands in for collecting and verifying
+// the evidence of a promoted image only while it is this gate's, for this
+// digest and repository, verified under the current trust configuration
+// over the evidence stored with the image now, and young enough; and the
+// admission's own policy decides on it either way (I4).
 func TestAdmissionFastPath(t *testing.T) {
 	dir := policyDir(t, requireRelease, nil)
 	e := newEnv(t, dir, func(_ *gate.Config, o *gate.Options) { o.Policies = bundleEverywhere(t, dir) })
@@ -34,38 +39,60 @@ func TestAdmissionFastPath(t *testing.T) {
 	}
 	promoted := e.rec.last()
 
-	// Each case decides with a gate that trusts no real signer: the full
-	// check denies, so only the verification summary can admit.
-	stranger, err := verifier.New(verifier.Authority{Name: "release", Keys: []crypto.PublicKey{vt.NewKey(t).Public()}})
+	// The release key replaced: the same authority name, another key.
+	replaced, err := verifier.New(verifier.Authority{Name: "release", Keys: []crypto.PublicKey{vt.NewKey(t).Public()}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	admit := gate.Request{Action: policy.ActionAdmit, Repository: "prod/app", Digest: d,
-		Target: policy.Target{Kubernetes: &policy.KubernetesTarget{Namespace: "shop", Workload: policy.Workload{Kind: "Pod", Name: "web"}}}}
-	otherPolicy := policyDir(t, `{"portcullis":{"config":{"signatures":{"authorities":["release"]}}}}`, nil)
+		Reference: "registry.local/prod/app@" + d.String(),
+		Target:    policy.Target{Kubernetes: &policy.KubernetesTarget{Namespace: "shop", Workload: policy.Workload{Kind: "Pod", Name: "web"}}}}
+	references := policyDir(t, `{"portcullis":{"config":{"signatures":{"authorities":["release"]},"references":{}}}}`, nil)
 	for _, tc := range []struct {
 		name     string
 		mod      func(*gate.Config, *gate.Options)
 		req      func(r *gate.Request)
+		before   func(t *testing.T)
 		fastPath bool
-		why      string
+		allow    bool
+		reason   string
 	}{
-		{name: "summary signed by this gate", fastPath: true},
-		{name: "summary signed by another key", mod: func(_ *gate.Config, o *gate.Options) { o.VSAKey = vt.NewKey(t) }},
-		{name: "policy changed since promotion", mod: func(_ *gate.Config, o *gate.Options) { o.Policies = bundleEverywhere(t, otherPolicy) }},
-		{name: "summary too old", mod: func(c *gate.Config, o *gate.Options) {
+		{name: "summary signed by this gate", fastPath: true, allow: true},
+		{name: "summary signed by another key", mod: func(_ *gate.Config, o *gate.Options) { o.VSAKey = vt.NewKey(t) }, allow: true},
+		{name: "trust changed since promotion (key replaced)", mod: func(_ *gate.Config, o *gate.Options) { o.Verifier = replaced }, reason: "release"},
+		{name: "another admission policy decides on the summary", fastPath: true, allow: true,
+			mod: func(_ *gate.Config, o *gate.Options) { o.Policies = bundleEverywhere(t, references) }},
+		{name: "admission rules apply on the summary: latest", fastPath: true, reason: `"latest"`,
+			mod: func(_ *gate.Config, o *gate.Options) { o.Policies = bundleEverywhere(t, references) },
+			req: func(r *gate.Request) { r.Tag, r.Reference = "latest", "registry.local/prod/app:latest@"+d.String() }},
+		{name: "admission rules apply on the summary: tag only", fastPath: true, reason: "not pinned by digest",
+			mod: func(_ *gate.Config, o *gate.Options) { o.Policies = bundleEverywhere(t, references) },
+			req: func(r *gate.Request) { r.Tag, r.Reference = "1.0", "registry.local/prod/app:1.0" }},
+		{name: "summary too old", allow: true, mod: func(c *gate.Config, o *gate.Options) {
 			c.VSAMaxAge = time.Hour
 			o.Now = func() time.Time { return time.Now().Add(2 * time.Hour) }
 		}},
-		{name: "not a protected repository", req: func(r *gate.Request) { r.Repository = "staging/app" }},
-		{name: "a promotion never takes the fast path", req: func(r *gate.Request) {
+		{name: "not a protected repository", allow: true, req: func(r *gate.Request) { r.Repository = "staging/app" }},
+		{name: "a promotion never takes the fast path", allow: true, req: func(r *gate.Request) {
 			r.Action, r.Repository, r.Target = policy.ActionPromote, "staging/app", policy.Target{Registry: &policy.RegistryTarget{Repository: "prod/app"}}
 		}},
-		{name: "another digest", req: func(r *gate.Request) { r.Digest = e.signed(t, e.release, vt.ProvenanceV1) }},
+		{name: "another digest", reason: "release", req: func(r *gate.Request) { r.Digest = e.signed(t, e.release, "") }},
+		// Last: it changes prod/app@d for good.
+		{name: "evidence added since promotion", allow: true, before: func(t *testing.T) {
+			// A second signature, as `cosign sign` on prod/app@d writes it
+			// (its blobs pushed to staging first, as prod takes no new blobs).
+			st := vt.Statement(t, d, vt.CosignSign, `{}`)
+			b := vt.Bundle(t, vt.KeyMaterial(t, e.release), vt.PayloadTypeInToto, st, vt.SignDSSE(t, e.release, vt.PayloadTypeInToto, st))
+			e.PushBundle(t, "staging/app", d, vt.CosignSign, b)
+			e.PushBundle(t, "prod/app", d, vt.CosignSign, b)
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.before != nil {
+				tc.before(t)
+			}
 			cfg, o := e.cfg, e.opts
-			o.Verifier, o.Recorder = stranger, &recorder{}
+			o.Recorder = &recorder{}
 			if tc.mod != nil {
 				tc.mod(&cfg, &o)
 			}
@@ -78,18 +105,24 @@ func TestAdmissionFastPath(t *testing.T) {
 				tc.req(&req)
 			}
 			dec := g.Evaluate(t.Context(), req)
+			reasons := strings.Join(dec.Reasons(), "\n")
+			if dec.Input == nil || dec.Allow != tc.allow || (tc.reason != "" && !strings.Contains(reasons, tc.reason)) {
+				t.Fatalf("allow %v, reasons %q, input %v: want allow %v, a reason with %q, decided by policy", dec.Allow, reasons, dec.Input != nil, tc.allow, tc.reason)
+			}
+			if dec.TrustRevision != o.Verifier.Revision() {
+				t.Fatalf("trust revision %s, want %s", dec.TrustRevision, o.Verifier.Revision())
+			}
 			if !tc.fastPath {
-				if dec.Allow || dec.VSA != nil || dec.Input == nil {
-					t.Fatalf("allow %v, vsa %+v, input %v: want a full check that denies", dec.Allow, dec.VSA, dec.Input != nil)
-				}
-				if !strings.Contains(strings.Join(dec.Reasons(), "\n"), "release") {
-					t.Fatalf("reasons %q do not name the missing signature", dec.Reasons())
+				if dec.VSA != nil {
+					t.Fatalf("decided on VSA %+v: want a full check", dec.VSA)
 				}
 				return
 			}
-			if !dec.Allow || dec.VSA == nil || dec.Input != nil || dec.Revision != promoted.Revision {
-				t.Fatalf("allow %v, vsa %+v, input %v, revision %s (promoted under %s): want the fast path",
-					dec.Allow, dec.VSA, dec.Input != nil, dec.Revision, promoted.Revision)
+			if dec.VSA == nil || dec.CachedEvidence || dec.VSA.Revision != promoted.Revision || dec.VSA.TrustRevision != e.opts.Verifier.Revision() {
+				t.Fatalf("vsa %+v, promoted under %s: want the evidence from the VSA", dec.VSA, promoted.Revision)
+			}
+			if len(dec.Input.Evidence.Signatures.ByAuthority["release"]) == 0 || len(dec.Input.Evidence.Provenance) == 0 {
+				t.Fatalf("the VSA's evidence lacks the release signature or the provenance: %+v", dec.Input.Evidence)
 			}
 			refs, err := e.reg.Source().Referrers(t.Context(), "prod/app", d)
 			if err != nil {
@@ -102,8 +135,8 @@ func TestAdmissionFastPath(t *testing.T) {
 			if !found {
 				t.Fatalf("VSA %s is not a referrer of prod/app@%s", dec.VSA.Manifest, d)
 			}
-			if rec := gate.AuditRecord(dec); rec.Evidence.VSADigest != dec.VSA.Manifest.String() || rec.Verdict != "allow" {
-				t.Fatalf("audit record %+v does not name the VSA", rec)
+			if rec := gate.AuditRecord(dec); rec.Evidence.VSADigest != dec.VSA.Manifest.String() || len(rec.Evidence.Signers) == 0 {
+				t.Fatalf("audit record %+v does not name the VSA and its evidence", rec)
 			}
 		})
 	}

@@ -149,9 +149,13 @@ type Decision struct {
 	// PolicyDuration is how long policy evaluation took (for metrics; not
 	// recorded, as Duration is the decision's).
 	PolicyDuration time.Duration `json:"-"`
-	// VSA is set when an admission was decided on the fast path, from the
-	// verification summary the gate signed at promotion; Input is then nil.
+	// VSA is set when an admission's evidence came from the verification
+	// summary the gate signed at promotion instead of being collected and
+	// verified again; policy still decided, on Input.
 	VSA *VSAProof `json:"vsa,omitempty"`
+	// TrustRevision is the revision of the trust configuration the
+	// evidence was verified under ([verifier.Verifier.Revision]).
+	TrustRevision string `json:"trustRevision,omitempty"`
 }
 
 // Reasons are the messages a person reads: the policy's denials, and the
@@ -209,40 +213,28 @@ func joinErr(a, b string) string {
 }
 
 func (g *Gate) decide(ctx context.Context, req Request, now time.Time) *Decision {
-	d := &Decision{Time: now.UTC(), Request: req}
+	d := &Decision{Time: now.UTC(), Request: req, TrustRevision: g.o.Verifier.Revision()}
 	if !req.Action.Valid() || req.Digest.Validate() != nil || req.Repository == "" || (req.Registry != "" && req.Action != policy.ActionAdmit) {
 		d.Error = fmt.Sprintf("invalid request: action %q, %s@%s", req.Action, req.Repository, req.Digest)
 		return d
 	}
 	ectx, cancel := context.WithTimeout(ctx, g.cfg.EvidenceTimeout)
 	defer cancel()
-	if fast, why := g.fastPath(ectx, req, now); fast != nil {
-		return fast
-	} else if why != "" {
-		g.log.DebugContext(ctx, "gate: no fast path", "repository", req.Repository, "digest", req.Digest, "why", why)
-	}
-	var opts []policy.InputOption
-	ev, cached, err := g.evidence(ectx, req.Registry, req.Repository, req.Digest)
-	d.CachedEvidence = cached
-	if err != nil {
-		// NewInput records a nil evidence as a check error.
-		ev = nil
-		opts = append(opts, policy.WithCheckError("evidence", err))
-	}
-	var report *scanner.Report
-	if g.o.Scanner != nil && req.Registry != "" {
-		opts = append(opts, policy.WithCheckError("scan", fmt.Errorf("%s/%s@%s: images of other registries are not scanned", req.Registry, req.Repository, req.Digest)))
-	} else if g.o.Scanner != nil {
-		sctx, span := tracing.Start(ectx, "gate.Scan")
-		rep, err := g.o.Scanner.Scan(sctx, req.Repository, req.Digest)
-		tracing.End(span, err)
-		if err != nil {
-			opts = append(opts, policy.WithCheckError("scan", err))
-		}
-		report = rep
-	}
 	subject := policy.Subject{Repository: req.fullRepository(), Digest: req.Digest.String(), Tag: req.Tag, Reference: req.Reference}
-	d.Input = policy.NewInput(req.Action, subject, req.Target, req.Actor, ev, report, now, opts...)
+	// The verification summary stands in for collecting and verifying the
+	// evidence, never for policy: the policy below decides on this
+	// request's own input either way (I4).
+	if proof, ev, why := g.fastPath(ectx, req, now); proof != nil {
+		d.VSA = proof
+		d.Input = policy.NewInputWithEvidence(req.Action, subject, req.Target, req.Actor, *ev, now)
+	} else {
+		if why != "" {
+			g.log.DebugContext(ctx, "gate: no fast path", "repository", req.Repository, "digest", req.Digest, "why", why)
+		}
+		ev, report, cached, opts := g.gather(ectx, req.Registry, req.Repository, req.Digest)
+		d.CachedEvidence = cached
+		d.Input = policy.NewInput(req.Action, subject, req.Target, req.Actor, ev, report, now, opts...)
+	}
 	pstart := g.o.Now()
 	pd, err := g.o.Policies.Eval(ctx, d.Input)
 	d.PolicyDuration = g.o.Now().Sub(pstart)
@@ -256,8 +248,33 @@ func (g *Gate) decide(ctx context.Context, req Request, now time.Time) *Decision
 	return d
 }
 
+// gather collects and verifies the evidence of an image and scans it: what
+// [policy.NewInput] takes besides the request. What could not be checked
+// is in opts, as check errors.
+func (g *Gate) gather(ctx context.Context, registry, repo string, dg digest.Digest) (ev *verifier.Evidence, report *scanner.Report, cached bool, opts []policy.InputOption) {
+	ev, cached, err := g.evidence(ctx, registry, repo, dg)
+	if err != nil {
+		// NewInput records a nil evidence as a check error.
+		ev = nil
+		opts = append(opts, policy.WithCheckError("evidence", err))
+	}
+	if g.o.Scanner != nil && registry != "" {
+		opts = append(opts, policy.WithCheckError("scan", fmt.Errorf("%s/%s@%s: images of other registries are not scanned", registry, repo, dg)))
+	} else if g.o.Scanner != nil {
+		sctx, span := tracing.Start(ctx, "gate.Scan")
+		rep, err := g.o.Scanner.Scan(sctx, repo, dg)
+		tracing.End(span, err)
+		if err != nil {
+			opts = append(opts, policy.WithCheckError("scan", err))
+		}
+		report = rep
+	}
+	return ev, report, cached, opts
+}
+
 // evidence collects the verified evidence of repo@d, reusing a cached
-// result while the stored evidence is unchanged. Errors are never cached.
+// result while the stored evidence and the trust configuration are
+// unchanged. Errors are never cached.
 func (g *Gate) evidence(ctx context.Context, registry, repo string, d digest.Digest) (*verifier.Evidence, bool, error) {
 	src := g.o.Store.Source()
 	key := repo
@@ -275,19 +292,25 @@ func (g *Gate) evidence(ctx context.Context, registry, repo string, d digest.Dig
 	if err != nil {
 		return nil, false, fmt.Errorf("evidence of %s@%s: %w", key, d, err)
 	}
-	if ev, ok := g.cache.get(key, d, fp); ok {
+	trust := g.o.Verifier.Revision()
+	if ev, ok := g.cache.get(trust, key, d, fp); ok {
 		return ev, true, nil
 	}
 	ev, err := g.o.Verifier.Collect(ctx, src, verifier.Subject{Repository: repo, Digest: d})
 	if err != nil {
 		return nil, false, err
 	}
-	g.cache.put(key, d, fp, ev)
+	g.cache.put(trust, key, d, fp, ev)
 	return ev, false, nil
 }
 
 // RevisionFor returns the revision of the policy that decides for t now
-// (the webhook's decision cache drops decisions taken under another).
+// (the webhook's decision cache keys decisions by it).
 func (g *Gate) RevisionFor(t policy.Target) string {
 	return g.o.Policies.For(t).Engine().Revision()
 }
+
+// TrustRevision returns the revision of the trust configuration evidence
+// is verified under ([verifier.Verifier.Revision]); the webhook's decision
+// cache keys decisions by it.
+func (g *Gate) TrustRevision() string { return g.o.Verifier.Revision() }

@@ -21,6 +21,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/portcullis-dev/portcullis/attest"
+	"github.com/portcullis-dev/portcullis/policy"
 )
 
 // VSAVerifierID identifies Portcullis as the verifier in its VSAs.
@@ -61,9 +62,11 @@ func (s *vsaSigner) bundle(statement []byte) ([]byte, error) {
 }
 
 // Promoted is called by the registry once a plan is committed. It attaches
-// a signed VSA to the promoted image: the proof, for the admission
-// webhook's fast path, that this digest passed this policy revision. A
-// failure is logged: the promotion stands, admission then verifies fully.
+// a signed VSA to the promoted image: that this digest passed this policy
+// revision, and (for the admission webhook's fast path) the evidence the
+// gate verified in the target repository, bound to the trust revision it
+// was verified under and to the evidence stored there. A failure is
+// logged: the promotion stands, admission then verifies fully.
 func (g *Gate) Promoted(ctx context.Context, p *Plan) {
 	if g.vsa == nil || p == nil || p.Decision == nil || p.To == "" || !p.Decision.Allow {
 		return
@@ -75,13 +78,29 @@ func (g *Gate) Promoted(ctx context.Context, p *Plan) {
 
 func (g *Gate) writeVSA(ctx context.Context, p *Plan) error {
 	d := p.Decision
+	src := g.o.Store.Source()
+	// The summary carries what an admission of p.To@p.Subject would verify
+	// now: the evidence the promotion carried, in the target repository,
+	// fingerprinted first (evidence that arrives while it is verified then
+	// changes the fingerprint, and the summary does not stand for it).
+	refs, err := src.Referrers(ctx, p.To, p.Subject)
+	if err != nil {
+		return err
+	}
+	fp, err := evidenceFingerprint(ctx, src, p.To, p.Subject, refs)
+	if err != nil {
+		return err
+	}
+	ev, report, _, opts := g.gather(ctx, "", p.To, p.Subject)
+	in := policy.NewInput(policy.ActionAdmit, policy.Subject{Repository: p.To, Digest: p.Subject.String()}, policy.Target{}, policy.Request{}, ev, report, d.Time, opts...)
+	if len(in.Evidence.Errors) > 0 {
+		return fmt.Errorf("the evidence of %s@%s could not all be checked (%s: %s), so no summary stands in for it", p.To, p.Subject, in.Evidence.Errors[0].Check, in.Evidence.Errors[0].Message)
+	}
 	var inputs []attest.ResourceRef
-	if d.Input != nil {
-		for _, byType := range d.Input.Evidence.Attestations.ByPredicateType {
-			for _, a := range byType {
-				if alg, hex, ok := cutDigest(a.Manifest); ok {
-					inputs = append(inputs, attest.ResourceRef{URI: "oci://" + p.From + "@" + a.Manifest, Digest: map[string]string{alg: hex}})
-				}
+	for _, pt := range sortedKeys(in.Evidence.Attestations.ByPredicateType) {
+		for _, a := range in.Evidence.Attestations.ByPredicateType[pt] {
+			if alg, hex, ok := cutDigest(a.Manifest); ok {
+				inputs = append(inputs, attest.ResourceRef{URI: "oci://" + p.To + "@" + a.Manifest, Digest: map[string]string{alg: hex}})
 			}
 		}
 	}
@@ -97,6 +116,9 @@ func (g *Gate) writeVSA(ctx context.Context, p *Plan) error {
 		VerifiedLevels:     []string{"PORTCULLIS_POLICY_" + d.PolicySet},
 	})
 	if err != nil {
+		return err
+	}
+	if st, err = withVSAEvidence(st, vsaEvidence{TrustRevision: g.o.Verifier.Revision(), Fingerprint: fp, Evidence: in.Evidence}); err != nil {
 		return err
 	}
 	b, err := g.vsa.bundle(st)
@@ -131,6 +153,27 @@ func (g *Gate) writeVSA(ctx context.Context, p *Plan) error {
 	}
 	g.log.InfoContext(ctx, "gate: verification summary attached", "repository", p.To, "digest", p.Subject, "vsa", md, "revision", d.Revision)
 	return nil
+}
+
+// withVSAEvidence adds the evidence to the predicate of VSA statement st.
+func withVSAEvidence(st []byte, ev vsaEvidence) ([]byte, error) {
+	var stmt attest.Statement
+	if err := json.Unmarshal(st, &stmt); err != nil {
+		return nil, err
+	}
+	var pred map[string]json.RawMessage
+	if err := json.Unmarshal(stmt.Predicate, &pred); err != nil {
+		return nil, err
+	}
+	raw, err := json.Marshal(&ev)
+	if err != nil {
+		return nil, fmt.Errorf("vsa evidence: %w", err)
+	}
+	pred[vsaExtension] = raw
+	if stmt.Predicate, err = json.Marshal(pred); err != nil {
+		return nil, err
+	}
+	return json.Marshal(&stmt)
 }
 
 func cutDigest(d string) (alg, hexv string, ok bool) {

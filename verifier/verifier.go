@@ -69,6 +69,7 @@ type Identity struct {
 // It is safe for concurrent use.
 type Verifier struct {
 	authorities []*authority
+	revision    string
 }
 
 // New returns a Verifier trusting the given authorities, in order.
@@ -86,6 +87,11 @@ func New(authorities ...Authority) (*Verifier, error) {
 		}
 		v.authorities = append(v.authorities, au)
 	}
+	rev, err := trustRevision(authorities)
+	if err != nil {
+		return nil, fmt.Errorf("verifier: trust revision: %w", err)
+	}
+	v.revision = rev
 	return v, nil
 }
 
