@@ -69,7 +69,9 @@ func hashTrustedMaterial(h hash.Hash, tm root.TrustedMaterial) error {
 			w("%s %x", what, sum)
 		}
 	}
-	period := func(from, to time.Time) string { return from.UTC().Format(time.RFC3339Nano) + "/" + to.UTC().Format(time.RFC3339Nano) }
+	period := func(from, to time.Time) string {
+		return from.UTC().Format(time.RFC3339Nano) + "/" + to.UTC().Format(time.RFC3339Nano)
+	}
 	for _, ca := range tm.FulcioCertificateAuthorities() {
 		switch ca := ca.(type) {
 		case *root.FulcioCertificateAuthority:
