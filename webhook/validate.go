@@ -160,28 +160,32 @@ func (h *Handler) check(ctx context.Context, r *ImageResult, wl *workload, ns st
 		Workload:        policy.Workload{Kind: wl.Kind, Name: wl.Name},
 		Container:       r.Containers[0],
 	}}
-	current := ""
-	if rr, ok := h.decider.(RevisionReporter); ok {
-		current = rr.RevisionFor(target)
+	req := &gate.Request{
+		Action:     policy.ActionAdmit,
+		Registry:   loc.Registry,
+		Repository: repo,
+		Digest:     d,
+		Tag:        ref.Tag,
+		Reference:  r.Image,
+		Target:     target,
+		Actor:      actor,
 	}
-	dec, ok := h.cache.get(d, ns, current)
+	policyRev, trustRev := "", ""
+	if rr, ok := h.decider.(RevisionReporter); ok {
+		policyRev = rr.RevisionFor(target)
+	}
+	if tr, ok := h.decider.(TrustReporter); ok {
+		trustRev = tr.TrustRevision()
+	}
+	dec, ok := h.cache.get(req, policyRev, trustRev)
 	r.Cached = ok
 	if !ok {
-		dec = h.decider.Evaluate(ctx, gate.Request{
-			Action:     policy.ActionAdmit,
-			Registry:   loc.Registry,
-			Repository: repo,
-			Digest:     d,
-			Tag:        ref.Tag,
-			Reference:  r.Image,
-			Target:     target,
-			Actor:      actor,
-		})
+		dec = h.decider.Evaluate(ctx, *req)
 		if dec == nil {
 			r.Reasons = []string{"the gate gave no decision"}
 			return
 		}
-		h.cache.put(d, ns, dec)
+		h.cache.put(req, dec)
 	}
 	r.Allowed = dec.Allow && dec.Error == ""
 	for _, w := range dec.Warn {
