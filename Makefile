@@ -39,7 +39,7 @@ help:
 
 build:
 	$(call phase,build: bin/portcullis)
-	$(GO) build -o bin/portcullis ./cmd/portcullis
+	$(GO) build -buildvcs=auto -o bin/portcullis ./cmd/portcullis
 
 CONFIG ?=
 

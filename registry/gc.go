@@ -21,7 +21,8 @@ import (
 type GCOptions struct {
 	// GracePeriod: nothing created, linked or tagged more recently is
 	// collected, so pushes in flight (blobs uploaded, manifest not yet
-	// put) are safe. Default 24h.
+	// put) are safe. Zero protects nothing (callers choose the default:
+	// portcullis uses 24h unless gc.gracePeriod says otherwise).
 	GracePeriod time.Duration
 	// UploadMaxAge: upload sessions started longer ago are abandoned and
 	// removed with their bytes. Default 24h.
@@ -98,8 +99,13 @@ func (r *Registry) CollectGarbage(ctx context.Context, opts GCOptions) (*GCRepor
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	if opts.GracePeriod <= 0 {
-		opts.GracePeriod = 24 * time.Hour
+	if opts.GracePeriod < 0 {
+		return nil, fmt.Errorf("gc: grace period %s is negative", opts.GracePeriod)
+	}
+	for _, rule := range opts.Retention {
+		if err := rule.Validate(); err != nil {
+			return nil, err
+		}
 	}
 	if opts.UploadMaxAge <= 0 {
 		opts.UploadMaxAge = 24 * time.Hour
@@ -243,13 +249,9 @@ func retainedTags(ctx context.Context, tags []metadata.GCTag, opts GCOptions, no
 		byRepo[t.Repository] = append(byRepo[t.Repository], t)
 	}
 	for _, rule := range opts.Retention {
-		var pattern *regexp.Regexp
-		if rule.KeepPattern != "" {
-			p, err := regexp.Compile("^(?:" + rule.KeepPattern + ")$")
-			if err != nil {
-				return nil, fmt.Errorf("retention rule for %s: keepPattern: %w", rule.Namespace, err)
-			}
-			pattern = p
+		pattern, err := rule.pattern()
+		if err != nil {
+			return nil, err
 		}
 		for repo, ts := range byRepo {
 			if !inNamespace(repo, rule.Namespace) {
@@ -390,4 +392,31 @@ func sortRD(s []repoDigest) {
 	slices.SortFunc(s, func(a, b repoDigest) int {
 		return cmp.Or(strings.Compare(a.repo, b.repo), strings.Compare(a.d.String(), b.d.String()))
 	})
+}
+
+// Validate reports a rule that cannot take effect: no namespace, a
+// negative count or age, or a keepPattern that is not a regular
+// expression. portcullis checks its rules at start, so a typo never
+// turns retention off quietly.
+func (rule RetentionRule) Validate() error {
+	if rule.Namespace == "" {
+		return errors.New("retention rule: namespace is required")
+	}
+	if rule.KeepLast < 0 || rule.KeepAdmittedWithin < 0 {
+		return fmt.Errorf("retention rule for %s: keepLast and keepAdmittedWithin must not be negative", rule.Namespace)
+	}
+	_, err := rule.pattern()
+	return err
+}
+
+// pattern compiles KeepPattern to match whole tag names (nil: none).
+func (rule RetentionRule) pattern() (*regexp.Regexp, error) {
+	if rule.KeepPattern == "" {
+		return nil, nil
+	}
+	p, err := regexp.Compile("^(?:" + rule.KeepPattern + ")$")
+	if err != nil {
+		return nil, fmt.Errorf("retention rule for %s: keepPattern %q: %w", rule.Namespace, rule.KeepPattern, err)
+	}
+	return p, nil
 }

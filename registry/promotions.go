@@ -30,6 +30,12 @@ type PromotionResponse struct {
 	Source  string        `json:"source"`
 	Target  string        `json:"target"`
 	Digest  digest.Digest `json:"digest,omitempty"`
+	// Refused says who refused when Allowed is false: "policy" (the
+	// policy decided deny, or failed closed), "access" (the caller may
+	// not promote here) or "gate" (a rule of the gate, not of policy: the
+	// target is not protected, the source namespace is not in its
+	// "from", an immutable tag would move).
+	Refused string `json:"refused,omitempty"`
 	// Reasons say why it was denied; Warnings are the policy's warnings.
 	Reasons   []string `json:"reasons,omitempty"`
 	Warnings  []string `json:"warnings,omitempty"`
@@ -41,6 +47,13 @@ type PromotionResponse struct {
 	// not evidence (docs/gate.md, I2), so were not promoted, and why.
 	LeftBehind []gate.LeftBehind `json:"leftBehind,omitempty"`
 }
+
+// Who refused a promotion (PromotionResponse.Refused).
+const (
+	RefusedPolicy = "policy"
+	RefusedAccess = "access"
+	RefusedGate   = "gate"
+)
 
 // PromotionsHandler serves POST /portcullis/v1/promotions: the gate
 // decides, then the image, its children, its evidence and the tag are
@@ -81,7 +94,7 @@ func (r *Registry) promote(req *http.Request) (int, *PromotionResponse, error) {
 	ctx := req.Context()
 	// Permissions first: a refusal must not depend on what exists.
 	if !allowed(ctx, from, ActionPull) || !allowed(ctx, to, ActionPromote) {
-		return http.StatusForbidden, &PromotionResponse{Source: pr.Source, Target: pr.Target,
+		return http.StatusForbidden, &PromotionResponse{Source: pr.Source, Target: pr.Target, Refused: RefusedAccess,
 			Reasons: []string{fmt.Sprintf("%s may not promote from %s to %s: that needs pull on %s and promote on %s", callerName(ctx), from, to, from, to)}}, nil
 	}
 	d := fromRef.Digest
@@ -95,9 +108,10 @@ func (r *Registry) promote(req *http.Request) (int, *PromotionResponse, error) {
 	var de *gate.DeniedError
 	switch {
 	case errors.As(err, &de):
-		resp.Reasons = []string{de.Message}
+		resp.Reasons, resp.Refused = []string{de.Message}, RefusedGate
 		if de.Decision != nil {
 			resp.Reasons, resp.PolicySet, resp.Revision = de.Decision.Reasons(), de.Decision.PolicySet, de.Decision.Revision
+			resp.Refused = RefusedPolicy
 		}
 		return http.StatusForbidden, resp, nil
 	case err != nil:
@@ -105,7 +119,7 @@ func (r *Registry) promote(req *http.Request) (int, *PromotionResponse, error) {
 	}
 	if e := r.carryOut(ctx, plan); e != nil {
 		if e.Status == http.StatusForbidden {
-			resp.Reasons = []string{e.Message}
+			resp.Reasons, resp.Refused = []string{e.Message}, RefusedGate
 			return http.StatusForbidden, resp, nil
 		}
 		return e.Status, nil, errors.New(e.Message)

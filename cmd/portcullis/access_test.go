@@ -370,10 +370,11 @@ func TestAuthRealClients(t *testing.T) {
 	refused("crane pull with a wrong password", err, stderr)
 
 	// portcullis promote sends the credentials of the docker config: alice
-	// is authenticated, and refused (she may not promote), with the reason.
+	// is authenticated, and refused (she may not promote), with the reason:
+	// a refusal of access control, not a policy denial, so exit 2.
 	t.Setenv("DOCKER_CONFIG", filepath.Join(home("alice"), "docker"))
 	var pout, perr bytes.Buffer
-	if code := run(context.Background(), []string{"promote", img, s.Addr + "/prod/crane:1"}, &pout, &perr); code != 1 || !strings.Contains(perr.String(), "alice may not promote") {
+	if code := run(context.Background(), []string{"promote", img, s.Addr + "/prod/crane:1"}, &pout, &perr); code != exitFailed || !strings.Contains(perr.String(), "refused (access)") || !strings.Contains(perr.String(), "alice may not promote") {
 		t.Fatalf("portcullis promote as alice: exit %d\n%s%s", code, pout.String(), perr.String())
 	}
 

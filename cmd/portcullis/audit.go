@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -47,7 +48,7 @@ func (c AuditConfig) options() []audit.Option {
 	return []audit.Option{audit.WithCheckpointEvery(n, d)}
 }
 
-const auditUsage = `usage: portcullis audit <command> (--server URL | --data DIR) [flags]
+const auditUsage = `usage: portcullis audit <command> (--server URL | --data DIR | --config FILE) [flags]
 
 commands:
   query     list decisions matching filters (--output table|json|csv)
@@ -57,7 +58,9 @@ commands:
   prove     print a record with its inclusion proof, checked against the key
 
 --server reads the API of a running 'portcullis serve'; --data opens
-DIR/audit.db read-only (a copy of the data directory is fine). The public
+DIR/audit.db read-only (a copy of the data directory is fine); --config
+opens the decision log the server's portcullis.yaml names (SQLite or
+PostgreSQL), read-only. The public
 key is --pubkey FILE, by default DIR/audit-key.pub with --data.
 
 Exit status: 0 ok, 1 verification failed, 2 error.
@@ -81,15 +84,11 @@ var (
 var errNotVerified = errors.New("not verified")
 
 func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(stderr, auditUsage)
-		if len(args) == 0 {
-			return exitCouldNot
-		}
-		return exitVerified
+	sub := ""
+	if len(args) > 0 {
+		sub, args = args[0], args[1:]
 	}
-	sub, args := args[0], args[1:]
-	c := &auditCLI{stdout: stdout, stderr: stderr}
+	c := &auditCLI{cmd: newCommand("audit "+sub, auditUsage, stdout, stderr), stdout: stdout, stderr: stderr}
 	var err error
 	switch sub {
 	case "query":
@@ -102,52 +101,86 @@ func auditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		err = c.export(ctx, args)
 	case "prove":
 		err = c.prove(ctx, args)
+	case "-h", "--help", "help":
+		c.cmd.name = "audit"
+		c.flags("") // every command takes the source flags
+		c.cmd.printUsage(stdout)
+		return exitOK
+	case "":
+		c.cmd.name = "audit"
+		return c.cmd.usageError("want a command: query, running, verify, export or prove")
 	default:
-		fmt.Fprintf(stderr, "portcullis audit: unknown command %q\n%s", sub, auditUsage)
-		return exitCouldNot
+		c.cmd.name = "audit"
+		return c.cmd.usageError("unknown command %q", sub)
 	}
+	var done parseDone
 	switch {
-	case err == nil, errors.Is(err, flag.ErrHelp):
-		return exitVerified
+	case err == nil:
+		return exitOK
+	case errors.As(err, &done):
+		return int(done)
 	case errors.Is(err, audit.ErrTampered), errors.Is(err, audit.ErrProof), errors.Is(err, audit.ErrBadCheckpoint), errors.Is(err, errNotVerified):
 		fmt.Fprintf(stderr, "portcullis audit %s: %v\n", sub, err)
-		return exitNotVerified
+		return exitDenied
 	default:
-		fmt.Fprintf(stderr, "portcullis audit %s: %v\n", sub, err)
-		return exitCouldNot
+		return c.cmd.fail(err)
 	}
 }
 
 type auditCLI struct {
-	stdout, stderr io.Writer
-	server, data   string
-	pubkey         string
-	verifier       note.Verifier // set by open when a key is found
+	cmd                *command
+	stdout, stderr     io.Writer
+	server, data       string
+	configPath, pubkey string
+	verifier           note.Verifier // set by open when a key is found
 }
 
-func (c *auditCLI) flags(name string) *flag.FlagSet {
-	fs := flag.NewFlagSet("audit "+name, flag.ContinueOnError)
-	fs.SetOutput(c.stderr)
-	fs.StringVar(&c.server, "server", "", "URL of a running portcullis server")
+// flags returns the flag set of the command, with the source flags.
+func (c *auditCLI) flags(string) *flag.FlagSet {
+	fs := c.cmd.fs
+	fs.StringVar(&c.server, "server", "", "URL of a running portcullis server (https://host:port)")
 	fs.StringVar(&c.data, "data", "", "data directory holding audit.db (opened read-only)")
-	fs.StringVar(&c.pubkey, "pubkey", "", "audit public key file (note verifier key; default DIR/audit-key.pub with --data)")
+	fs.StringVar(&c.configPath, "config", "", "portcullis.yaml of the server: read its decision log (SQLite or PostgreSQL) directly")
+	fs.StringVar(&c.pubkey, "pubkey", "", "audit public key file (note verifier key; default DIR/audit-key.pub with --data or --config)")
 	return fs
 }
 
-func parseAuditFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q (see -h)", fs.Arg(0))
+// parseDone ends a command after its flags: -h (0), or a usage mistake
+// already reported (2).
+type parseDone int
+
+func (d parseDone) Error() string { return fmt.Sprintf("exit %d", int(d)) }
+
+func parseAuditFlags(c *auditCLI, args []string) error {
+	if _, code, ok := c.cmd.parse(args, 0, 0); !ok {
+		return parseDone(code)
 	}
 	return nil
 }
 
 // open returns the source; needKey makes a missing public key an error.
 func (c *auditCLI) open(ctx context.Context, needKey bool) (auditSource, func(), error) {
-	if (c.server == "") == (c.data == "") {
-		return nil, nil, errors.New("give exactly one of --server URL and --data DIR")
+	given := 0
+	for _, s := range []string{c.server, c.data, c.configPath} {
+		if s != "" {
+			given++
+		}
+	}
+	if given != 1 {
+		return nil, nil, errors.New("give exactly one of --server URL, --data DIR and --config FILE")
+	}
+	var cfg *Config
+	if c.configPath != "" {
+		var err error
+		if cfg, err = offlineConfig(c.configPath, ""); err != nil {
+			return nil, nil, err
+		}
+		c.data = cfg.Data
+	}
+	if c.server != "" {
+		if u, err := url.Parse(c.server); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, nil, fmt.Errorf("--server %q: want a URL such as https://%s", c.server, strings.TrimPrefix(c.server, "//"))
+		}
 	}
 	var v note.Verifier
 	keyPath := c.pubkey
@@ -169,15 +202,20 @@ func (c *auditCLI) open(ctx context.Context, needKey bool) (auditSource, func(),
 	if c.server != "" {
 		return audit.NewClient(c.server, v, credentialClient()), func() {}, nil
 	}
-	path := filepath.Join(c.data, "audit.db")
-	if _, err := os.Stat(path); err != nil {
-		return nil, nil, fmt.Errorf("no audit log in %s: %w", c.data, err)
-	}
 	opts := []audit.Option{audit.ReadOnly()}
 	if v != nil {
 		opts = append(opts, audit.WithVerifier(v))
 	}
-	l, err := audit.OpenSQLite(ctx, path, opts...)
+	if cfg == nil || cfg.Metadata.Driver != "postgres" {
+		path := filepath.Join(c.data, "audit.db")
+		if _, err := os.Stat(path); err != nil {
+			return nil, nil, fmt.Errorf("no audit log in %s: %w", c.data, err)
+		}
+	}
+	if cfg == nil {
+		cfg = &Config{Data: c.data}
+	}
+	l, err := openAudit(ctx, cfg, opts...)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -239,7 +277,7 @@ func (c *auditCLI) query(ctx context.Context, args []string) error {
 	output := fs.String("output", "table", "table, json or csv")
 	limit := fs.Int("limit", 100, "at most this many records, newest first (0: all)")
 	asc := fs.Bool("oldest-first", false, "list oldest first")
-	if err := parseAuditFlags(fs, args); err != nil {
+	if err := parseAuditFlags(c, args); err != nil {
 		return err
 	}
 	if *output != "table" && *output != "json" && *output != "csv" {
@@ -280,7 +318,7 @@ func (c *auditCLI) running(ctx context.Context, args []string) error {
 	fs := c.flags("running")
 	ns := fs.String("namespace", "", "only this Kubernetes namespace")
 	output := fs.String("output", "table", "table, json or csv")
-	if err := parseAuditFlags(fs, args); err != nil {
+	if err := parseAuditFlags(c, args); err != nil {
 		return err
 	}
 	src, closeSrc, err := c.open(ctx, false)
@@ -296,8 +334,8 @@ func (c *auditCLI) running(ctx context.Context, args []string) error {
 }
 
 func (c *auditCLI) verify(ctx context.Context, args []string) error {
-	fs := c.flags("verify")
-	if err := parseAuditFlags(fs, args); err != nil {
+	c.flags("verify")
+	if err := parseAuditFlags(c, args); err != nil {
 		return err
 	}
 	src, closeSrc, err := c.open(ctx, true)
@@ -321,7 +359,7 @@ func (c *auditCLI) export(ctx context.Context, args []string) error {
 	fs := c.flags("export")
 	var ff filterFlags
 	ff.add(fs)
-	if err := parseAuditFlags(fs, args); err != nil {
+	if err := parseAuditFlags(c, args); err != nil {
 		return err
 	}
 	f, err := ff.filter(time.Now())
@@ -340,7 +378,7 @@ func (c *auditCLI) prove(ctx context.Context, args []string) error {
 	fs := c.flags("prove")
 	index := fs.String("index", "", "the record's index (required)")
 	treeSize := fs.Uint64("tree-size", 0, "prove against the checkpoint of this size (default: the latest)")
-	if err := parseAuditFlags(fs, args); err != nil {
+	if err := parseAuditFlags(c, args); err != nil {
 		return err
 	}
 	i, err := strconv.ParseUint(*index, 10, 64)

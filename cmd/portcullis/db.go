@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -60,68 +60,72 @@ func (f dbFlags) config() (*Config, error) {
 	return cfg, nil
 }
 
-func dbCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, dbUsage)
-		return errors.New("want a subcommand: import or status")
+func dbCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	sub := ""
+	if len(args) > 0 {
+		sub = args[0]
 	}
-	fs := flag.NewFlagSet("db "+args[0], flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, dbUsage); fs.PrintDefaults() }
-	f := addDBFlags(fs)
-	insecure := fs.Bool("allow-insecure-registry", false, "import: reach the registry over plain HTTP (loopback registries always are)")
-	output := fs.String("output", "text", "text or json")
-	switch args[0] {
+	c := newCommand("db "+sub, dbUsage, stdout, stderr)
+	f := addDBFlags(c.fs)
+	insecure := c.fs.Bool("allow-insecure-registry", false, "import: reach the registry over plain HTTP (loopback registries always are)")
+	output := c.fs.String("output", "text", "text or json")
+	switch sub {
 	case "import":
-		src, err := parseInterspersed(fs, args[1:])
-		if err != nil {
-			return err
+		pos, code, ok := c.parse(args[1:], 1, 1)
+		if !ok {
+			return code
 		}
 		cfg, err := f.config()
 		if err != nil {
-			return err
+			return c.fail(err)
 		}
 		cliLogger(stderr)
-		st, err := importDB(ctx, cfg.Scanner.DB, src, *insecure)
+		st, err := importDB(ctx, cfg.Scanner.DB, pos[0], *insecure)
 		if err != nil {
-			return err
+			return c.fail(err)
 		}
-		return printStatus(stdout, st, *output, time.Duration(cfg.Scanner.MaxAge))
+		return c.exit(printStatus(stdout, st, *output, time.Duration(cfg.Scanner.MaxAge)))
 	case "status":
-		if err := fs.Parse(args[1:]); err != nil {
-			return err
-		}
-		if fs.NArg() != 0 {
-			return fmt.Errorf("status takes no arguments, got %q", fs.Args())
+		if _, code, ok := c.parse(args[1:], 0, 0); !ok {
+			return code
 		}
 		cfg, err := f.config()
 		if err != nil {
-			return err
+			return c.fail(err)
 		}
 		st, err := trivy.ReadStatus(cfg.Scanner.DB)
 		if err != nil {
-			return err
+			return c.fail(err)
 		}
 		if err := printStatus(stdout, st, *output, time.Duration(cfg.Scanner.MaxAge)); err != nil {
-			return err
+			return c.fail(err)
 		}
 		if maxAge := time.Duration(cfg.Scanner.MaxAge); st.Age > maxAge {
-			return fmt.Errorf("the database is %s old, over scanner.maxAge %s: scans will fail", st.Age, maxAge)
+			fmt.Fprintf(stderr, "portcullis db status: the database is %s old, over scanner.maxAge %s: scans will fail\n", st.Age.Round(time.Second), maxAge)
+			return exitDenied
 		}
-		return nil
+		return exitOK
 	case "-h", "--help", "help":
-		fmt.Fprint(stdout, dbUsage)
-		return nil
+		c.name = "db"
+		c.printUsage(stdout)
+		return exitOK
+	case "":
+		c.name = "db"
+		return c.usageError("want a subcommand: import or status")
 	default:
-		fmt.Fprint(stderr, dbUsage)
-		return fmt.Errorf("unknown subcommand %q", args[0])
+		c.name = "db"
+		return c.usageError("unknown subcommand %q", sub)
 	}
 }
 
 // importDB imports src: an existing file or directory, else an OCI
 // reference to Trivy's DB artifact.
 func importDB(ctx context.Context, dst, src string, insecure bool) (trivy.Status, error) {
-	if fi, err := os.Stat(src); err == nil {
+	fi, err := os.Stat(src)
+	if err != nil && looksLikePath(src) {
+		return trivy.Status{}, fmt.Errorf("db import: %w", err)
+	}
+	if err == nil {
 		if fi.IsDir() {
 			return trivy.ImportDir(ctx, dst, src)
 		}
@@ -173,11 +177,33 @@ func importDB(ctx context.Context, dst, src string, insecure bool) (trivy.Status
 	return trivy.ImportArchive(ctx, dst, rc, ref.Context().Name()+"@"+desc.Digest.String())
 }
 
+// looksLikePath reports whether src names a file rather than an image
+// reference: an absolute or ./ path, or an archive name. Such a source
+// that does not exist is an error, never a download.
+func looksLikePath(src string) bool {
+	return strings.HasPrefix(src, "/") || strings.HasPrefix(src, "./") || strings.HasPrefix(src, "../") ||
+		strings.HasSuffix(src, ".tar.gz") || strings.HasSuffix(src, ".tgz") || strings.HasSuffix(src, ".tar")
+}
+
+// statusJSON is `db status --output json`: the age as a Go duration
+// string and in whole seconds, not in nanoseconds.
+type statusJSON struct {
+	trivy.Status
+	Age        string `json:"age"`
+	AgeSeconds int64  `json:"ageSeconds"`
+	MaxAge     string `json:"maxAge"`
+	Fresh      bool   `json:"fresh"`
+}
+
 func printStatus(w io.Writer, st trivy.Status, output string, maxAge time.Duration) error {
-	if output == "json" {
+	switch output {
+	case "json":
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		return enc.Encode(st)
+		return enc.Encode(statusJSON{Status: st, Age: st.Age.Round(time.Second).String(), AgeSeconds: int64(st.Age / time.Second), MaxAge: maxAge.String(), Fresh: st.Age <= maxAge})
+	case "text":
+	default:
+		return fmt.Errorf("--output %q: want text or json", output)
 	}
 	fresh := "ok"
 	if st.Age > maxAge {

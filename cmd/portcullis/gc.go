@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -22,8 +21,9 @@ type GCConfig struct {
 	// Interval runs a collection this often on the replica that leads
 	// (default 0: only `portcullis gc` collects).
 	Interval Duration `json:"interval,omitempty"`
-	// GracePeriod protects anything younger (default 24h).
-	GracePeriod Duration `json:"gracePeriod,omitempty"`
+	// GracePeriod protects anything younger (default 24h; 0s protects
+	// nothing, for a registry no one is pushing to).
+	GracePeriod *Duration `json:"gracePeriod,omitempty"`
 	// UploadMaxAge: older upload sessions are abandoned (default 24h).
 	UploadMaxAge Duration `json:"uploadMaxAge,omitempty"`
 	// Rate caps deletions per second (default 0: no cap).
@@ -41,18 +41,19 @@ type RetentionConfig struct {
 }
 
 func (c *GCConfig) defaults() error {
-	if c.GracePeriod == 0 {
-		c.GracePeriod = Duration(24 * time.Hour)
+	if c.GracePeriod == nil {
+		d := Duration(24 * time.Hour)
+		c.GracePeriod = &d
 	}
 	if c.UploadMaxAge == 0 {
 		c.UploadMaxAge = Duration(24 * time.Hour)
 	}
-	if c.Interval < 0 || c.GracePeriod < 0 || c.UploadMaxAge < 0 || c.Rate < 0 {
+	if c.Interval < 0 || *c.GracePeriod < 0 || c.UploadMaxAge < 0 || c.Rate < 0 {
 		return errors.New("config: gc: durations and rate must not be negative")
 	}
-	for i, r := range c.Retention {
-		if r.Namespace == "" {
-			return fmt.Errorf("config: gc.retention[%d]: namespace is required", i)
+	for i, r := range c.options(nil, false).Retention {
+		if err := r.Validate(); err != nil {
+			return fmt.Errorf("config: gc.retention[%d]: %w", i, err)
 		}
 	}
 	return nil
@@ -61,7 +62,7 @@ func (c *GCConfig) defaults() error {
 // options are the collector's options; decisions answers "was it admitted".
 func (c GCConfig) options(decisions *audit.Log, dryRun bool) registry.GCOptions {
 	o := registry.GCOptions{
-		GracePeriod:  time.Duration(c.GracePeriod),
+		GracePeriod:  time.Duration(*c.GracePeriod),
 		UploadMaxAge: time.Duration(c.UploadMaxAge),
 		Rate:         c.Rate,
 		DryRun:       dryRun,
@@ -144,7 +145,7 @@ func runGC(ctx context.Context, reg *registry.Registry, cfg GCConfig, decisions 
 	}
 }
 
-const gcUsage = `usage: portcullis gc [--config FILE] [--data DIR] [--dry-run] [--json]
+const gcUsage = `usage: portcullis gc [--config FILE] [--data DIR] [--grace-period D] [--dry-run] [--json]
 
 Deletes what nothing references, from the configured metadata database and
 blob storage, while replicas keep serving: untagged manifests (kept while an
@@ -156,24 +157,33 @@ and how many bytes.
 flags:
 `
 
-func gcCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("gc", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, gcUsage); fs.PrintDefaults() }
-	configPath := fs.String("config", "", "path to portcullis.yaml (optional)")
-	data := fs.String("data", "", "data directory (default ./portcullis-data)")
-	dryRun := fs.Bool("dry-run", false, "list what would be deleted; delete nothing")
-	asJSON := fs.Bool("json", false, "print the report as JSON")
-	grace := fs.Duration("grace-period", 0, "override gc.gracePeriod")
-	if err := fs.Parse(args); err != nil {
-		return err
+func gcCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	c := newCommand("gc", gcUsage, stdout, stderr)
+	configPath := c.fs.String("config", "", "path to portcullis.yaml (optional)")
+	data := c.fs.String("data", "", "data directory (default ./portcullis-data)")
+	dryRun := c.fs.Bool("dry-run", false, "list what would be deleted; delete nothing")
+	asJSON := c.fs.Bool("json", false, "print the report as JSON")
+	grace := c.fs.Duration("grace-period", 0, "override gc.gracePeriod (0s: protect nothing)")
+	if _, code, ok := c.parse(args, 0, 0); !ok {
+		return code
 	}
-	cfg, err := offlineConfig(*configPath, *data)
+	return c.exit(collectOnce(ctx, c, *configPath, *data, *dryRun, *asJSON, grace))
+}
+
+// collectOnce is gc once its flags are parsed; grace overrides gc.gracePeriod
+// when the flag was given.
+func collectOnce(ctx context.Context, c *command, configPath, data string, dryRun, asJSON bool, grace *time.Duration) error {
+	stdout := c.stdout
+	cfg, err := offlineConfig(configPath, data)
 	if err != nil {
 		return err
 	}
-	if *grace > 0 {
-		cfg.GC.GracePeriod = Duration(*grace)
+	if c.set("grace-period") {
+		if *grace < 0 {
+			return fmt.Errorf("--grace-period %s is negative", *grace)
+		}
+		g := Duration(*grace)
+		cfg.GC.GracePeriod = &g
 	}
 	meta, err := openMetadata(ctx, cfg)
 	if err != nil {
@@ -196,11 +206,11 @@ func gcCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defer decisions.Close()
 	}
 	reg := registry.New(meta, blobs)
-	rep, err := reg.CollectGarbage(ctx, cfg.GC.options(decisions, *dryRun))
+	rep, err := reg.CollectGarbage(ctx, cfg.GC.options(decisions, dryRun))
 	if err != nil {
 		return fmt.Errorf("gc: %w", err)
 	}
-	if *asJSON {
+	if asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)

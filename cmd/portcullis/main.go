@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 )
 
@@ -27,7 +28,8 @@ commands:
   version   print the version
 `
 
-// version is set with -ldflags "-X main.version=...".
+// version is set with -ldflags "-X main.version=..." (else the build
+// information's module version).
 var version = "dev"
 
 func main() {
@@ -40,12 +42,11 @@ func main() {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
-		return 2
+		return exitFailed
 	}
-	var err error
 	switch args[0] {
 	case "serve":
-		err = serve(ctx, args[1:], stderr)
+		return serveCmd(ctx, args[1:], stdout, stderr)
 	case "verify":
 		return verifyCmd(ctx, args[1:], stdout, stderr)
 	case "promote":
@@ -55,7 +56,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "scan":
 		return scanCmd(ctx, args[1:], stdout, stderr)
 	case "db":
-		err = dbCmd(ctx, args[1:], stdout, stderr)
+		return dbCmd(ctx, args[1:], stdout, stderr)
 	case "policy":
 		return policyCmd(ctx, args[1:], stdout, stderr)
 	case "robot":
@@ -63,18 +64,50 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "quota":
 		return quotaCmd(ctx, args[1:], stdout, stderr)
 	case "gc":
-		err = gcCmd(ctx, args[1:], stdout, stderr)
+		return gcCmd(ctx, args[1:], stdout, stderr)
 	case "version":
-		fmt.Fprintln(stdout, "portcullis", version)
+		c := newCommand("version", "usage: portcullis version\n\nPrints the module version and the commit it was built from.\n", stdout, stderr)
+		if _, code, ok := c.parse(args[1:], 0, 0); !ok {
+			return code
+		}
+		fmt.Fprintln(stdout, versionString())
+		return exitOK
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
+		return exitOK
 	default:
-		fmt.Fprintf(stderr, "portcullis: unknown command %q\n%s", args[0], usage)
-		return 2
+		fmt.Fprintf(stderr, "portcullis: unknown command %q (see portcullis -h)\n", args[0])
+		return exitFailed
 	}
-	if err != nil {
-		fmt.Fprintf(stderr, "portcullis %s: %v\n", args[0], err)
-		return 1
+}
+
+// versionString is the module version and the commit of the build, from
+// the build information Go records (go build with VCS stamping, as make
+// build does), or what -ldflags "-X main.version=..." set.
+func versionString() string {
+	v, rev, dirty := version, "", false
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if mv := bi.Main.Version; v == "dev" && mv != "" && mv != "(devel)" {
+			v = mv
+		}
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.modified":
+				dirty = s.Value == "true"
+			}
+		}
 	}
-	return 0
+	out := "portcullis " + v
+	if rev != "" {
+		if len(rev) > 12 {
+			rev = rev[:12]
+		}
+		out += " commit " + rev
+		if dirty {
+			out += " (modified)"
+		}
+	}
+	return out
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -22,82 +21,54 @@ commands:
   eval --policy DIR|BUNDLE.tar.gz --input FILE [--explain] [--json] [--no-library]
         evaluate a policy input (docs/policy-input.md) and print the
         decision; exit 0 allow, 1 deny, 2 error
-`
 
-// errPolicyUsage marks errors in the command line.
-var errPolicyUsage = errors.New("usage error")
+'portcullis policy test -h' and 'portcullis policy eval -h' list the flags.
+`
 
 // policyCmd runs "portcullis policy ..." and returns the exit code.
 func policyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, policyUsage)
-		return 2
+	sub := ""
+	if len(args) > 0 {
+		sub, args = args[0], args[1:]
 	}
+	c := newCommand("policy "+sub, policyUsage, stdout, stderr)
 	var (
 		code int
 		err  error
 	)
-	switch args[0] {
+	switch sub {
 	case "test":
-		code, err = policyTest(ctx, args[1:], stdout, stderr)
+		code, err = policyTest(ctx, c, args)
 	case "eval":
-		code, err = policyEval(ctx, args[1:], stdout, stderr)
+		code, err = policyEval(ctx, c, args)
 	case "-h", "--help", "help":
-		fmt.Fprint(stdout, policyUsage)
-		return 0
+		c.name = "policy"
+		c.printUsage(stdout)
+		return exitOK
+	case "":
+		c.name = "policy"
+		return c.usageError("want a command: test or eval")
 	default:
-		err = fmt.Errorf("%w: unknown command %q", errPolicyUsage, args[0])
+		c.name = "policy"
+		return c.usageError("unknown command %q", sub)
 	}
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
 		// One line, whatever the error holds.
-		msg := strings.Join(strings.Fields(err.Error()), " ")
-		if errors.Is(err, errPolicyUsage) {
-			msg += " (see portcullis policy help)"
-		}
-		fmt.Fprintf(stderr, "portcullis policy %s: %s\n", args[0], msg)
-		return 2
+		return c.fail(errors.New(strings.Join(strings.Fields(err.Error()), " ")))
 	}
 	return code
 }
 
-// policyParseArgs parses flags that may follow positional arguments
-// ("policy test rego/ --coverage") and returns the positional ones.
-func policyParseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		if fs.NArg() == 0 {
-			return pos, nil
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
-}
-
-func policyFlagSet(name string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("portcullis policy "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	return fs
-}
-
-func policyTest(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
-	fs := policyFlagSet("test", stderr)
+func policyTest(ctx context.Context, c *command, args []string) (int, error) {
+	fs, stdout := c.fs, c.stdout
 	var o policy.TestOptions
 	fs.BoolVar(&o.Coverage, "coverage", false, "report the lines the tests cover")
 	fs.BoolVar(&o.Library, "library", false, "add the built-in library's policies (for tests of a bundle that configures it)")
 	fs.BoolVar(&o.Verbose, "v", false, "list every test")
 	fs.StringVar(&o.Run, "run", "", "run only tests matching this regular expression")
-	dirs, err := policyParseArgs(fs, args)
-	if err != nil {
-		return 2, fmt.Errorf("%w: %w", errPolicyUsage, err)
-	}
-	if len(dirs) == 0 {
-		return 2, fmt.Errorf("%w: policy test needs a directory", errPolicyUsage)
+	dirs, code, ok := c.parse(args, 1, -1)
+	if !ok {
+		return code, nil
 	}
 	o.Paths = dirs
 	sum, err := policy.RunTests(ctx, o, stdout)
@@ -113,20 +84,18 @@ func policyTest(ctx context.Context, args []string, stdout, stderr io.Writer) (i
 	return 0, nil
 }
 
-func policyEval(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
-	fs := policyFlagSet("eval", stderr)
+func policyEval(ctx context.Context, c *command, args []string) (int, error) {
+	fs, stdout := c.fs, c.stdout
 	policyDir := fs.String("policy", "", "policy bundle: a directory or a .tar.gz bundle (empty: the built-in library alone)")
 	inputFile := fs.String("input", "", "policy input, JSON (- for standard input)")
 	explain := fs.Bool("explain", false, "show which deny and warn rules fired")
 	asJSON := fs.Bool("json", false, "print the decision as JSON")
 	noLibrary := fs.Bool("no-library", false, "do not add the built-in library to the bundle")
-	if rest, err := policyParseArgs(fs, args); err != nil {
-		return 2, fmt.Errorf("%w: %w", errPolicyUsage, err)
-	} else if len(rest) > 0 {
-		return 2, fmt.Errorf("%w: unexpected argument %q", errPolicyUsage, rest[0])
+	if _, code, ok := c.parse(args, 0, 0); !ok {
+		return code, nil
 	}
 	if *inputFile == "" {
-		return 2, fmt.Errorf("%w: --input is required", errPolicyUsage)
+		return c.usageError("--input is required"), nil
 	}
 	raw, err := readPolicyInput(*inputFile)
 	if err != nil {

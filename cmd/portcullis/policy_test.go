@@ -42,7 +42,7 @@ func TestPolicyCmdTest(t *testing.T) {
 		{"coverage after the directory", []string{"test", libraryDir, "--coverage"}, 0, "coverage: ", ""},
 		{"failing test", []string{"test", failing}, 1, "FAIL:", ""},
 		{"parse error", []string{"test", broken}, 2, "", "p.rego:4: rego_parse_error"},
-		{"no directory", []string{"test"}, 2, "", "needs a directory"},
+		{"no directory", []string{"test"}, 2, "", "want at least 1 argument"},
 		{"no tests", []string{"test", filepath.Join(policyTestdata, "bundle")}, 2, "", "no tests found"},
 	}
 	for _, tt := range tests {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -29,22 +28,14 @@ flags:
 `
 
 func promoteCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("promote", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, promoteUsage); fs.PrintDefaults() }
-	insecure := fs.Bool("allow-insecure-registry", false, "reach the registry over plain HTTP (loopback registries always are)")
-	output := fs.String("output", "text", "text or json")
-	pos, code, ok := parseInterleaved(fs, args)
+	c := newCommand("promote", promoteUsage, stdout, stderr)
+	insecure := c.fs.Bool("allow-insecure-registry", false, "reach the registry over plain HTTP (loopback registries always are)")
+	output := c.fs.String("output", "text", "text or json")
+	pos, code, ok := c.parse(args, 2, 2)
 	if !ok {
 		return code
 	}
-	fail := func(err error) int {
-		fmt.Fprintf(stderr, "portcullis promote: %v\n", err)
-		return 2
-	}
-	if len(pos) != 2 {
-		return fail(fmt.Errorf("want SOURCE and TARGET, got %d arguments (see -h)", len(pos)))
-	}
+	fail := c.fail
 	if *output != "text" && *output != "json" {
 		return fail(fmt.Errorf("--output %q: want text or json", *output))
 	}
@@ -95,9 +86,9 @@ func promoteCmd(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		Errors []struct{ Code, Message string }
 	}
 	if json.Unmarshal(raw, &oci) == nil && len(oci.Errors) > 0 {
-		if resp.StatusCode == http.StatusForbidden {
-			fmt.Fprintf(stderr, "portcullis promote: denied: %s\n", oci.Errors[0].Message)
-			return 1
+		if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+			fmt.Fprintf(stderr, "portcullis promote: refused (access): %s\n", oci.Errors[0].Message)
+			return exitFailed
 		}
 		return fail(fmt.Errorf("%s: %s: %s", resp.Status, oci.Errors[0].Code, oci.Errors[0].Message))
 	}
@@ -117,11 +108,16 @@ func promoteCmd(ctx context.Context, args []string, stdout, stderr io.Writer) in
 			fmt.Fprintf(stdout, "left behind (not evidence): %s\n", l)
 		}
 	}
-	if !pr.Allowed {
+	switch {
+	case pr.Allowed:
+		return exitOK
+	case pr.Refused == registry.RefusedPolicy:
 		fmt.Fprintf(stderr, "portcullis promote: denied: %s\n", strings.Join(pr.Reasons, "; "))
-		return 1
+		return exitDenied
+	default: // not a policy decision: the promotion could not be done
+		fmt.Fprintf(stderr, "portcullis promote: refused (%s): %s\n", orString(pr.Refused, "registry"), strings.Join(pr.Reasons, "; "))
+		return exitFailed
 	}
-	return 0
 }
 
 func orString(a, b string) string {
@@ -129,23 +125,4 @@ func orString(a, b string) string {
 		return a
 	}
 	return b
-}
-
-// parseInterleaved parses flags given before, between and after the
-// positional arguments, which it returns. When parsing stops (-h, or a
-// bad flag, already reported by fs) ok is false and code is the exit
-// status: 0 for -h, 2 otherwise.
-func parseInterleaved(fs *flag.FlagSet, args []string) (pos []string, code int, ok bool) {
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, 0, false
-			}
-			return nil, 2, false
-		}
-		if fs.NArg() == 0 {
-			return pos, 0, true
-		}
-		pos, args = append(pos, fs.Arg(0)), fs.Args()[1:]
-	}
 }

@@ -263,6 +263,12 @@ func TestPromotionStory(t *testing.T) {
 	if code := run(t.Context(), []string{"promote", unsigned, s.srv.Addr + "/prod/app:3.0"}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "no signature verified") {
 		t.Errorf("portcullis promote of an unsigned image: exit %d, %s", code, errOut.String())
 	}
+	// A target outside the protected namespaces is not a policy decision:
+	// the promotion cannot be done (docs/cli.md, exit 2).
+	errOut.Reset()
+	if code := run(t.Context(), []string{"promote", img, s.srv.Addr + "/elsewhere/app:1"}, &out, &errOut); code != exitFailed || !strings.Contains(errOut.String(), "refused (gate)") {
+		t.Errorf("portcullis promote to an unprotected target: exit %d, %s", code, errOut.String())
+	}
 }
 
 // TestDefaultProtectsProd: with no configuration at all, prod/ is

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -12,7 +11,6 @@ import (
 	"time"
 
 	"github.com/portcullis-dev/portcullis/registry/auth"
-	"github.com/portcullis-dev/portcullis/registry/metadata/sqlite"
 )
 
 const robotUsage = `usage: portcullis robot <create|list|revoke> [flags]
@@ -30,19 +28,13 @@ flags:
 `
 
 func robotCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fail := func(err error) int {
-		fmt.Fprintf(stderr, "portcullis robot: %v\n", err)
-		return 1
+	sub := ""
+	if len(args) > 0 {
+		sub = args[0]
 	}
-	if len(args) == 0 || args[0] == "-h" || args[0] == "help" || args[0] == "--help" {
-		fmt.Fprint(stderr, robotUsage)
-		return 2
-	}
-	sub := args[0]
-	fs := flag.NewFlagSet("robot "+sub, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, robotUsage); fs.PrintDefaults() }
-	configPath := fs.String("config", "", "path to portcullis.yaml (optional)")
+	c := newCommand("robot "+sub, robotUsage, stdout, stderr)
+	fs := c.fs
+	configPath := fs.String("config", "", "path to portcullis.yaml (where the server keeps its robots; see docs/access-control.md)")
 	data := fs.String("data", "", "data directory (default ./portcullis-data)")
 	name := fs.String("name", "", "create: the robot's name (lower case, digits, . _ -)")
 	var scopes stringList
@@ -50,10 +42,27 @@ func robotCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	expires := fs.Duration("expires", 90*24*time.Hour, "create: lifetime of the token; 0 never expires")
 	description := fs.String("description", "", "create: what the robot is for")
 	output := fs.String("output", "text", "list: text or json")
-	pos, code, ok := parseInterleaved(fs, args[1:])
+	var maxPos int
+	switch sub {
+	case "create", "revoke":
+		maxPos = 1
+	case "list":
+	case "-h", "--help", "help":
+		c.name = "robot"
+		c.printUsage(stdout)
+		return exitOK
+	case "":
+		c.name = "robot"
+		return c.usageError("want a subcommand: create, list or revoke")
+	default:
+		c.name = "robot"
+		return c.usageError("unknown subcommand %q", sub)
+	}
+	pos, code, ok := c.parse(args[1:], 0, maxPos)
 	if !ok {
 		return code
 	}
+	fail := c.fail
 	cfg, err := offlineConfig(*configPath, *data)
 	if err != nil {
 		return fail(err)
@@ -86,7 +95,13 @@ func robotCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		if !r.ExpiresAt.IsZero() {
 			exp = r.ExpiresAt.UTC().Format(time.RFC3339)
 		}
-		fmt.Fprintf(stderr, "robot %s created (id %s, expires %s); the token is shown once:\n", r.Name, r.ID, exp)
+		where := ""
+		if *configPath == "" {
+			// Without the server's configuration this is <data>/auth.db,
+			// which a server keeping its metadata in PostgreSQL never reads.
+			where = fmt.Sprintf(" in %s/%s (no --config: a server whose metadata is in PostgreSQL keeps its robots there, give --config)", cfg.Data, auth.DBFile)
+		}
+		fmt.Fprintf(stderr, "robot %s created%s (id %s, expires %s); the token is shown once:\n", r.Name, where, r.ID, exp)
 		fmt.Fprintln(stdout, token)
 		return 0
 	case "list":
@@ -142,8 +157,7 @@ func robotCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "robot %s revoked\n", strings.TrimPrefix(pos[0], auth.RobotPrefix))
 		return 0
 	}
-	fmt.Fprintf(stderr, "portcullis robot: unknown command %q\n%s", sub, robotUsage)
-	return 2
+	return c.usageError("unknown subcommand %q", sub)
 }
 
 const quotaUsage = `usage: portcullis quota [--data DIR] [--config FILE] [--output text|json]
@@ -154,30 +168,19 @@ Namespaces are the quotas' and the first path segment of every repository.
 `
 
 func quotaCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("quota", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, quotaUsage); fs.PrintDefaults() }
-	configPath := fs.String("config", "", "path to portcullis.yaml (optional)")
-	data := fs.String("data", "", "data directory (default ./portcullis-data)")
-	output := fs.String("output", "text", "text or json")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	c := newCommand("quota", quotaUsage, stdout, stderr)
+	configPath := c.fs.String("config", "", "path to portcullis.yaml (optional; its metadata database is the one read)")
+	data := c.fs.String("data", "", "data directory (default ./portcullis-data)")
+	output := c.fs.String("output", "text", "text or json")
+	if _, code, ok := c.parse(args, 0, 0); !ok {
+		return code
 	}
-	fail := func(err error) int {
-		fmt.Fprintf(stderr, "portcullis quota: %v\n", err)
-		return 1
-	}
-	if fs.NArg() > 0 {
-		return fail(fmt.Errorf("unexpected arguments %q", fs.Args()))
-	}
+	fail := c.fail
 	cfg, err := offlineConfig(*configPath, *data)
 	if err != nil {
 		return fail(err)
 	}
-	meta, err := sqlite.Open(ctx, cfg.Metadata.SQLite.Path)
+	meta, err := openMetadata(ctx, cfg)
 	if err != nil {
 		return fail(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -145,25 +144,19 @@ flags:
 `
 
 func scanCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("scan", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, scanUsage); fs.PrintDefaults() }
+	c := newCommand("scan", scanUsage, stdout, stderr)
+	fs := c.fs
 	dbf := addDBFlags(fs)
 	maxAge := fs.Duration("max-age", 0, "fail when the database is older (default scanner.maxAge, 168h)")
 	output := fs.String("output", "table", "table or json (the Report)")
 	sbom := fs.String("sbom", "", "also write a CycloneDX SBOM of the packages found to this file")
 	insecure := fs.Bool("allow-insecure-registry", false, "reach the registry over plain HTTP (loopback registries always are)")
-	image, err := parseInterspersed(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
+	pos, code, ok := c.parse(args, 1, 1)
+	if !ok {
+		return code
 	}
-	fail := func(err error) int {
-		fmt.Fprintf(stderr, "portcullis scan: %s\n", oneLine(err))
-		return 2
-	}
-	if err != nil {
-		return fail(err)
-	}
+	image := pos[0]
+	fail := func(err error) int { return c.fail(errors.New(oneLine(err))) }
 	if *output != "table" && *output != "json" {
 		return fail(fmt.Errorf("--output %q: want table or json", *output))
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -22,29 +21,40 @@ import (
 	"github.com/portcullis-dev/portcullis/registry/auth"
 )
 
-func serve(ctx context.Context, args []string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+const serveUsage = `usage: portcullis serve [--config FILE] [--addr ADDR] [--data DIR] [--webhook-addr ADDR] [--insecure-no-auth]
+
+Runs the registry, the gate and (with --webhook-addr or webhook.addr) the
+Kubernetes admission webhook until SIGINT or SIGTERM (docs/configuration.md).
+`
+
+func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	c := newCommand("serve", serveUsage, stdout, stderr)
+	fs := c.fs
 	configPath := fs.String("config", "", "path to portcullis.yaml (optional)")
 	addr := fs.String("addr", "", "listen address (default 127.0.0.1:5000)")
 	data := fs.String("data", "", "data directory (default ./portcullis-data)")
 	webhookAddr := fs.String("webhook-addr", "", "serve the Kubernetes admission webhook over HTTPS here (e.g. :8443)")
 	insecureNoAuth := fs.Bool("insecure-no-auth", false, "serve a non-loopback address without authentication (anyone may push and delete)")
-	if err := fs.Parse(args); err != nil {
-		return err
+	if _, code, ok := c.parse(args, 0, 0); !ok {
+		return code
 	}
-	cfg, err := loadConfig(*configPath)
+	return c.exit(serve(ctx, stderr, *configPath, *addr, *data, *webhookAddr, *insecureNoAuth))
+}
+
+// serve runs the server with the flags' values.
+func serve(ctx context.Context, stderr io.Writer, configPath, addr, data, webhookAddr string, insecureNoAuth bool) error {
+	cfg, err := loadConfig(configPath)
 	if err != nil {
 		return err
 	}
-	if *addr != "" {
-		cfg.Addr = *addr
+	if addr != "" {
+		cfg.Addr = addr
 	}
-	if *data != "" {
-		cfg.Data = *data
+	if data != "" {
+		cfg.Data = data
 	}
-	if *webhookAddr != "" {
-		cfg.Webhook.Addr = *webhookAddr
+	if webhookAddr != "" {
+		cfg.Webhook.Addr = webhookAddr
 	}
 	if err := cfg.defaults(); err != nil {
 		return err
@@ -183,7 +193,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 
-	access, closeAccess, err := accessControl(ctx, cfg, *insecureNoAuth, g, log)
+	access, closeAccess, err := accessControl(ctx, cfg, insecureNoAuth, g, log)
 	if err != nil {
 		return err
 	}

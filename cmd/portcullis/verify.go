@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -18,13 +17,6 @@ import (
 	"github.com/portcullis-dev/portcullis/policy"
 	"github.com/portcullis-dev/portcullis/verifier"
 	"github.com/portcullis-dev/portcullis/verifier/source"
-)
-
-// Exit codes of `portcullis verify`, as `cosign verify`'s.
-const (
-	exitVerified    = 0
-	exitNotVerified = 1
-	exitCouldNot    = 2
 )
 
 const verifyUsage = `usage: portcullis verify [flags] IMAGE
@@ -57,9 +49,8 @@ func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
 func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var f verifyFlags
-	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, verifyUsage); fs.PrintDefaults() }
+	c := newCommand("verify", verifyUsage, stdout, stderr)
+	fs := c.fs
 	fs.StringVar(&f.config, "config", "", "portcullis.yaml whose trust section gives the authorities")
 	fs.Var(&f.keys, "key", "PEM public key file (repeatable)")
 	fs.StringVar(&f.identity, "certificate-identity", "", "keyless: the certificate's subject (SAN), exactly")
@@ -72,18 +63,14 @@ func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.StringVar(&f.policyDir, "policy", "", "also decide with this policy bundle (directory, .tar.gz or oci://), the library included")
 	fs.StringVar(&f.action, "action", "promote", "with --policy: push, promote or admit")
 	fs.StringVar(&f.target, "target", "", "with --policy: the target repository, e.g. prod/app (default: the image's own)")
-	image, err := parseInterspersed(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		return exitVerified
+	pos, code, ok := c.parse(args, 1, 1)
+	if !ok {
+		return code
 	}
+	res, err := f.run(ctx, pos[0])
 	if err != nil {
 		fmt.Fprintf(stderr, "portcullis verify: %v\n", err)
-		return exitCouldNot
-	}
-	res, err := f.run(ctx, image)
-	if err != nil {
-		fmt.Fprintf(stderr, "portcullis verify: %v\n", err)
-		return exitCouldNot
+		return exitFailed
 	}
 	if f.output == "json" {
 		enc := json.NewEncoder(stdout)
@@ -94,44 +81,24 @@ func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "portcullis verify: %v\n", err)
-		return exitCouldNot
+		return exitFailed
 	}
 	if res.Decision != nil {
 		if res.Decision.Error != "" {
 			fmt.Fprintf(stderr, "portcullis verify: policy: %s\n", res.Decision.Error)
-			return exitCouldNot
+			return exitFailed
 		}
 		if !res.Decision.Allow {
 			fmt.Fprintf(stderr, "portcullis verify: %s is denied by policy\n", res.Image)
-			return exitNotVerified
+			return exitDenied
 		}
-		return exitVerified
+		return exitOK
 	}
 	if !res.Verified {
 		fmt.Fprintf(stderr, "portcullis verify: no signature of %s verified\n", res.Image)
-		return exitNotVerified
+		return exitDenied
 	}
-	return exitVerified
-}
-
-// parseInterspersed parses flags before and after the one positional
-// argument, as cosign allows.
-func parseInterspersed(fs *flag.FlagSet, args []string) (string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return "", err
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
-	if len(pos) != 1 {
-		return "", fmt.Errorf("want exactly one IMAGE, got %d arguments (see -h)", len(pos))
-	}
-	return pos[0], nil
+	return exitOK
 }
 
 // verifyResult is what `portcullis verify --output json` prints.

@@ -562,6 +562,19 @@ func TestRateLimits(t *testing.T) {
 	if r := e.do(http.MethodGet, "/v2/", "", nil); r.status != http.StatusTooManyRequests {
 		t.Fatalf("request over the address limit: %d", r.status)
 	}
+	// Health probes reach the handler (here the bare registry, which has
+	// no such route: 404) without credentials, however limited the
+	// address is: never 401, never 429.
+	for _, p := range []string{"/healthz", "/readyz"} {
+		for range 10 {
+			if r := e.do(http.MethodGet, p, "", nil); r.status != http.StatusNotFound {
+				t.Fatalf("%s over the address limit, without credentials: %d %s", p, r.status, r.body)
+			}
+		}
+	}
+	if r := e.do(http.MethodGet, "/metrics", "", nil); r.status != http.StatusTooManyRequests {
+		t.Fatalf("/metrics over the address limit: %d, want 429 (only probes are exempt)", r.status)
+	}
 }
 
 func TestConcurrentUploadLimit(t *testing.T) {

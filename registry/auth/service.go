@@ -133,12 +133,16 @@ const (
 	needAction                   // action on repo ("" for registry-wide roles)
 )
 
+// IsProbe reports whether path is a health probe: /healthz (the process
+// is up) and /readyz (it can serve: database, storage and policies).
+func IsProbe(path string) bool { return path == "/healthz" || path == "/readyz" }
+
 // requirement maps a request to what it needs. Anything not listed needs
 // an identity: a new endpoint is never open by accident.
 func (s *Service) requirement(req *http.Request) need {
 	p := req.URL.Path
 	switch {
-	case p == "/healthz" || p == "/metrics":
+	case p == "/metrics":
 		return need{kind: needNothing}
 	case p == "/v2" || strings.HasPrefix(p, "/v2/"):
 		return s.registryRequirement(req)
@@ -235,6 +239,13 @@ func clientAddr(req *http.Request) string {
 // the token endpoint.
 func (s *Service) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		// Health probes are open and never rate limited: a load balancer
+		// must see a replica's health, whatever access control says and
+		// however busy its address is. They reveal nothing but "up".
+		if IsProbe(req.URL.Path) {
+			next.ServeHTTP(w, req)
+			return
+		}
 		addr := clientAddr(req)
 		if ok, after := s.perAddr.take(addr); !ok {
 			s.tooMany(w, req, after, "too many requests from "+addr)
