@@ -197,6 +197,12 @@ func (a *authority) checkCosign(ctx context.Context, sig oci.Signature, h v1.Has
 		default:
 			rb, _ := sig.Bundle()
 			ts, _ := sig.RFC3161Timestamp()
+			// cosign must only see a timestamp and a bundle that verify
+			// (precheck.go: it panics on some that do not).
+			if err := precheckKeyless(sig, rb, ts, kl.trusted); err != nil {
+				errs = append(errs, fmt.Sprintf("keyless: %v", err))
+				break
+			}
 			co := &cosign.CheckOpts{
 				TrustedMaterial:     kl.trusted,
 				Identities:          kl.identities,
