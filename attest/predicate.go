@@ -47,11 +47,8 @@ type Unknown struct {
 // Kind returns KindUnknown.
 func (*Unknown) Kind() string { return KindUnknown }
 
-// ParsePredicate decodes a statement's predicate according to its type. The
-// raw JSON is decoded once, straight into the typed value. A predicate type
-// this package does not know gives an [*Unknown] holding raw unchanged; a
-// known type with a malformed predicate is an error.
-func ParsePredicate(predicateType string, raw json.RawMessage) (Predicate, error) {
+// parsePredicate is ParsePredicate without its guard.
+func parsePredicate(predicateType string, raw json.RawMessage) (Predicate, error) {
 	switch {
 	case predicateType == PredicateSLSAProvenanceV02:
 		return parseProvenanceV02(raw)

@@ -38,10 +38,8 @@ type Subject struct {
 	Digest map[string]string `json:"digest"`
 }
 
-// ParseStatement decodes an in-toto Statement (v0.1 or v1), typically the
-// payload of a DSSE envelope. It fails on an unknown _type, a missing
-// predicateType, no subject, or a subject without digests.
-func ParseStatement(payload []byte) (*Statement, error) {
+// parseStatement is ParseStatement without its guard.
+func parseStatement(payload []byte) (*Statement, error) {
 	var st Statement
 	if err := json.Unmarshal(payload, &st); err != nil {
 		return nil, fmt.Errorf("attest: in-toto statement: %w", err)

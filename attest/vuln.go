@@ -136,10 +136,8 @@ func parseCosignVuln(raw json.RawMessage) (*VulnReport, error) {
 	return out, nil
 }
 
-// ParseTrivyReport decodes a Trivy JSON report ("trivy image --format json").
-// It fails on a document without Trivy's SchemaVersion, so that an
-// unrelated JSON document is never read as a report with no findings.
-func ParseTrivyReport(b []byte) (*VulnReport, error) {
+// parseTrivyReport is ParseTrivyReport without its guard.
+func parseTrivyReport(b []byte) (*VulnReport, error) {
 	var tr trivyReport
 	if err := json.Unmarshal(b, &tr); err != nil {
 		return nil, fmt.Errorf("attest: trivy report: %w", err)

@@ -1,6 +1,7 @@
 package verifier
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -44,10 +45,19 @@ func (c *collection) hash() v1.Hash { return c.h }
 func (c *collection) readStatement(at *Attestation, envelope []byte) {
 	env, err := attest.ParseEnvelope(envelope)
 	if err != nil {
+		c.internal(err)
 		unverify(at, "%v", err)
 		return
 	}
 	c.readPayload(at, env.PayloadType, env.Payload)
+}
+
+// internal keeps an attest parser's recovered panic: Collect then fails,
+// so that the gate denies (I3) instead of deciding without the document.
+func (c *collection) internal(err error) {
+	if errors.Is(err, attest.ErrInternal) {
+		c.failed = errors.Join(c.failed, err)
+	}
 }
 
 // unverify marks an attestation whose signature verified as unusable.
@@ -66,6 +76,7 @@ func (c *collection) readPayload(at *Attestation, payloadType string, payload []
 	}
 	st, err := attest.ParseStatement(payload)
 	if err != nil {
+		c.internal(err)
 		fail("%v", err)
 		return
 	}
@@ -76,6 +87,7 @@ func (c *collection) readPayload(at *Attestation, payloadType string, payload []
 	}
 	p, err := attest.ParsePredicate(st.PredicateType, st.Predicate)
 	if err != nil {
+		c.internal(err)
 		fail("the %s predicate is malformed: %v", st.PredicateType, err)
 		return
 	}

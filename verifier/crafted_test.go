@@ -1,15 +1,22 @@
 package verifier_test
 
 import (
+	"context"
 	"crypto"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/portcullis-dev/portcullis/internal/panics"
 	"github.com/portcullis-dev/portcullis/verifier"
+	"github.com/portcullis-dev/portcullis/verifier/source"
 	vt "github.com/portcullis-dev/portcullis/verifier/verifiertest"
 )
 
@@ -129,5 +136,49 @@ func TestTagSchemeCraftedKeyless(t *testing.T) {
 				t.Fatalf("signature %+v, want verified as %s", s, alice)
 			}
 		})
+	}
+}
+
+// panickingSource panics in one of its methods, as a bug anywhere under
+// Collect would.
+type panickingSource struct {
+	source.Source
+	method string
+}
+
+func (s panickingSource) Blob(ctx context.Context, repo string, d digest.Digest) ([]byte, error) {
+	if s.method == "Blob" {
+		var m map[string]int
+		m["boom"]++
+	}
+	return s.Source.Blob(ctx, repo, d)
+}
+
+func (s panickingSource) Referrers(ctx context.Context, repo string, d digest.Digest) ([]ocispec.Descriptor, error) {
+	if s.method == "Referrers" {
+		panic("referrers exploded")
+	}
+	return s.Source.Referrers(ctx, repo, d)
+}
+
+// TestCollectRecoversPanics: a panic under Collect is an error (which the
+// gate denies, I3), never a crash and never evidence.
+func TestCollectRecoversPanics(t *testing.T) {
+	f := newFixture(t)
+	key := vt.NewKey(t)
+	d := f.PushImage(t, "app", "v1")
+	p, sig := f.SignPayload(t, key, "app", d)
+	f.PushSignature(t, "app", d, p, sig)
+	v, err := verifier.New(verifier.Authority{Name: "release", Keys: []crypto.PublicKey{key.Public()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, method := range []string{"Blob", "Referrers"} {
+		ev, err := v.Collect(t.Context(), panickingSource{Source: f.reg.Source(), method: method}, verifier.Subject{Repository: "app", Digest: d})
+		var pe *panics.Error
+		if ev != nil || !errors.As(err, &pe) || pe.Where != "verifier.Collect" {
+			t.Fatalf("%s panics: Collect = %v, %v; want no evidence and a recovered panic", method, ev, err)
+		}
+		t.Logf("%s: %v", method, err)
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"go.opentelemetry.io/otel/attribute"
 
+	"github.com/portcullis-dev/portcullis/internal/panics"
 	"github.com/portcullis-dev/portcullis/internal/tracing"
 	"github.com/portcullis-dev/portcullis/verifier/source"
 )
@@ -116,6 +117,9 @@ func (v *Verifier) Collect(ctx context.Context, src source.Source, subj Subject)
 		}
 		tracing.End(span, err)
 	}()
+	// I3: a panic while verifying (cosign, sigstore-go, parsers) is an
+	// error, which the gate denies; it never crashes the server.
+	defer panics.Recover(ctx, nil, "verifier.Collect", &err)
 	if err := subj.Digest.Validate(); err != nil {
 		return nil, fmt.Errorf("collect evidence for %s@%s: %w", subj.Repository, subj.Digest, err)
 	}
@@ -136,6 +140,9 @@ func (v *Verifier) Collect(ctx context.Context, src source.Source, subj Subject)
 			return nil, fmt.Errorf("collect evidence for %s@%s: %w", subj.Repository, subj.Digest, err)
 		}
 	}
+	if c.failed != nil {
+		return nil, fmt.Errorf("collect evidence for %s@%s: %w", subj.Repository, subj.Digest, c.failed)
+	}
 	return c.ev, nil
 }
 
@@ -146,6 +153,8 @@ type collection struct {
 	subj Subject
 	h    v1.Hash
 	ev   *Evidence
+	// failed is set when a parser panicked (see internal).
+	failed error
 }
 
 // blob reads a blob. A missing blob gives a reason to record instead of
