@@ -16,6 +16,7 @@ import (
 	"github.com/open-policy-agent/opa/v1/topdown"
 	"go.opentelemetry.io/otel/attribute"
 
+	"github.com/portcullis-dev/portcullis/internal/panics"
 	"github.com/portcullis-dev/portcullis/internal/tracing"
 )
 
@@ -182,6 +183,8 @@ func (e *Engine) Eval(ctx context.Context, in *Input, opts ...EvalOption) (d Dec
 		span.SetAttributes(attribute.Bool("portcullis.allow", d.Allow), attribute.Int("portcullis.deny", len(d.Deny)))
 		tracing.End(span, err)
 	}()
+	defer e.denyOnPanic(&d, &err)
+	defer panics.Recover(ctx, e.log, "policy.Eval", &err)
 	if in == nil || in.APIVersion != APIVersion {
 		return e.fail(fmt.Errorf("policy: input apiVersion must be %s", APIVersion))
 	}
@@ -198,7 +201,9 @@ func (e *Engine) Eval(ctx context.Context, in *Input, opts ...EvalOption) (d Dec
 // EvalJSON decides for an input given as JSON (e.g. a file written by hand
 // or saved from an earlier decision); it must carry apiVersion
 // portcullis.dev/v1.
-func (e *Engine) EvalJSON(ctx context.Context, raw []byte, opts ...EvalOption) (Decision, error) {
+func (e *Engine) EvalJSON(ctx context.Context, raw []byte, opts ...EvalOption) (d Decision, err error) {
+	defer e.denyOnPanic(&d, &err)
+	defer panics.Recover(ctx, e.log, "policy.EvalJSON", &err)
 	var head struct {
 		APIVersion string `json:"apiVersion"`
 		Action     Action `json:"action"`
@@ -261,6 +266,14 @@ func (e *Engine) eval(ctx context.Context, input ast.Value, opts []EvalOption) (
 	// The one place a decision allows: evaluation succeeded and nothing
 	// denied.
 	return Decision{Allow: len(deny) == 0, Deny: deny, Warn: warn, Revision: e.revision}, nil
+}
+
+// denyOnPanic, deferred before panics.Recover, makes a recovered panic the
+// denial any other evaluation error is (I3).
+func (e *Engine) denyOnPanic(d *Decision, err *error) {
+	if pe := (*panics.Error)(nil); errors.As(*err, &pe) {
+		*d, *err = e.fail(*err)
+	}
 }
 
 // fail returns a denial carrying err.

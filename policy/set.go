@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"sync/atomic"
+
+	"github.com/portcullis-dev/portcullis/internal/panics"
 )
 
 // Set holds the compiled bundle of every policy set of a [Config] and picks
@@ -100,7 +102,12 @@ func (s *Set) Eval(ctx context.Context, in *Input, opts ...EvalOption) (Decision
 	if in != nil {
 		t = in.Target
 	}
-	b := s.For(t)
+	// Choosing the set is deciding too (I3); the engine guards its own
+	// evaluation.
+	var b *Binding
+	if err := panics.Do(ctx, nil, "policy.Set.For", func() error { b = s.For(t); return nil }); err != nil {
+		return Decision{Deny: []Message{{Msg: "policy evaluation failed, so the request is denied: " + err.Error()}}, Warn: []Message{}, Error: err.Error()}, err
+	}
 	d, err := b.Engine().Eval(ctx, in, opts...)
 	d.PolicySet = b.name
 	return d, err
