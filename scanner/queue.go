@@ -10,6 +10,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/portcullis-dev/portcullis/internal/panics"
 )
 
 // QueueOptions configures a [Queue]. Zero values take the defaults.
@@ -245,7 +247,11 @@ func (q *Queue) run(ctx context.Context, j job) {
 	j.c.rep, j.c.err = r, err
 }
 
-func (q *Queue) scan(ctx context.Context, j job) (*Report, error) {
+// scan scans j. A panic in the scanner (Trivy reading a crafted image, say)
+// is the scan's error: the worker and the server live on, and the waiting
+// decisions see a failed scan, which the gate denies (I3).
+func (q *Queue) scan(ctx context.Context, j job) (r *Report, err error) {
+	defer panics.Recover(ctx, q.log, "scanner.Scan", &err)
 	img, err := NewImage(ctx, q.c, j.repo, j.d)
 	if err != nil {
 		return nil, err
