@@ -281,11 +281,15 @@ func (m *decisionMetrics) Record(ctx context.Context, d *gate.Decision) error {
 	}
 	m.decisions.WithLabelValues(action, verdict).Inc()
 	m.latency.WithLabelValues(action).Observe(d.Duration.Seconds())
-	if d.Input != nil { // decided by policy, not on the VSA fast path
+	if d.Input != nil { // decided by policy (also on a VSA)
 		m.policy.Observe(d.PolicyDuration.Seconds())
-		if d.CachedEvidence {
+		switch {
+		case d.VSA != nil:
+			// The evidence came from a verification summary: the
+			// verified-evidence cache was not asked.
+		case d.CachedEvidence:
 			m.evidence.WithLabelValues("hit").Inc()
-		} else {
+		default:
 			m.evidence.WithLabelValues("miss").Inc()
 		}
 	}
