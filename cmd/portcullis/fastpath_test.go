@@ -114,9 +114,10 @@ func (s *fastPathServer) admit(ns, image string) (bool, string) {
 //     and the tag-only prod/app:1.0 are denied by the reference rules, as
 //     the same image is from staging, while prod/app@D is admitted on its
 //     VSA.
-//   - 6: after prod/app@D was admitted (and cached), prod/app:latest@D and
-//     prod/app:1.0 in the same namespace are still denied: the decision
-//     cache is keyed by the reference as written.
+//   - 6: after staging/app@D or prod/app@D was admitted (and cached),
+//     :latest@D and the tag-only :1.0 of the same repository in the same
+//     namespace are still denied: the decision cache is keyed by the
+//     reference as written.
 //   - 5: after the release key is replaced in trust.authorities and the
 //     server restarted, prod/app@D is denied (its signature no longer
 //     verifies): the VSA, verified under the old trust revision, no
@@ -153,16 +154,20 @@ func TestFastPathFindings(t *testing.T) {
 		}
 	})
 	t.Run("6: the decision cache keys the reference as written", func(t *testing.T) {
-		if ok, msg := s.admit("cache", prod+"@"+d.String()); !ok {
-			t.Fatalf("prod/app@D denied: %s", msg)
-		}
-		for _, img := range []string{prod + ":latest@" + d.String(), prod + ":1.0"} {
-			if ok, msg := s.admit("cache", img); ok {
-				t.Errorf("%s admitted after prod/app@D was (from the cache?): %s", img, msg)
+		// From staging (a full check, no VSA) and from prod (on the VSA).
+		for _, repo := range []string{staging, prod} {
+			ns := "cache-" + repo[len(s.srv.Addr)+1:len(s.srv.Addr)+5]
+			if ok, msg := s.admit(ns, repo+"@"+d.String()); !ok {
+				t.Fatalf("%s@D denied: %s", repo, msg)
 			}
-		}
-		if ok, msg := s.admit("cache", prod+"@"+d.String()); !ok {
-			t.Fatalf("prod/app@D denied the second time: %s", msg)
+			for _, img := range []string{repo + ":latest@" + d.String(), repo + ":1.0"} {
+				if ok, msg := s.admit(ns, img); ok {
+					t.Errorf("%s admitted after %s@D was (from the cache?): %s", img, repo, msg)
+				}
+			}
+			if ok, msg := s.admit(ns, repo+"@"+d.String()); !ok {
+				t.Fatalf("%s@D denied the second time: %s", repo, msg)
+			}
 		}
 	})
 	t.Run("5: a replaced key invalidates the VSA and the caches", func(t *testing.T) {
