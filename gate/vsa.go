@@ -18,6 +18,7 @@ import (
 	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
 	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
 	protodsse "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
+	"github.com/sigstore/sigstore/pkg/signature"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/portcullis-dev/portcullis/attest"
@@ -32,8 +33,9 @@ const bundleMediaType = "application/vnd.dev.sigstore.bundle.v0.3+json"
 // vsaSigner signs verification summaries into Sigstore bundles, as cosign
 // v3 stores attestations: a referrer any cosign or sigstore client reads.
 type vsaSigner struct {
-	key  crypto.Signer
-	hint string // base64 SHA-256 of the public key, as cosign writes it
+	key      crypto.Signer
+	verifier signature.Verifier // of key's public key
+	hint     string             // base64 SHA-256 of the public key, as cosign writes it
 }
 
 func newVSASigner(key crypto.Signer) (*vsaSigner, error) {
@@ -42,7 +44,11 @@ func newVSASigner(key crypto.Signer) (*vsaSigner, error) {
 		return nil, fmt.Errorf("vsa key: %w", err)
 	}
 	sum := sha256.Sum256(der)
-	return &vsaSigner{key: key, hint: base64.StdEncoding.EncodeToString(sum[:])}, nil
+	v, err := signature.LoadVerifier(key.Public(), crypto.SHA256)
+	if err != nil {
+		return nil, fmt.Errorf("vsa key: %w", err)
+	}
+	return &vsaSigner{key: key, verifier: v, hint: base64.StdEncoding.EncodeToString(sum[:])}, nil
 }
 
 // bundle signs statement (an in-toto statement) into a v0.3 bundle.
