@@ -48,7 +48,9 @@ type vsaEvidence struct {
 	// left out): evidence added or removed since, and the summary does not
 	// stand.
 	Fingerprint string `json:"fingerprint"`
-	// Evidence is the verified evidence, as policy sees it.
+	// Evidence is the verified evidence, as policy sees it
+	// ([policy.VerifiedEvidence]: signatures, attestations and what they
+	// say; no scan, no check errors).
 	Evidence policy.Evidence `json:"evidence"`
 }
 
@@ -58,8 +60,9 @@ type vsaEvidence struct {
 // this gate's key, for this digest and repository, verified under the
 // current trust configuration, over exactly the evidence stored with the
 // image now, and younger than VSAMaxAge. It stands in for collecting and
-// verifying evidence only: the caller evaluates the admission's policy on
-// it. It returns nil, and the reason, when the evidence must be collected.
+// verifying signatures and attestations only: the caller scans and
+// evaluates the admission's policy on it. It returns nil, and the reason,
+// when the evidence must be collected.
 func (g *Gate) fastPath(ctx context.Context, req Request, now time.Time) (*VSAProof, *policy.Evidence, string) {
 	if g.vsa == nil || req.Action != policy.ActionAdmit || req.Registry != "" || g.cfg.protected(req.Repository) == nil {
 		return nil, nil, ""

@@ -222,18 +222,26 @@ func (g *Gate) decide(ctx context.Context, req Request, now time.Time) *Decision
 	defer cancel()
 	subject := policy.Subject{Repository: req.fullRepository(), Digest: req.Digest.String(), Tag: req.Tag, Reference: req.Reference}
 	// The verification summary stands in for collecting and verifying the
-	// evidence, never for policy: the policy below decides on this
-	// request's own input either way (I4).
-	if proof, ev, why := g.fastPath(ectx, req, now); proof != nil {
+	// signatures and attestations, never for the scan or policy: those
+	// are taken now, on this request's own input, either way (I4).
+	if proof, verified, why := g.fastPath(ectx, req, now); proof != nil {
 		d.VSA = proof
-		d.Input = policy.NewInputWithEvidence(req.Action, subject, req.Target, req.Actor, *ev, now)
+		report, opts := g.scan(ectx, req.Registry, req.Repository, req.Digest)
+		d.Input = policy.NewInputWithEvidence(req.Action, subject, req.Target, req.Actor, *verified, report, now, opts...)
 	} else {
 		if why != "" {
 			g.log.DebugContext(ctx, "gate: no fast path", "repository", req.Repository, "digest", req.Digest, "why", why)
 		}
-		ev, report, cached, opts := g.gather(ectx, req.Registry, req.Repository, req.Digest)
+		var opts []policy.InputOption
+		ev, cached, err := g.evidence(ectx, req.Registry, req.Repository, req.Digest)
 		d.CachedEvidence = cached
-		d.Input = policy.NewInput(req.Action, subject, req.Target, req.Actor, ev, report, now, opts...)
+		if err != nil {
+			// NewInput records a nil evidence as a check error.
+			ev = nil
+			opts = append(opts, policy.WithCheckError("evidence", err))
+		}
+		report, scanOpts := g.scan(ectx, req.Registry, req.Repository, req.Digest)
+		d.Input = policy.NewInput(req.Action, subject, req.Target, req.Actor, ev, report, now, append(opts, scanOpts...)...)
 	}
 	pstart := g.o.Now()
 	pd, err := g.o.Policies.Eval(ctx, d.Input)
@@ -248,19 +256,14 @@ func (g *Gate) decide(ctx context.Context, req Request, now time.Time) *Decision
 	return d
 }
 
-// gather collects and verifies the evidence of an image and scans it: what
-// [policy.NewInput] takes besides the request. What could not be checked
-// is in opts, as check errors.
-func (g *Gate) gather(ctx context.Context, registry, repo string, dg digest.Digest) (ev *verifier.Evidence, report *scanner.Report, cached bool, opts []policy.InputOption) {
-	ev, cached, err := g.evidence(ctx, registry, repo, dg)
-	if err != nil {
-		// NewInput records a nil evidence as a check error.
-		ev = nil
-		opts = append(opts, policy.WithCheckError("evidence", err))
-	}
-	if g.o.Scanner != nil && registry != "" {
+// scan asks the scanner for the report of an image; a scan that could not
+// be made is a check error in opts.
+func (g *Gate) scan(ctx context.Context, registry, repo string, dg digest.Digest) (report *scanner.Report, opts []policy.InputOption) {
+	switch {
+	case g.o.Scanner == nil:
+	case registry != "":
 		opts = append(opts, policy.WithCheckError("scan", fmt.Errorf("%s/%s@%s: images of other registries are not scanned", registry, repo, dg)))
-	} else if g.o.Scanner != nil {
+	default:
 		sctx, span := tracing.Start(ctx, "gate.Scan")
 		rep, err := g.o.Scanner.Scan(sctx, repo, dg)
 		tracing.End(span, err)
@@ -269,7 +272,7 @@ func (g *Gate) gather(ctx context.Context, registry, repo string, dg digest.Dige
 		}
 		report = rep
 	}
-	return ev, report, cached, opts
+	return report, opts
 }
 
 // evidence collects the verified evidence of repo@d, reusing a cached

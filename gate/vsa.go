@@ -89,6 +89,8 @@ func (g *Gate) writeVSA(ctx context.Context, p *Plan) error {
 	// now: the evidence the promotion carried, in the target repository,
 	// fingerprinted first (evidence that arrives while it is verified then
 	// changes the fingerprint, and the summary does not stand for it).
+	// The scan is not in it: admission asks the scanner, as a full check
+	// does.
 	refs, err := src.Referrers(ctx, p.To, p.Subject)
 	if err != nil {
 		return err
@@ -97,14 +99,14 @@ func (g *Gate) writeVSA(ctx context.Context, p *Plan) error {
 	if err != nil {
 		return err
 	}
-	ev, report, _, opts := g.gather(ctx, "", p.To, p.Subject)
-	in := policy.NewInput(policy.ActionAdmit, policy.Subject{Repository: p.To, Digest: p.Subject.String()}, policy.Target{}, policy.Request{}, ev, report, d.Time, opts...)
-	if len(in.Evidence.Errors) > 0 {
-		return fmt.Errorf("the evidence of %s@%s could not all be checked (%s: %s), so no summary stands in for it", p.To, p.Subject, in.Evidence.Errors[0].Check, in.Evidence.Errors[0].Message)
+	ev, _, err := g.evidence(ctx, "", p.To, p.Subject)
+	if err != nil {
+		return fmt.Errorf("the evidence of %s@%s could not be checked, so no summary stands in for it: %w", p.To, p.Subject, err)
 	}
+	verified := policy.VerifiedEvidence(ev)
 	var inputs []attest.ResourceRef
-	for _, pt := range sortedKeys(in.Evidence.Attestations.ByPredicateType) {
-		for _, a := range in.Evidence.Attestations.ByPredicateType[pt] {
+	for _, pt := range sortedKeys(verified.Attestations.ByPredicateType) {
+		for _, a := range verified.Attestations.ByPredicateType[pt] {
 			if alg, hex, ok := cutDigest(a.Manifest); ok {
 				inputs = append(inputs, attest.ResourceRef{URI: "oci://" + p.To + "@" + a.Manifest, Digest: map[string]string{alg: hex}})
 			}
@@ -124,7 +126,7 @@ func (g *Gate) writeVSA(ctx context.Context, p *Plan) error {
 	if err != nil {
 		return err
 	}
-	if st, err = withVSAEvidence(st, vsaEvidence{TrustRevision: g.o.Verifier.Revision(), Fingerprint: fp, Evidence: in.Evidence}); err != nil {
+	if st, err = withVSAEvidence(st, vsaEvidence{TrustRevision: g.o.Verifier.Revision(), Fingerprint: fp, Evidence: verified}); err != nil {
 		return err
 	}
 	b, err := g.vsa.bundle(st)

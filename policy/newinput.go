@@ -36,13 +36,7 @@ func NewInput(action Action, subject Subject, target Target, request Request, ev
 		Subject:    subject,
 		Target:     target,
 		Request:    request,
-		Evidence: Evidence{
-			Signatures:      Signatures{ByAuthority: map[string][]VerifiedSignature{}, Unverified: []UnverifiedSignature{}},
-			Attestations:    Attestations{ByPredicateType: map[string][]VerifiedAttestation{}, Unverified: []UnverifiedAttestation{}},
-			Provenance:      []Provenance{},
-			Vulnerabilities: Vulnerabilities{Scan: scanOf(scan), Attested: []AttestedVulnReport{}},
-			Errors:          []CheckError{},
-		},
+		Evidence:   emptyEvidence(),
 	}
 	if ev != nil {
 		if in.Subject.Digest == "" {
@@ -54,16 +48,81 @@ func NewInput(action Action, subject Subject, target Target, request Request, ev
 		in.addSignatures(ev.Signatures)
 		in.addAttestations(ev.Attestations)
 	}
+	in.finish(scan, opts)
+	if ev == nil && !slices.ContainsFunc(in.Evidence.Errors, func(e CheckError) bool { return e.Check == CheckEvidence }) {
+		in.Evidence.Errors = append(in.Evidence.Errors, CheckError{Check: CheckEvidence, Message: "no evidence was gathered"})
+	}
+	return in
+}
+
+// VerifiedEvidence is the verified part of the evidence NewInput makes of
+// ev: the signatures and attestations and what they say (provenance, an
+// attested SBOM, attested vulnerability reports), without a scan or check
+// errors. The gate's verification summaries carry it, and
+// [NewInputWithEvidence] completes it into the input NewInput would give.
+func VerifiedEvidence(ev *verifier.Evidence) Evidence {
+	in := Input{Evidence: emptyEvidence()}
+	if ev != nil {
+		in.addSignatures(ev.Signatures)
+		in.addAttestations(ev.Attestations)
+	}
+	return in.Evidence
+}
+
+// NewInputWithEvidence builds the input for one request from verified
+// evidence ([VerifiedEvidence]) gathered before and the scan report now:
+// for the same verifier evidence, the same input as [NewInput].
+// NewInputWithEvidence does not modify verified's slices and maps.
+func NewInputWithEvidence(action Action, subject Subject, target Target, request Request, verified Evidence, scan *scanner.Report, now time.Time, opts ...InputOption) *Input {
+	in := &Input{
+		APIVersion: APIVersion,
+		Action:     action,
+		Time:       now.UTC(),
+		Subject:    subject,
+		Target:     target,
+		Request:    request,
+		Evidence:   verified,
+	}
+	e := &in.Evidence
+	e.Errors = []CheckError{}
+	e.Vulnerabilities.Scan = nil
+	e.Vulnerabilities.Attested = nonNil(slices.Clip(e.Vulnerabilities.Attested))
+	e.Provenance = nonNil(slices.Clip(e.Provenance))
+	if e.SBOM != nil && e.SBOM.Source != SBOMFromAttestation {
+		e.SBOM = nil
+	}
+	if e.Signatures.ByAuthority == nil {
+		e.Signatures.ByAuthority = map[string][]VerifiedSignature{}
+	}
+	if e.Attestations.ByPredicateType == nil {
+		e.Attestations.ByPredicateType = map[string][]VerifiedAttestation{}
+	}
+	e.Signatures.Unverified = nonNil(e.Signatures.Unverified)
+	e.Attestations.Unverified = nonNil(e.Attestations.Unverified)
+	in.finish(scan, opts)
+	return in
+}
+
+func emptyEvidence() Evidence {
+	return Evidence{
+		Signatures:      Signatures{ByAuthority: map[string][]VerifiedSignature{}, Unverified: []UnverifiedSignature{}},
+		Attestations:    Attestations{ByPredicateType: map[string][]VerifiedAttestation{}, Unverified: []UnverifiedAttestation{}},
+		Provenance:      []Provenance{},
+		Vulnerabilities: Vulnerabilities{Attested: []AttestedVulnReport{}},
+		Errors:          []CheckError{},
+	}
+}
+
+// finish adds the scan (and the SBOM of its inventory when no SBOM is
+// attested) and the options.
+func (in *Input) finish(scan *scanner.Report, opts []InputOption) {
+	in.Evidence.Vulnerabilities.Scan = scanOf(scan)
 	if in.Evidence.SBOM == nil && scan != nil && len(scan.Inventory) > 0 {
 		in.Evidence.SBOM = inventorySBOM(scan.Inventory)
 	}
 	for _, o := range opts {
 		o(in)
 	}
-	if ev == nil && !slices.ContainsFunc(in.Evidence.Errors, func(e CheckError) bool { return e.Check == CheckEvidence }) {
-		in.Evidence.Errors = append(in.Evidence.Errors, CheckError{Check: CheckEvidence, Message: "no evidence was gathered"})
-	}
-	return in
 }
 
 func (in *Input) addSignatures(sigs []verifier.Signature) {

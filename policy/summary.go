@@ -3,7 +3,6 @@ package policy
 import (
 	"encoding/json"
 	"fmt"
-	"time"
 
 	"github.com/portcullis-dev/portcullis/attest"
 )
@@ -46,18 +45,3 @@ func (a *VerifiedAttestation) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// NewInputWithEvidence builds the input for one request on evidence that
-// was gathered and verified before, by [NewInput] for the same image (the
-// gate's verification summaries carry it): the same input a full check
-// gives, without verifying again.
-func NewInputWithEvidence(action Action, subject Subject, target Target, request Request, ev Evidence, now time.Time) *Input {
-	return &Input{
-		APIVersion: APIVersion,
-		Action:     action,
-		Time:       now.UTC(),
-		Subject:    subject,
-		Target:     target,
-		Request:    request,
-		Evidence:   ev,
-	}
-}

@@ -6,32 +6,29 @@ import (
 	"testing"
 )
 
-// TestEvidenceJSONRoundTrip: the evidence of every fixture scenario, saved
-// as JSON and read back, gives the same input value and the same decision
-// (the gate's verification summaries carry evidence this way).
-func TestEvidenceJSONRoundTrip(t *testing.T) {
+// TestVerifiedEvidenceRoundTrip: for every fixture scenario, the verified
+// evidence saved as JSON (as the gate's verification summaries carry it),
+// read back and completed with the scan by NewInputWithEvidence gives the
+// same input value, and so the same decision, as NewInput.
+func TestVerifiedEvidenceRoundTrip(t *testing.T) {
 	e := libraryEngine(t)
 	for _, sc := range scenarios {
 		t.Run(sc.name, func(t *testing.T) {
 			f := allowedFixture()
 			sc.change(f)
 			in := f.input()
-			raw, err := json.Marshal(in.Evidence)
+			raw, err := json.Marshal(VerifiedEvidence(f.evidence))
 			if err != nil {
 				t.Fatal(err)
 			}
-			back := *in
-			back.Evidence = Evidence{}
-			if err := json.Unmarshal(raw, &back.Evidence); err != nil {
+			var verified Evidence
+			if err := json.Unmarshal(raw, &verified); err != nil {
 				t.Fatal(err)
 			}
-			again, err := json.Marshal(back.Evidence)
-			if err != nil {
-				t.Fatal(err)
+			if again, err := json.Marshal(verified); err != nil || !bytes.Equal(raw, again) {
+				t.Fatalf("evidence changed in a JSON round trip (%v):\n%s\n%s", err, raw, again)
 			}
-			if !bytes.Equal(raw, again) {
-				t.Fatalf("evidence changed in a JSON round trip:\n%s\n%s", raw, again)
-			}
+			back := NewInputWithEvidence(f.action, f.subject, f.target, f.request, verified, f.scan, fixtureNow, f.opts...)
 			v1, err := in.value()
 			if err != nil {
 				t.Fatal(err)
@@ -41,10 +38,12 @@ func TestEvidenceJSONRoundTrip(t *testing.T) {
 				t.Fatal(err)
 			}
 			if v1.Compare(v2) != 0 {
-				t.Fatalf("input value changed in a JSON round trip")
+				j1, _ := json.Marshal(in)
+				j2, _ := json.Marshal(back)
+				t.Fatalf("inputs differ:\n%s\n%s", j1, j2)
 			}
 			d1, err1 := e.Eval(t.Context(), in)
-			d2, err2 := e.Eval(t.Context(), &back)
+			d2, err2 := e.Eval(t.Context(), back)
 			j1, _ := json.Marshal(d1)
 			j2, _ := json.Marshal(d2)
 			if (err1 == nil) != (err2 == nil) || !bytes.Equal(j1, j2) {

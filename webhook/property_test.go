@@ -6,6 +6,7 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -25,6 +26,7 @@ import (
 	"github.com/portcullis-dev/portcullis/gate"
 	"github.com/portcullis-dev/portcullis/policy"
 	"github.com/portcullis-dev/portcullis/registry/registrytest"
+	"github.com/portcullis-dev/portcullis/scanner"
 	"github.com/portcullis-dev/portcullis/verifier"
 	vt "github.com/portcullis-dev/portcullis/verifier/verifiertest"
 	"github.com/portcullis-dev/portcullis/webhook"
@@ -62,6 +64,28 @@ func (s *swapDecider) Evaluate(ctx context.Context, r gate.Request) *gate.Decisi
 }
 func (s *swapDecider) RevisionFor(t policy.Target) string { return s.g.Load().RevisionFor(t) }
 func (s *swapDecider) TrustRevision() string              { return s.g.Load().TrustRevision() }
+
+// phasedScanner is the registry's scanner: image 1.0 is clean until
+// phase 1, when a fixed critical CVE is found in it; image 3.0 cannot be
+// scanned. A VSA carries no scan, so the fast path must see the change.
+type phasedScanner struct {
+	phase              atomic.Int32
+	vulnerable, broken digest.Digest
+}
+
+func (s *phasedScanner) Scan(_ context.Context, _ string, d digest.Digest) (*scanner.Report, error) {
+	if d == s.broken {
+		return nil, errors.New("no vulnerability database")
+	}
+	r := &scanner.Report{Digest: d.String(), Scanner: scanner.ScannerInfo{Name: "trivy", Version: "test"},
+		Counts: map[string]int{"CRITICAL": 0, "HIGH": 0, "MEDIUM": 0, "LOW": 0, "UNKNOWN": 0}, Vulnerabilities: []scanner.Vulnerability{}}
+	if d == s.vulnerable && s.phase.Load() == 1 {
+		r.Vulnerabilities = append(r.Vulnerabilities, scanner.Vulnerability{ID: "CVE-2026-0001", Package: "musl", InstalledVersion: "1.2.5-r0",
+			FixedVersion: "1.2.5-r1", Severity: scanner.SeverityCritical})
+		r.Counts["CRITICAL"] = 1
+	}
+	return r, nil
+}
 
 // vsaCounter records decisions and counts those taken on a VSA.
 type vsaCounter struct {
@@ -110,8 +134,9 @@ deny contains "mallory admits nothing" if {
 // namespaces (with labels), workload kinds, users, actions, policies
 // (admission-only reference rules, reference rules for promotion only,
 // namespace, label, workload, user and action rules) and trust
-// configurations (the release key kept, or replaced without a restart of
-// the webhook), the answer of the webhook with the VSA fast path and the
+// configurations and scans (the release key kept, or replaced without a
+// restart of the webhook, while a CVE is found in a promoted image), the
+// answer of the webhook with the VSA fast path and the
 // decision cache, asked twice (the second answer from the cache), equals
 // the answer of a full check: a gate without a VSA key behind a webhook
 // without a cache. The gate's own answers for promotions are compared the
@@ -188,6 +213,7 @@ func TestFastPathProperty(t *testing.T) {
 	push("2.0", true, false, true)   // promoted, signed, no provenance
 	push("3.0", false, false, false) // unsigned, staging only
 	tags["prod/app:latest"] = tags["prod/app:1.0"]
+	scan := &phasedScanner{vulnerable: tags["prod/app:1.0"], broken: tags["staging/app:3.0"]}
 
 	var refs []string
 	for _, im := range images {
@@ -206,6 +232,7 @@ func TestFastPathProperty(t *testing.T) {
 		{"references for admission", referencesForAdmission, false},
 		{"references for promotion only", `{"portcullis":{"config":{"signatures":{"authorities":["release"]},"references":{"actions":["promote"]}}}}`, false},
 		{"namespace, label, workload, user and action rules", `{"portcullis":{"config":{"signatures":{"authorities":["release"]},"references":{"allowTagOnly":true}}}}`, true},
+		{"vulnerabilities from the scan now", `{"portcullis":{"config":{"signatures":{"authorities":["release"]},"vulnerabilities":{"severity":"CRITICAL","onlyFixed":true}}}}`, false},
 	}
 	nsLabels := map[string]map[string]string{"shop": {"env": "dev"}, "prod": {"env": "prod"}}
 	labels := func(_ context.Context, ns string) (map[string]string, error) { return nsLabels[ns], nil }
@@ -219,17 +246,18 @@ func TestFastPathProperty(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, key := range []struct {
+			for phase, key := range []struct {
 				name string
 				k    *ecdsa.PrivateKey
-			}{{"release key", release}, {"release key replaced", vt.NewKey(t)}} {
+			}{{"release key", release}, {"release key replaced, a CVE found in 1.0", vt.NewKey(t)}} {
+				scan.phase.Store(int32(phase))
 				v := trust(key.k)
-				fg, err := gate.New(gate.DefaultConfig(), gate.Options{Store: reg, Verifier: v, Policies: ps, VSAKey: vsaKey, Recorder: fastRec, Logger: quiet})
+				fg, err := gate.New(gate.DefaultConfig(), gate.Options{Store: reg, Verifier: v, Policies: ps, Scanner: scan, VSAKey: vsaKey, Recorder: fastRec, Logger: quiet})
 				if err != nil {
 					t.Fatal(err)
 				}
 				fast.g.Store(fg)
-				full, err := gate.New(gate.DefaultConfig(), gate.Options{Store: reg, Verifier: v, Policies: ps, Logger: quiet})
+				full, err := gate.New(gate.DefaultConfig(), gate.Options{Store: reg, Verifier: v, Policies: ps, Scanner: scan, Logger: quiet})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -252,6 +280,26 @@ func TestFastPathProperty(t *testing.T) {
 							}
 						}
 					}
+				}
+				// The gate's own answers for admissions, without the
+				// webhook's cache, after the scan of 1.0 changed under
+				// the same trust: the VSA carries no scan.
+				if phase == 0 {
+					v2, err := gate.New(gate.DefaultConfig(), gate.Options{Store: reg, Verifier: v, Policies: ps, Scanner: scan, VSAKey: vsaKey, Recorder: fastRec, Logger: quiet})
+					if err != nil {
+						t.Fatal(err)
+					}
+					scan.phase.Store(1)
+					for _, ref := range []string{"prod/app:1.0", "prod/app:2.0"} {
+						d := tags[ref]
+						req := gate.Request{Action: policy.ActionAdmit, Repository: "prod/app", Digest: d, Reference: "registry.local/prod/app@" + d.String(),
+							Target: policy.Target{Kubernetes: &policy.KubernetesTarget{Namespace: "shop", Workload: policy.Workload{Kind: "Pod", Name: "web"}, Container: "app"}}}
+						got, want := v2.Evaluate(t.Context(), req), full.Evaluate(t.Context(), req)
+						if got.VSA == nil || got.Allow != want.Allow || strings.Join(got.Reasons(), "\n") != strings.Join(want.Reasons(), "\n") {
+							t.Errorf("admission of %s after a CVE was found in 1.0: fast gate %v %q (vsa %v), full check %v %q", ref, got.Allow, got.Reasons(), got.VSA != nil, want.Allow, want.Reasons())
+						}
+					}
+					scan.phase.Store(0)
 				}
 				// Promotions: the gate's own answers.
 				for _, im := range images {
