@@ -18,6 +18,8 @@ import (
 	"github.com/opencontainers/go-digest"
 	"go.opentelemetry.io/otel/attribute"
 
+	"github.com/portcullis-dev/portcullis/attest"
+	"github.com/portcullis-dev/portcullis/internal/panics"
 	"github.com/portcullis-dev/portcullis/internal/tracing"
 	"github.com/portcullis-dev/portcullis/policy"
 	"github.com/portcullis-dev/portcullis/scanner"
@@ -174,12 +176,15 @@ func (d *Decision) Reasons() []string {
 // Evaluate decides on req. The decision is recorded before it is
 // returned; if recording fails the decision is returned as a denial with
 // the error. Allow is true only when everything succeeded and policy
-// allowed.
-func (g *Gate) Evaluate(ctx context.Context, req Request) *Decision {
+// allowed. A panic while deciding is a recorded denial whose error says so
+// (I3, docs/gate.md), never a crash.
+func (g *Gate) Evaluate(ctx context.Context, req Request) (d *Decision) {
 	ctx, span := tracing.Start(ctx, "gate.Evaluate", attribute.String("portcullis.action", string(req.Action)),
 		attribute.String("portcullis.repository", req.fullRepository()), attribute.String("portcullis.digest", req.Digest.String()))
 	start := g.o.Now()
-	d := g.decide(ctx, req, start)
+	if err := panics.Do(ctx, g.log, "gate.Evaluate", func() error { d = g.decide(ctx, req, start); return nil }); err != nil {
+		d = g.internalDenial(req, start, err)
+	}
 	defer func() {
 		span.SetAttributes(attribute.Bool("portcullis.allow", d.Allow), attribute.Int("portcullis.deny", len(d.Deny)),
 			attribute.String("portcullis.policy_set", d.PolicySet), attribute.String("portcullis.policy_revision", d.Revision),
@@ -190,19 +195,45 @@ func (g *Gate) Evaluate(ctx context.Context, req Request) *Decision {
 		}
 		tracing.End(span, err)
 	}()
+	g.record(ctx, d, start)
+	return d
+}
+
+// RecordFailure records, and returns, the denial of req because deciding
+// it failed with err outside Evaluate (a panic in the webhook or in a write
+// the gate plans): every denial has its record (I3).
+func (g *Gate) RecordFailure(ctx context.Context, req Request, err error) *Decision {
+	start := g.o.Now()
+	d := g.internalDenial(req, start, err)
+	g.record(ctx, d, start)
+	return d
+}
+
+// internalDenial is the decision on req when deciding failed with err.
+func (g *Gate) internalDenial(req Request, start time.Time, err error) *Decision {
+	msg := err.Error()
+	if pe := (*panics.Error)(nil); errors.As(err, &pe) {
+		msg = "the request is denied: " + msg
+	}
+	return &Decision{Time: start.UTC(), Request: req, TrustRevision: g.o.Verifier.Revision(),
+		Decision: policy.Decision{Deny: []policy.Message{}, Warn: []policy.Message{}, Error: msg}}
+}
+
+// record sets d's duration, records it (a decision that cannot be recorded
+// is a denial) and logs it.
+func (g *Gate) record(ctx context.Context, d *Decision, start time.Time) {
 	d.Duration = g.o.Now().Sub(start)
 	if g.o.Recorder != nil {
-		if err := g.o.Recorder.Record(ctx, d); err != nil {
+		if err := panics.Do(ctx, g.log, "gate.Record", func() error { return g.o.Recorder.Record(ctx, d) }); err != nil {
 			d.Allow = false
 			d.Error = joinErr(d.Error, fmt.Sprintf("the decision could not be recorded: %v", err))
 		}
 	}
 	g.log.LogAttrs(ctx, slog.LevelInfo, "gate decision",
-		slog.String("action", string(req.Action)), slog.String("repository", req.Repository),
-		slog.String("digest", req.Digest.String()), slog.Bool("allow", d.Allow),
+		slog.String("action", string(d.Request.Action)), slog.String("repository", d.Request.Repository),
+		slog.String("digest", d.Request.Digest.String()), slog.Bool("allow", d.Allow),
 		slog.Int("deny", len(d.Deny)), slog.String("policySet", d.PolicySet), slog.String("revision", d.Revision),
 		slog.Duration("duration", d.Duration), slog.String("error", d.Error))
-	return d
 }
 
 func joinErr(a, b string) string {
@@ -218,6 +249,15 @@ func (g *Gate) decide(ctx context.Context, req Request, now time.Time) *Decision
 		d.Error = fmt.Sprintf("invalid request: action %q, %s@%s", req.Action, req.Repository, req.Digest)
 		return d
 	}
+	// A check that panicked denies whatever the policy makes of a check
+	// error (I3).
+	var internal error
+	defer func() {
+		if internal != nil {
+			d.Allow = false
+			d.Error = joinErr(d.Error, "the request is denied: "+internal.Error())
+		}
+	}()
 	ectx, cancel := context.WithTimeout(ctx, g.cfg.EvidenceTimeout)
 	defer cancel()
 	subject := policy.Subject{Repository: req.fullRepository(), Digest: req.Digest.String(), Tag: req.Tag, Reference: req.Reference}
@@ -226,7 +266,8 @@ func (g *Gate) decide(ctx context.Context, req Request, now time.Time) *Decision
 	// are taken now, on this request's own input, either way (I4).
 	if proof, verified, why := g.fastPath(ectx, req, now); proof != nil {
 		d.VSA = proof
-		report, opts := g.scan(ectx, req.Registry, req.Repository, req.Digest)
+		report, opts, serr := g.scan(ectx, req.Registry, req.Repository, req.Digest)
+		internal = panicked(internal, serr)
 		d.Input = policy.NewInputWithEvidence(req.Action, subject, req.Target, req.Actor, *verified, report, now, opts...)
 	} else {
 		if why != "" {
@@ -235,12 +276,14 @@ func (g *Gate) decide(ctx context.Context, req Request, now time.Time) *Decision
 		var opts []policy.InputOption
 		ev, cached, err := g.evidence(ectx, req.Registry, req.Repository, req.Digest)
 		d.CachedEvidence = cached
+		internal = panicked(internal, err)
 		if err != nil {
 			// NewInput records a nil evidence as a check error.
 			ev = nil
 			opts = append(opts, policy.WithCheckError("evidence", err))
 		}
-		report, scanOpts := g.scan(ectx, req.Registry, req.Repository, req.Digest)
+		report, scanOpts, serr := g.scan(ectx, req.Registry, req.Repository, req.Digest)
+		internal = panicked(internal, serr)
 		d.Input = policy.NewInput(req.Action, subject, req.Target, req.Actor, ev, report, now, append(opts, scanOpts...)...)
 	}
 	pstart := g.o.Now()
@@ -257,22 +300,32 @@ func (g *Gate) decide(ctx context.Context, req Request, now time.Time) *Decision
 }
 
 // scan asks the scanner for the report of an image; a scan that could not
-// be made is a check error in opts.
-func (g *Gate) scan(ctx context.Context, registry, repo string, dg digest.Digest) (report *scanner.Report, opts []policy.InputOption) {
+// be made is a check error in opts, and err is the scanner's error.
+func (g *Gate) scan(ctx context.Context, registry, repo string, dg digest.Digest) (report *scanner.Report, opts []policy.InputOption, err error) {
 	switch {
 	case g.o.Scanner == nil:
 	case registry != "":
 		opts = append(opts, policy.WithCheckError("scan", fmt.Errorf("%s/%s@%s: images of other registries are not scanned", registry, repo, dg)))
 	default:
 		sctx, span := tracing.Start(ctx, "gate.Scan")
-		rep, err := g.o.Scanner.Scan(sctx, repo, dg)
+		var rep *scanner.Report
+		err = panics.Do(sctx, g.log, "gate.Scan", func() (err error) { rep, err = g.o.Scanner.Scan(sctx, repo, dg); return err })
 		tracing.End(span, err)
 		if err != nil {
 			opts = append(opts, policy.WithCheckError("scan", err))
 		}
 		report = rep
 	}
-	return report, opts
+	return report, opts, err
+}
+
+// panicked adds err to internal if it is a recovered panic (here or in an
+// attest parser).
+func panicked(internal, err error) error {
+	if pe := (*panics.Error)(nil); errors.As(err, &pe) || errors.Is(err, attest.ErrInternal) {
+		return errors.Join(internal, err)
+	}
+	return internal
 }
 
 // evidence collects the verified evidence of repo@d, reusing a cached

@@ -10,6 +10,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/portcullis-dev/portcullis/internal/panics"
 	"github.com/portcullis-dev/portcullis/policy"
 	"github.com/portcullis-dev/portcullis/verifier/source"
 )
@@ -98,7 +99,10 @@ func (g *Gate) MutableTags(repo string) bool {
 //     ([CheckEvidence]) for an image the gate let into the repository;
 //   - anything else is an image: promoted (with its evidence) from the
 //     staging repository holding it when policy allows, else denied.
-func (g *Gate) AuthorizeManifest(ctx context.Context, w ManifestWrite) (*Plan, error) {
+func (g *Gate) AuthorizeManifest(ctx context.Context, w ManifestWrite) (p *Plan, err error) {
+	defer g.denyOnPanic(ctx, Request{Action: policy.ActionPush, Repository: w.Repository, Digest: w.Digest, Tag: w.Tag,
+		Target: registryTarget(w.Repository, w.Tag), Actor: w.Actor}, &p, &err)
+	defer panics.Recover(ctx, g.log, "gate.AuthorizeManifest", &err)
 	ns := g.cfg.protected(w.Repository)
 	if ns == nil {
 		return &Plan{Direct: true}, nil
@@ -184,7 +188,10 @@ func (g *Gate) authorizeEvidence(ctx context.Context, w ManifestWrite, subject d
 // AuthorizePromotion decides on promoting from@d to to:tag server-side
 // (`portcullis promote`): the plan links the image, its children, its
 // evidence and the tag.
-func (g *Gate) AuthorizePromotion(ctx context.Context, from string, d digest.Digest, to, tag string, actor policy.Request) (*Plan, error) {
+func (g *Gate) AuthorizePromotion(ctx context.Context, from string, d digest.Digest, to, tag string, actor policy.Request) (p *Plan, err error) {
+	defer g.denyOnPanic(ctx, Request{Action: policy.ActionPromote, Repository: from, Digest: d, Tag: tag,
+		Target: registryTarget(to, tag), Actor: actor}, &p, &err)
+	defer panics.Recover(ctx, g.log, "gate.AuthorizePromotion", &err)
 	ns := g.cfg.protected(to)
 	if ns == nil {
 		return nil, &DeniedError{Message: fmt.Sprintf("%s is not a protected namespace: push to it directly", to)}
@@ -367,6 +374,15 @@ func registryTarget(repo, tag string) policy.Target {
 	return policy.Target{Registry: &policy.RegistryTarget{Namespace: ns, Repository: repo, Tag: tag}}
 }
 
+// denyOnPanic, deferred before panics.Recover by a method that plans a
+// write, turns a recovered panic into a recorded denial of req (I3): no
+// plan, and the refusal a client shows.
+func (g *Gate) denyOnPanic(ctx context.Context, req Request, p **Plan, err *error) {
+	if pe := (*panics.Error)(nil); errors.As(*err, &pe) {
+		*p, *err = nil, g.denied(g.RecordFailure(ctx, req, *err), "")
+	}
+}
+
 // denied turns a decision into the error a client shows.
 func (g *Gate) denied(d *Decision, hint string) *DeniedError {
 	reasons := d.Reasons()
@@ -374,6 +390,9 @@ func (g *Gate) denied(d *Decision, hint string) *DeniedError {
 		reasons = []string{"denied"}
 	}
 	msg := fmt.Sprintf("denied by policy (set %s, revision %s): %s", d.PolicySet, shortRevision(d.Revision), strings.Join(reasons, "; "))
+	if d.PolicySet == "" { // no policy was asked: an invalid request, or a panic
+		msg = "denied: " + strings.Join(reasons, "; ")
+	}
 	if hint != "" {
 		msg += " (" + hint + ")"
 	}
