@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"strings"
 
 	"github.com/opencontainers/go-digest"
 	admissionv1 "k8s.io/api/admission/v1"
@@ -20,6 +21,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/portcullis-dev/portcullis/gate"
+	"github.com/portcullis-dev/portcullis/internal/panics"
+	"github.com/portcullis-dev/portcullis/policy"
 )
 
 // Decider takes one decision per image; *gate.Gate is one.
@@ -114,10 +117,44 @@ func (h *Handler) review(f reviewFunc) http.Handler {
 			}})
 			return
 		}
-		resp := f(r.Context(), req)
+		var resp *admissionv1.AdmissionResponse
+		if err := panics.Do(r.Context(), h.log, "webhook.review", func() error { resp = f(r.Context(), req); return nil }); err != nil {
+			resp = h.reviewFailed(r.Context(), req, err)
+		}
 		resp.UID = req.UID
 		write(w, http.StatusOK, resp)
 	})
+}
+
+// FailureRecorder is an optional capability of a [Decider] (*gate.Gate
+// has it): it records the denial of a request that failed outside the
+// decider, such as a panic in the webhook, so that every denial has its
+// audit record (I3).
+type FailureRecorder interface {
+	RecordFailure(ctx context.Context, req gate.Request, err error) *gate.Decision
+}
+
+// recordFailure records that deciding req failed with err, if the decider
+// can, and returns the reasons to show.
+func (h *Handler) recordFailure(ctx context.Context, req gate.Request, err error) []string {
+	if fr, ok := h.decider.(FailureRecorder); ok {
+		if d := fr.RecordFailure(ctx, req, err); d != nil {
+			if rs := d.Reasons(); len(rs) > 0 {
+				return rs
+			}
+		}
+	}
+	return []string{"the request is denied: " + err.Error()}
+}
+
+// reviewFailed answers a review whose handling panicked with err: a
+// denial, recorded. It names no user: the review is recorded as the
+// workload's namespace, kind and name only.
+func (h *Handler) reviewFailed(ctx context.Context, req *admissionv1.AdmissionRequest, err error) *admissionv1.AdmissionResponse {
+	target := policy.Target{Kubernetes: &policy.KubernetesTarget{Namespace: req.Namespace,
+		Workload: policy.Workload{Kind: req.Kind.Kind, Name: req.Name}}}
+	reasons := h.recordFailure(ctx, gate.Request{Action: policy.ActionAdmit, Target: target}, err)
+	return denied(http.StatusInternalServerError, fmt.Sprintf("portcullis could not decide on %s %s/%s: %s", req.Kind.Kind, req.Namespace, req.Name, strings.Join(reasons, "; ")), nil)
 }
 
 func write(w http.ResponseWriter, status int, resp *admissionv1.AdmissionResponse) {

@@ -3,11 +3,16 @@ package webhook
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 
 	admissionv1 "k8s.io/api/admission/v1"
+
+	"github.com/portcullis-dev/portcullis/gate"
+	"github.com/portcullis-dev/portcullis/internal/panics"
+	"github.com/portcullis-dev/portcullis/policy"
 )
 
 // patchOp is one RFC 6902 operation.
@@ -45,12 +50,21 @@ func (h *Handler) mutate(ctx context.Context, req *admissionv1.AdmissionRequest)
 		pinned string
 		err    error
 	}
-	out, done := parallel(ctx, h.cfg.Timeout, len(refs), func(ctx context.Context, i int) resolved {
-		loc, err := h.resolver.Resolve(ctx, refs[i])
-		if err == nil {
-			err = loc.Digest.Validate()
+	out, done := parallel(ctx, h.cfg.Timeout, len(refs), func(ctx context.Context, i int) (r resolved) {
+		// Not the HTTP server's goroutine: a panic is this image's error,
+		// which refuses the review, never a crash (I3).
+		if err := panics.Do(ctx, h.log, "webhook.resolve", func() error {
+			loc, err := h.resolver.Resolve(ctx, refs[i])
+			if err == nil {
+				err = loc.Digest.Validate()
+			}
+			r = resolved{refs[i] + "@" + loc.Digest.String(), err}
+			return nil
+		}); err != nil {
+			target := policy.Target{Kubernetes: &policy.KubernetesTarget{Namespace: req.Namespace, Workload: policy.Workload{Kind: wl.Kind, Name: wl.Name}}}
+			r = resolved{err: errors.New(strings.Join(h.recordFailure(ctx, gate.Request{Action: policy.ActionAdmit, Reference: refs[i], Target: target}, err), "; "))}
 		}
-		return resolved{refs[i] + "@" + loc.Digest.String(), err}
+		return r
 	})
 	var warnings []string
 	for i, ref := range refs {

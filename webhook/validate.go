@@ -12,6 +12,7 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 
 	"github.com/portcullis-dev/portcullis/gate"
+	"github.com/portcullis-dev/portcullis/internal/panics"
 	"github.com/portcullis-dev/portcullis/policy"
 )
 
@@ -90,7 +91,11 @@ func (h *Handler) validate(ctx context.Context, req *admissionv1.AdmissionReques
 	inputs := slices.Clone(results)
 	checked, done := parallel(ctx, h.cfg.Timeout, len(results), func(ctx context.Context, i int) ImageResult {
 		r := inputs[i]
-		h.check(ctx, &r, wl, ns, actor)
+		// This goroutine is not the HTTP server's: a panic here would end
+		// the process. It denies the image instead, with a record (I3).
+		if err := panics.Do(ctx, h.log, "webhook.check", func() error { h.check(ctx, &r, wl, ns, actor); return nil }); err != nil {
+			r = h.checkFailed(ctx, inputs[i], r, wl, ns, actor, err)
+		}
 		return r
 	})
 	var warnings, deniedMsgs []string
@@ -131,6 +136,20 @@ func (h *Handler) validate(ctx context.Context, req *admissionv1.AdmissionReques
 		return resp
 	}
 	return denied(http.StatusForbidden, fmt.Sprintf("portcullis denied %s: %s", what, summary), warnings)
+}
+
+// checkFailed is the result for an image whose check panicked with err
+// (partial is what the check had filled in): a denial, recorded by the
+// decider when it can record ([FailureRecorder]).
+func (h *Handler) checkFailed(ctx context.Context, in, partial ImageResult, wl *workload, ns string, actor policy.Request, err error) ImageResult {
+	r := in
+	r.Repository, r.Digest = partial.Repository, partial.Digest
+	r.Allowed = false
+	target := policy.Target{Kubernetes: &policy.KubernetesTarget{Namespace: ns, NamespaceLabels: wl.NamespaceLabels,
+		Workload: policy.Workload{Kind: wl.Kind, Name: wl.Name}, Container: r.Containers[0]}}
+	r.Reasons = h.recordFailure(ctx, gate.Request{Action: policy.ActionAdmit, Repository: r.Repository, Digest: r.Digest,
+		Reference: r.Image, Target: target, Actor: actor}, err)
+	return r
 }
 
 // check resolves and decides one image, from the cache when it can.
