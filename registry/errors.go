@@ -2,6 +2,7 @@ package registry
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -50,6 +51,16 @@ func newError(status int, code, format string, args ...any) *regError {
 // internalError hides err from the client and logs it.
 func internalError(err error) *regError {
 	return &regError{Status: http.StatusInternalServerError, Code: "UNKNOWN", Message: "internal error", Err: err}
+}
+
+// panicError is the 500 a handler's recovered panic gets (I3: a gated
+// write that panics is refused, and the server lives on). A handler that
+// aborts on purpose (http.ErrAbortHandler) still aborts.
+func panicError(err error) *regError {
+	if errors.Is(err, http.ErrAbortHandler) {
+		panic(http.ErrAbortHandler)
+	}
+	return internalError(err)
 }
 
 type errorBody struct {

@@ -11,6 +11,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/portcullis-dev/portcullis/gate"
+	"github.com/portcullis-dev/portcullis/internal/panics"
 )
 
 // PromotionsPath is where POST promotes an image server-side.
@@ -64,7 +65,15 @@ func (r *Registry) PromotionsHandler() http.Handler {
 			writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "use POST"})
 			return
 		}
-		status, resp, err := r.promote(req)
+		var (
+			status int
+			resp   *PromotionResponse
+			err    error
+		)
+		if perr := panics.Do(req.Context(), r.log, "registry.promote", func() error { status, resp, err = r.promote(req); return nil }); perr != nil {
+			r.writeError(w, req, panicError(perr))
+			return
+		}
 		if err != nil {
 			writeJSON(w, status, map[string]string{"error": err.Error()})
 			return

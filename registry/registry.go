@@ -11,6 +11,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/portcullis-dev/portcullis/internal/panics"
 	"github.com/portcullis-dev/portcullis/registry/blobstore"
 	"github.com/portcullis-dev/portcullis/registry/metadata"
 )
@@ -118,7 +119,11 @@ func parseRoute(p string) (route, bool) {
 }
 
 func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	if e := r.serve(w, req); e != nil {
+	var e *regError
+	if err := panics.Do(req.Context(), r.log, "registry.ServeHTTP", func() error { e = r.serve(w, req); return nil }); err != nil {
+		e = panicError(err)
+	}
+	if e != nil {
 		r.writeError(w, req, e)
 	}
 }

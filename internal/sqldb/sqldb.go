@@ -22,6 +22,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
 	_ "modernc.org/sqlite"             // registers the "sqlite" driver
+
+	"github.com/portcullis-dev/portcullis/internal/panics"
 )
 
 // Dialect is the SQL database a DB talks to.
@@ -231,7 +233,9 @@ func (db *DB) inTx(ctx context.Context, opts *sql.TxOptions, f func(*Tx) error) 
 	if err != nil {
 		return err
 	}
-	if err := f(&Tx{tx: tx, db: db}); err != nil {
+	// A panic in f rolls back at once, instead of holding the write lock
+	// until the context ends, and is f's error (I3).
+	if err := panics.Do(ctx, nil, "sqldb.Write", func() error { return f(&Tx{tx: tx, db: db}) }); err != nil {
 		return errors.Join(err, tx.Rollback())
 	}
 	return tx.Commit()
