@@ -16,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/portcullis-dev/portcullis/webhook/webhooktest"
 )
 
 // podReview is a Pod with n containers, each with its own image.
@@ -45,7 +47,7 @@ func podReview(tb testing.TB, n int) []byte {
 // containers, through the handler in-process (no TLS, no network).
 func BenchmarkAdmit(b *testing.B) {
 	d := newFakeDecider()
-	h, err := New(Config{Logger: slog.New(slog.DiscardHandler)}, d, &fakeResolver{})
+	h, err := New(Config{Logger: slog.New(slog.DiscardHandler), Authenticator: apiServer{}}, d, &fakeResolver{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -77,7 +79,8 @@ func BenchmarkAdmit(b *testing.B) {
 }
 
 // httpsAdmitter starts the handler over HTTPS on loopback (TLS 1.3,
-// keep-alive, like the API server's client) and returns a function that
+// keep-alive, like the API server's client), authenticating the client by
+// its certificate as a deployment does, and returns a function that
 // admits a warm 5-container pod and times it, and the decider's call count.
 func httpsAdmitter(b *testing.B) (admit func() time.Duration, calls func() int64) {
 	files, err := SelfSigned(b.TempDir(), []string{"127.0.0.1"}, time.Now())
@@ -88,20 +91,25 @@ func httpsAdmitter(b *testing.B) (admit func() time.Duration, calls func() int64
 	if err != nil {
 		b.Fatal(err)
 	}
+	apiserver := webhooktest.NewClientPKI(b, b.TempDir(), "kube-apiserver")
+	auth, err := NewAuth(AuthConfig{ClientCAFile: apiserver.CAFile, ClientNames: []string{"kube-apiserver"}})
+	if err != nil {
+		b.Fatal(err)
+	}
 	d := newFakeDecider()
-	h, err := New(Config{Logger: slog.New(slog.DiscardHandler)}, d, &fakeResolver{})
+	h, err := New(Config{Logger: slog.New(slog.DiscardHandler), Authenticator: auth}, d, &fakeResolver{})
 	if err != nil {
 		b.Fatal(err)
 	}
 	srv := httptest.NewUnstartedServer(h)
-	srv.Listener = tls.NewListener(srv.Listener, reloader.TLSConfig())
+	srv.Listener = tls.NewListener(srv.Listener, auth.TLSConfig(reloader.GetCertificate))
 	srv.Start()
 	b.Cleanup(srv.Close)
 	url := strings.Replace(srv.URL, "http://", "https://", 1) + "/validate"
 	caPEM, _ := os.ReadFile(files.CA)
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(caPEM)
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, MaxIdleConnsPerHost: 64}}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{apiserver.Cert}}, MaxIdleConnsPerHost: 64}}
 	body := podReview(b, 5)
 	admit = func() time.Duration {
 		start := time.Now()

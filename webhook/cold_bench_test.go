@@ -112,7 +112,7 @@ func benchCold(b *testing.B, repo string) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		h, err := webhook.New(webhook.Config{CacheSize: -1, Logger: slog.New(slog.DiscardHandler)}, g, e.mapResolver)
+		h, err := webhook.New(webhook.Config{Authenticator: apiServerAuth{}, CacheSize: -1, Logger: slog.New(slog.DiscardHandler)}, g, e.mapResolver)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -78,10 +78,16 @@ type Config struct {
 	Exempt []string `json:"exempt"`
 	// BreakGlass lists where the break-glass annotation is honoured.
 	BreakGlass []BreakGlassWindow `json:"breakGlass"`
-	// OnBreakGlass is called, before the response is written, for every
-	// workload admitted by break glass (the server records it in the
-	// audit log); not for dry-run requests.
-	OnBreakGlass func(ctx context.Context, bg BreakGlass) `json:"-"`
+	// OnBreakGlass records a break-glass admission durably (the server
+	// writes it to the decision history) before the response is written;
+	// not for dry-run requests. The workload is admitted only once it
+	// returned nil: an error refuses break glass (I6). Required when
+	// BreakGlass is set.
+	OnBreakGlass func(ctx context.Context, bg BreakGlass) error `json:"-"`
+
+	// Authenticator decides who may call the webhook (an [*Auth], built
+	// from [AuthConfig]). Required.
+	Authenticator Authenticator `json:"-"`
 
 	// NamespaceLabels, if set, gives a namespace's labels; it is called on
 	// every admission, so it should read an informer's cache. The labels
@@ -136,6 +142,9 @@ func (c *Config) defaults() error {
 		if w.Namespace == "" || w.Until.IsZero() {
 			return errors.New("webhook: a break-glass window needs a namespace and an expiry (until)")
 		}
+	}
+	if len(c.BreakGlass) > 0 && c.OnBreakGlass == nil {
+		return errors.New("webhook: break glass needs OnBreakGlass to record every use")
 	}
 	if c.CacheSize == 0 {
 		c.CacheSize = 10000

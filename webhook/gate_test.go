@@ -74,7 +74,7 @@ func TestRealGate(t *testing.T) {
 		"registry.local/prod/migrate:1.2":   {"staging/app", signed},
 		"registry.local/staging/unsigned:1": {"staging/unsigned", unsigned},
 	}
-	h, err := webhook.New(webhook.Config{Logger: slog.New(slog.DiscardHandler)}, g, res)
+	h, err := webhook.New(webhook.Config{Authenticator: apiServerAuth{}, Logger: slog.New(slog.DiscardHandler)}, g, res)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,4 +102,12 @@ func TestRealGate(t *testing.T) {
 	if st := h.CacheStats(); st.Hits != 3 || st.Misses != 3 {
 		t.Errorf("cache %+v, want the second admission from the cache", st)
 	}
+}
+
+// apiServerAuth authenticates every request as the API server, for tests
+// that call the handler directly.
+type apiServerAuth struct{}
+
+func (apiServerAuth) Authenticate(*http.Request) (webhook.Caller, error) {
+	return webhook.Caller{Name: "test API server", Trusted: true}, nil
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	admissionv1 "k8s.io/api/admission/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -67,6 +68,9 @@ func New(cfg Config, d Decider, r Resolver) (*Handler, error) {
 	if d == nil || r == nil {
 		return nil, errors.New("webhook: a decider and a resolver are required")
 	}
+	if cfg.Authenticator == nil {
+		return nil, errors.New("webhook: an authenticator is required (see AuthConfig)")
+	}
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
@@ -80,7 +84,26 @@ func New(cfg Config, d Decider, r Resolver) (*Handler, error) {
 	return h, nil
 }
 
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+// ServeHTTP authenticates the caller first: one that is not the API
+// server gets 401 and nothing else, whatever it asked for (I5).
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	caller, err := h.cfg.Authenticator.Authenticate(r)
+	if err != nil {
+		h.log.WarnContext(r.Context(), "webhook: unauthenticated request refused", "remote", r.RemoteAddr, "path", r.URL.Path, "err", err)
+		w.Header().Set("WWW-Authenticate", `Bearer realm="portcullis-webhook"`)
+		http.Error(w, http.StatusText(http.StatusUnauthorized), http.StatusUnauthorized)
+		return
+	}
+	h.mux.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, caller)))
+}
+
+type callerKey struct{}
+
+// callerOf is who sent the request of ctx.
+func callerOf(ctx context.Context) Caller {
+	c, _ := ctx.Value(callerKey{}).(Caller)
+	return c
+}
 
 // CacheStats counts decision cache hits and misses since New.
 func (h *Handler) CacheStats() CacheStats { return h.cache.stats() }
@@ -116,6 +139,11 @@ func (h *Handler) review(f reviewFunc) http.Handler {
 				Status: metav1.StatusFailure, Code: int32(re.status), Reason: metav1.StatusReasonBadRequest, Message: re.msg,
 			}})
 			return
+		}
+		if !callerOf(r.Context()).Trusted {
+			// Nobody vouches for the user an unauthenticated caller
+			// names: policy, the record and break glass see none.
+			req.UserInfo = authenticationv1.UserInfo{}
 		}
 		var resp *admissionv1.AdmissionResponse
 		if err := panics.Do(r.Context(), h.log, "webhook.review", func() error { resp = f(r.Context(), req); return nil }); err != nil {

@@ -346,7 +346,7 @@ func TestBreakGlass(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			clk := &fakeClock{t: clock.t.Add(tt.advance)}
 			var got []BreakGlass
-			cfg := Config{BreakGlass: tt.windows, Now: clk.Now, OnBreakGlass: func(_ context.Context, bg BreakGlass) { got = append(got, bg) }}
+			cfg := Config{BreakGlass: tt.windows, Now: clk.Now, OnBreakGlass: func(_ context.Context, bg BreakGlass) error { got = append(got, bg); return nil }}
 			h := newHandler(t, cfg, newFakeDecider(), &fakeResolver{})
 			body := editFixture(t, "deployment.json", func(req map[string]any) {
 				tmpl := req["object"].(map[string]any)["spec"].(map[string]any)["template"].(map[string]any)
@@ -479,7 +479,7 @@ func TestConcurrent(t *testing.T) {
 func TestBreakGlassDryRun(t *testing.T) {
 	var calls int
 	cfg := Config{BreakGlass: []BreakGlassWindow{{"shop", time.Now().Add(time.Hour)}},
-		OnBreakGlass: func(context.Context, BreakGlass) { calls++ }}
+		OnBreakGlass: func(context.Context, BreakGlass) error { calls++; return nil }}
 	h := newHandler(t, cfg, newFakeDecider(), &fakeResolver{})
 	body := editFixture(t, "pod.json", func(req map[string]any) {
 		req["dryRun"] = true

@@ -42,7 +42,9 @@ func (d *panickyDecider) recorded() []error {
 // panickyResolver panics on every image.
 type panickyResolver struct{}
 
-func (panickyResolver) Resolve(context.Context, string) (Location, error) { panic("the resolver exploded") }
+func (panickyResolver) Resolve(context.Context, string) (Location, error) {
+	panic("the resolver exploded")
+}
 
 // TestPanicIsRecordedDenial is I3 in the webhook: a panic in a check's
 // goroutine, in a resolution's or in the review itself is a denial that

@@ -242,7 +242,7 @@ func TestFastPathProperty(t *testing.T) {
 			ps := bundle(pc.data, pc.rules)
 			fast := &swapDecider{}
 			fastRec := &vsaCounter{}
-			h, err := webhook.New(webhook.Config{Logger: quiet, NamespaceLabels: labels}, fast, tags)
+			h, err := webhook.New(webhook.Config{Authenticator: apiServerAuth{}, Logger: quiet, NamespaceLabels: labels}, fast, tags)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -261,7 +261,7 @@ func TestFastPathProperty(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				fh, err := webhook.New(webhook.Config{Logger: quiet, NamespaceLabels: labels, CacheSize: -1}, full, tags)
+				fh, err := webhook.New(webhook.Config{Authenticator: apiServerAuth{}, Logger: quiet, NamespaceLabels: labels, CacheSize: -1}, full, tags)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -81,9 +81,11 @@ func (h *Handler) validate(ctx context.Context, req *admissionv1.AdmissionReques
 	}
 	ns := req.Namespace
 	actor := policy.Request{
-		Identity:       &policy.Identity{Name: req.UserInfo.Username, Groups: req.UserInfo.Groups},
 		ServiceAccount: wl.serviceAccount(ns),
 		PodLabels:      wl.PodMeta.Labels,
+	}
+	if req.UserInfo.Username != "" {
+		actor.Identity = &policy.Identity{Name: req.UserInfo.Username, Groups: req.UserInfo.Groups}
 	}
 	results := distinct(wl.Images)
 	// Checks that outlive the deadline still read their input: give them a
@@ -249,15 +251,24 @@ func (h *Handler) breakGlass(ctx context.Context, req *admissionv1.AdmissionRequ
 	case !now.Before(until):
 		return refuse(fmt.Sprintf("break glass in namespace %s expired at %s", ns, until.UTC().Format(time.RFC3339)))
 	}
+	if req.UserInfo.Username == "" {
+		// Only an authenticated API server vouches for the user; a break
+		// glass nobody can be held to is no break glass.
+		return refuse("the request names no user (the webhook is unauthenticated, or the API server sent none); break glass is recorded with the user who asked")
+	}
 	bg := BreakGlass{
 		UID: string(req.UID), Namespace: ns, Kind: wl.Kind, Name: wl.Name,
 		User: req.UserInfo.Username, Groups: req.UserInfo.Groups,
 		Justification: why, Until: until, Overridden: deniedResults,
 	}
-	// A dry run overrides nothing: it is not reported (the webhook
-	// configurations declare sideEffects: None).
-	if h.cfg.OnBreakGlass != nil && (req.DryRun == nil || !*req.DryRun) {
-		h.cfg.OnBreakGlass(ctx, bg)
+	// A dry run overrides nothing: it is not recorded (the webhook
+	// configurations declare sideEffects: None). Anything else is admitted
+	// only once its record is written (I6).
+	if req.DryRun == nil || !*req.DryRun {
+		if err := h.cfg.OnBreakGlass(ctx, bg); err != nil {
+			h.log.ErrorContext(ctx, "webhook: break glass refused: recording it failed", "namespace", ns, "kind", wl.Kind, "name", wl.Name, "user", bg.User, "err", err)
+			return refuse(fmt.Sprintf("its audit record could not be written (%v); break glass admits only what is recorded", err))
+		}
 	}
 	h.log.WarnContext(ctx, "webhook: break glass", "namespace", ns, "kind", wl.Kind, "name", wl.Name, "user", bg.User, "justification", why, "denied", len(deniedResults))
 	warnings = append(warnings, fmt.Sprintf("portcullis: BREAK GLASS by %s (%q, until %s) admitted %s despite: %s",

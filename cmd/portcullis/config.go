@@ -212,7 +212,7 @@ func (c *Config) defaults() error {
 	return nil
 }
 
-// policiesRelativeTo makes relative bundle paths relative to dir (the
+// policiesRelativeTo makes relative bundle and webhook file paths relative to dir (the
 // configuration file's directory).
 func (c *Config) policiesRelativeTo(dir string) {
 	fix := func(s *policy.SetConfig) {
@@ -223,6 +223,11 @@ func (c *Config) policiesRelativeTo(dir string) {
 	fix(&c.Policies.Default)
 	for i := range c.Policies.Sets {
 		fix(&c.Policies.Sets[i])
+	}
+	for _, f := range []*string{&c.Webhook.CertFile, &c.Webhook.KeyFile, &c.Webhook.Auth.ClientCAFile, &c.Webhook.Auth.TokenFile} {
+		if *f != "" && !filepath.IsAbs(*f) {
+			*f = filepath.Join(dir, *f)
+		}
 	}
 	for i, r := range c.Webhook.Registries {
 		if r.DockerConfig != "" && !filepath.IsAbs(r.DockerConfig) {

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"crypto/ecdsa"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/portcullis-dev/portcullis/scanner/trivy/trivytest"
 	vt "github.com/portcullis-dev/portcullis/verifier/verifiertest"
+	"github.com/portcullis-dev/portcullis/webhook/webhooktest"
 )
 
 // fastPathServer is `portcullis serve --webhook-addr` with the release key
@@ -29,6 +29,7 @@ type fastPathServer struct {
 	srv       *server
 	hookAddr  string
 	client    *http.Client
+	pki       webhooktest.ClientPKI
 }
 
 const fastPathPolicy = `{"portcullis":{"config":{"signatures":{"authorities":["release"]},"references":{}}}}`
@@ -41,7 +42,8 @@ func newFastPathServer(t *testing.T, release *ecdsa.PrivateKey) *fastPathServer 
 	if err := os.WriteFile(filepath.Join(s.dir, "policy", "data.json"), []byte(fastPathPolicy), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg := "trust:\n  authorities:\n    - name: release\n      keys: [release.pub]\npolicies:\n  default:\n    bundle: policy\n"
+	s.pki = apiServerPKI(t)
+	cfg := "trust:\n  authorities:\n    - name: release\n      keys: [release.pub]\npolicies:\n  default:\n    bundle: policy\nwebhook:\n" + webhookAuthYAML(s.pki)
 	if err := os.WriteFile(filepath.Join(s.dir, "portcullis.yaml"), []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -66,13 +68,7 @@ func (s *fastPathServer) start(release *ecdsa.PrivateKey) {
 		t.Fatal(err)
 	}
 	s.srv = startServer(t, s.data, "--config", filepath.Join(s.dir, "portcullis.yaml"), "--webhook-addr", s.hookAddr)
-	ca, err := os.ReadFile(filepath.Join(s.data, "webhook", "ca.crt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(ca)
-	s.client = &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	s.client = webhookClient(t, s.data, &s.pki.Cert)
 }
 
 // admit posts an AdmissionReview for a Pod running image in ns to

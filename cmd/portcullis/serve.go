@@ -21,7 +21,7 @@ import (
 	"github.com/portcullis-dev/portcullis/registry/auth"
 )
 
-const serveUsage = `usage: portcullis serve [--config FILE] [--addr ADDR] [--data DIR] [--webhook-addr ADDR] [--insecure-no-auth]
+const serveUsage = `usage: portcullis serve [--config FILE] [--addr ADDR] [--data DIR] [--webhook-addr ADDR] [--insecure-no-auth] [--webhook-insecure-no-auth]
 
 Runs the registry, the gate and (with --webhook-addr or webhook.addr) the
 Kubernetes admission webhook until SIGINT or SIGTERM (docs/configuration.md).
@@ -35,27 +35,38 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	data := fs.String("data", "", "data directory (default ./portcullis-data)")
 	webhookAddr := fs.String("webhook-addr", "", "serve the Kubernetes admission webhook over HTTPS here (e.g. :8443)")
 	insecureNoAuth := fs.Bool("insecure-no-auth", false, "serve a non-loopback address without authentication (anyone may push and delete)")
+	webhookNoAuth := fs.Bool("webhook-insecure-no-auth", false, "answer anyone on the webhook port (local use only; sets webhook.auth.insecureUnauthenticated)")
 	if _, code, ok := c.parse(args, 0, 0); !ok {
 		return code
 	}
-	return c.exit(serve(ctx, stderr, *configPath, *addr, *data, *webhookAddr, *insecureNoAuth))
+	return c.exit(serve(ctx, stderr, serveFlags{*configPath, *addr, *data, *webhookAddr, *insecureNoAuth, *webhookNoAuth}))
+}
+
+// serveFlags are the command line of serve; they override portcullis.yaml.
+type serveFlags struct {
+	configPath, addr, data, webhookAddr string
+	insecureNoAuth, webhookNoAuth       bool
 }
 
 // serve runs the server with the flags' values.
-func serve(ctx context.Context, stderr io.Writer, configPath, addr, data, webhookAddr string, insecureNoAuth bool) error {
-	cfg, err := loadConfig(configPath)
+func serve(ctx context.Context, stderr io.Writer, flags serveFlags) error {
+	cfg, err := loadConfig(flags.configPath)
 	if err != nil {
 		return err
 	}
-	if addr != "" {
-		cfg.Addr = addr
+	if flags.addr != "" {
+		cfg.Addr = flags.addr
 	}
-	if data != "" {
-		cfg.Data = data
+	if flags.data != "" {
+		cfg.Data = flags.data
 	}
-	if webhookAddr != "" {
-		cfg.Webhook.Addr = webhookAddr
+	if flags.webhookAddr != "" {
+		cfg.Webhook.Addr = flags.webhookAddr
 	}
+	if flags.webhookNoAuth {
+		cfg.Webhook.Auth.InsecureUnauthenticated = true
+	}
+	insecureNoAuth := flags.insecureNoAuth
 	if err := cfg.defaults(); err != nil {
 		return err
 	}

@@ -38,6 +38,11 @@ type WebhookConfig struct {
 	// <data>/webhook (give ca.crt to the API server as caBundle).
 	CertFile string `json:"certFile,omitempty"`
 	KeyFile  string `json:"keyFile,omitempty"`
+	// Auth says who may call the webhook: the API server only, by its
+	// client certificate (clientCAFile, clientNames) or a bearer token
+	// (tokenFile). Required; insecureUnauthenticated (flag
+	// --webhook-insecure-no-auth) is for local use (docs/webhook.md).
+	Auth webhook.AuthConfig `json:"auth,omitempty"`
 	// Timeout is the deadline for one review (default 8s, below the API
 	// server's 10s).
 	Timeout Duration `json:"timeout,omitempty"`
@@ -179,19 +184,27 @@ func startWebhook(ctx context.Context, cfg *Config, registryAddr string, reg *re
 		}
 	}
 	resolver := &imageResolver{reg: reg, local: hosts, remotes: remotes}
+	auth, err := webhook.NewAuth(wc.Auth)
+	if err != nil {
+		return nil, err
+	}
+	if auth.Unauthenticated() {
+		log.Warn("WEBHOOK IS UNAUTHENTICATED: anyone who reaches " + wc.Addr + " is answered and the users that reviews name are ignored (no break glass); for local use only: set webhook.auth.clientCAFile or webhook.auth.tokenFile in production (docs/webhook.md)")
+	}
 	h, err := webhook.New(webhook.Config{
 		Timeout: time.Duration(wc.Timeout), DefaultMode: wc.DefaultMode, Namespaces: wc.Namespaces, Exempt: wc.Exempt,
-		BreakGlass: wc.BreakGlass, Logger: log,
-		OnBreakGlass: func(ctx context.Context, bg webhook.BreakGlass) {
-			rec := audit.Record{Action: audit.ActionBreakGlass, Verdict: audit.VerdictAllow, BreakGlassJustification: bg.Justification,
-				Target: audit.Target{Namespace: bg.Namespace, Kind: bg.Kind, Name: bg.Name}, Actor: audit.Actor{KubernetesUser: bg.User}}
+		BreakGlass: wc.BreakGlass, Logger: log, Authenticator: auth,
+		OnBreakGlass: func(ctx context.Context, bg webhook.BreakGlass) error {
+			// One record per overridden image, written in one transaction:
+			// all or none, and the workload is admitted only after (I6).
+			recs := make([]audit.Record, 0, len(bg.Overridden))
 			for _, o := range bg.Overridden {
-				rec.Subject = audit.Subject{Repository: o.Repository, Digest: o.Digest.String()}
-				rec.Reasons = o.Reasons
-				if _, err := decisions.Append(ctx, rec); err != nil {
-					log.ErrorContext(ctx, "recording a break-glass admission failed", "err", err)
-				}
+				recs = append(recs, audit.Record{Action: audit.ActionBreakGlass, Verdict: audit.VerdictAllow, BreakGlassJustification: bg.Justification,
+					Target: audit.Target{Namespace: bg.Namespace, Kind: bg.Kind, Name: bg.Name}, Actor: audit.Actor{KubernetesUser: bg.User},
+					Subject: audit.Subject{Repository: o.Repository, Digest: o.Digest.String()}, Reasons: o.Reasons})
 			}
+			_, err := decisions.AppendAll(ctx, recs)
+			return err
 		},
 	}, g, resolver)
 	if err != nil {
@@ -218,7 +231,7 @@ func startWebhook(ctx context.Context, cfg *Config, registryAddr string, reg *re
 	if err != nil {
 		return nil, fmt.Errorf("webhook: %w", err)
 	}
-	srv := &http.Server{Handler: tr.handler(h, "webhook"), TLSConfig: certs.TLSConfig(), ReadHeaderTimeout: 10 * time.Second,
+	srv := &http.Server{Handler: tr.handler(h, "webhook"), TLSConfig: auth.TLSConfig(certs.GetCertificate), ReadHeaderTimeout: 10 * time.Second,
 		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) }}
 	go func() {
 		if err := srv.Serve(tls.NewListener(ln, srv.TLSConfig)); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -2,16 +2,13 @@ package main
 
 import (
 	"bytes"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/portcullis-dev/portcullis/registry/registrytest"
 	vt "github.com/portcullis-dev/portcullis/verifier/verifiertest"
@@ -26,6 +23,7 @@ func TestServeWebhook(t *testing.T) {
 	_, otherHost := registrytest.New(t)
 	other := vt.Registry{Host: otherHost}
 	dir, data := t.TempDir(), t.TempDir()
+	pki := apiServerPKI(t)
 	key := vt.NewKey(t)
 	der, err := x509.MarshalPKIXPublicKey(key.Public())
 	if err != nil {
@@ -35,7 +33,7 @@ func TestServeWebhook(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := "trust:\n  authorities:\n    - name: release\n      keys: [release.pub]\n" +
-		"webhook:\n  registries:\n    - {host: \"" + otherHost + "\", insecure: true}\n"
+		"webhook:\n  registries:\n    - {host: \"" + otherHost + "\", insecure: true}\n" + webhookAuthYAML(pki)
 	if err := os.WriteFile(filepath.Join(dir, "portcullis.yaml"), []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -49,13 +47,7 @@ func TestServeWebhook(t *testing.T) {
 	reg.PushKeyBundle(t, key, "staging/web", signed, vt.Statement(t, signed, vt.CosignSign, `{}`))
 	unsigned := reg.PushImage(t, "staging/web", "2")
 
-	ca, err := os.ReadFile(filepath.Join(data, "webhook", "ca.crt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(ca)
-	client := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	client := webhookClient(t, data, &pki.Cert)
 	review := func(images ...string) map[string]any {
 		t.Helper()
 		var containers []map[string]string
