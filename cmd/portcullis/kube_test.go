@@ -30,6 +30,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	vt "github.com/portcullis-dev/portcullis/verifier/verifiertest"
+	"github.com/portcullis-dev/portcullis/webhook/webhooktest"
 )
 
 // kubeCluster is a real kube-apiserver (with Debian's etcd) on loopback:
@@ -63,8 +64,11 @@ func (w *warningLog) take() []string {
 
 // startKube starts etcd and kube-apiserver (the versions .ci/tools.sh
 // pins) and returns a client authenticated as a cluster admin named
-// "admin".
-func startKube(t *testing.T) *kubeCluster {
+// "admin". With a webhook address and client PKI, the API server
+// authenticates to the webhook at that address with the client
+// certificate, configured as a cluster would: through
+// --admission-control-config-file and a kubeconfig.
+func startKube(t *testing.T, hookAddr string, hookClient *webhooktest.ClientPKI) *kubeCluster {
 	t.Helper()
 	etcdBin := requireTool(t, "etcd")
 	apiBin := requireTool(t, "kube-apiserver")
@@ -114,13 +118,26 @@ func startKube(t *testing.T) *kubeCluster {
 	}
 	writeFile(t, filepath.Join(dir, "sa.key"), pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}))
 	writeFile(t, filepath.Join(dir, "sa.pub"), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}))
+	var admission []string
+	if hookClient != nil {
+		kubeconfig := filepath.Join(dir, "webhook-kubeconfig.yaml")
+		// users[].name is the host and port of the webhook's URL.
+		mustWrite(t, kubeconfig, fmt.Sprintf("apiVersion: v1\nkind: Config\nusers:\n- name: %q\n  user:\n    client-certificate: %s\n    client-key: %s\n",
+			hookAddr, hookClient.CertFile, hookClient.KeyFile))
+		plugin := func(name string) string {
+			return fmt.Sprintf("- name: %s\n  configuration:\n    apiVersion: apiserver.config.k8s.io/v1\n    kind: WebhookAdmissionConfiguration\n    kubeConfigFile: %s\n", name, kubeconfig)
+		}
+		mustWrite(t, filepath.Join(dir, "admission.yaml"), "apiVersion: apiserver.config.k8s.io/v1\nkind: AdmissionConfiguration\nplugins:\n"+
+			plugin("ValidatingAdmissionWebhook")+plugin("MutatingAdmissionWebhook"))
+		admission = []string{"--admission-control-config-file=" + filepath.Join(dir, "admission.yaml")}
+	}
 	token := "admin-" + uniqueName("token")
 	writeFile(t, filepath.Join(dir, "tokens.csv"), []byte(token+`,admin,admin-uid,"system:masters"`+"\n"))
-	start(apiBin, "--etcd-servers="+etcdURL, "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
-		"--secure-port="+ports[2], "--cert-dir="+filepath.Join(dir, "certs"), "--token-auth-file="+filepath.Join(dir, "tokens.csv"),
+	start(apiBin, append([]string{"--etcd-servers=" + etcdURL, "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+		"--secure-port=" + ports[2], "--cert-dir=" + filepath.Join(dir, "certs"), "--token-auth-file=" + filepath.Join(dir, "tokens.csv"),
 		"--authorization-mode=AlwaysAllow", "--service-account-issuer=https://kubernetes.default.svc",
-		"--service-account-key-file="+filepath.Join(dir, "sa.pub"), "--service-account-signing-key-file="+filepath.Join(dir, "sa.key"),
-		"--service-cluster-ip-range=10.0.0.0/24", "--endpoint-reconciler-type=none")
+		"--service-account-key-file=" + filepath.Join(dir, "sa.pub"), "--service-account-signing-key-file=" + filepath.Join(dir, "sa.key"),
+		"--service-cluster-ip-range=10.0.0.0/24", "--endpoint-reconciler-type=none"}, admission...)...)
 
 	host := "https://127.0.0.1:" + ports[2]
 	ready := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
@@ -213,7 +230,12 @@ func mustWrite(t *testing.T, path, content string) {
 // break glass admits and is recorded; and every admission is in the
 // decision history.
 func TestKubeAdmission(t *testing.T) {
-	kube := startKube(t)
+	hookAddr, err := freeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	apiserver := apiServerPKI(t)
+	kube := startKube(t, hookAddr, &apiserver)
 	ctx := t.Context()
 	dir, data := t.TempDir(), t.TempDir()
 	key := vt.NewKey(t)
@@ -230,11 +252,7 @@ webhook:
   namespaces: {sandbox: warn}
   breakGlass:
     - {namespace: ops, until: %q}
-`, time.Now().Add(time.Hour).UTC().Format(time.RFC3339)))
-	hookAddr, err := freeAddr()
-	if err != nil {
-		t.Fatal(err)
-	}
+%s`, time.Now().Add(time.Hour).UTC().Format(time.RFC3339), webhookAuthYAML(apiserver)))
 	srv := startServer(t, data, "--config", filepath.Join(dir, "portcullis.yaml"), "--webhook-addr", hookAddr)
 	reg := vt.Registry{Host: srv.Addr}
 	signed := reg.PushImage(t, "staging/web", "1")
