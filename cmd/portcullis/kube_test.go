@@ -407,12 +407,12 @@ func promote(t *testing.T, src, dst string) {
 // TestHelmChart: the chart in deploy/helm renders, with helm itself, the
 // same webhook configurations as deploy/webhook.yaml (the ones the
 // kube-apiserver test registers), pointed at its own service, and refuses
-// to render without the CA bundle.
+// to render without the CA bundle or without webhook authentication.
 func TestHelmChart(t *testing.T) {
 	requireTool(t, "helm")
 	chart := filepath.Join("..", "..", "deploy", "helm", "portcullis")
-	runTool(t, "", nil, "helm", "lint", chart, "--set", "tls.caBundle=Q0E=")
-	out, _ := runTool(t, "", nil, "helm", "template", "gate", chart, "--namespace", "security", "--set", "tls.caBundle=Q0E=")
+	runTool(t, "", nil, "helm", "lint", chart, "--set", "tls.caBundle=Q0E=", "--set", "auth.clientCASecret=ca")
+	out, _ := runTool(t, "", nil, "helm", "template", "gate", chart, "--namespace", "security", "--set", "tls.caBundle=Q0E=", "--set", "auth.clientCASecret=ca")
 	wantM, wantV := webhookConfigurations(t, "https://x", []byte("CA"))
 	var gotM *admissionregistrationv1.MutatingWebhookConfiguration
 	var gotV *admissionregistrationv1.ValidatingWebhookConfiguration
@@ -455,8 +455,12 @@ func TestHelmChart(t *testing.T) {
 	check("mutating", asValidating(gotM.Webhooks[0]), asValidating(wantM.Webhooks[0]), "/mutate")
 	check("validating", gotV.Webhooks[0], wantV.Webhooks[0], "/validate")
 
-	_, stderr, err := tryTool(t, "", nil, "helm", "template", "gate", chart)
+	_, stderr, err := tryTool(t, "", nil, "helm", "template", "gate", chart, "--set", "auth.clientCASecret=ca")
 	if err == nil || !strings.Contains(stderr, "set tls.caBundle") {
 		t.Fatalf("helm template without a CA bundle: %v %s", err, stderr)
+	}
+	_, stderr, err = tryTool(t, "", nil, "helm", "template", "gate", chart, "--set", "tls.caBundle=Q0E=")
+	if err == nil || !strings.Contains(stderr, "set auth.clientCASecret or auth.tokenSecret") {
+		t.Fatalf("helm template without webhook authentication: %v %s", err, stderr)
 	}
 }
