@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 )
 
@@ -95,8 +96,10 @@ type Config struct {
 	// sets with a namespaceSelector match on), and the label
 	// portcullis.dev/mode sets the namespace's mode unless Exempt or
 	// Namespaces say otherwise. Whoever may label namespaces may then turn
-	// enforcement off: grant that right accordingly. An error is logged and
-	// the namespace is handled as if it had no labels.
+	// enforcement off: grant that right accordingly. An error denies the
+	// review, with a record: unknown labels are never "no labels" (an
+	// exempt namespace, or one that Namespaces sets to off, is not asked).
+	// [Namespaces.Labels] is such a function.
 	NamespaceLabels func(ctx context.Context, namespace string) (map[string]string, error) `json:"-"`
 
 	// CacheSize bounds the decision cache (default 10000; negative: no cache).
@@ -186,6 +189,17 @@ func (c *Config) mode(ns string, labels map[string]string) Mode {
 		return ModeEnforce
 	}
 	return c.DefaultMode
+}
+
+// labelsMayChangeMode reports whether a namespace that is off without
+// labels could be switched on by them: not when it is exempt or
+// Namespaces sets its mode.
+func (c *Config) labelsMayChangeMode(ns string) bool {
+	if slices.Contains(c.Exempt, ns) {
+		return false
+	}
+	_, set := c.Namespaces[ns]
+	return !set
 }
 
 // breakGlassUntil is when break glass closes in ns, if it is enabled there.

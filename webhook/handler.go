@@ -185,6 +185,17 @@ func (h *Handler) reviewFailed(ctx context.Context, req *admissionv1.AdmissionRe
 	return denied(http.StatusInternalServerError, fmt.Sprintf("portcullis could not decide on %s %s/%s: %s", req.Kind.Kind, req.Namespace, req.Name, strings.Join(reasons, "; ")), nil)
 }
 
+// labelsFailed denies a review whose namespace's labels could not be
+// read, with a record.
+func (h *Handler) labelsFailed(ctx context.Context, req *admissionv1.AdmissionRequest, err error) *admissionv1.AdmissionResponse {
+	err = fmt.Errorf("portcullis could not read the labels of namespace %s: %w", req.Namespace, err)
+	h.log.WarnContext(ctx, "webhook: namespace labels", "namespace", req.Namespace, "err", err)
+	target := policy.Target{Kubernetes: &policy.KubernetesTarget{Namespace: req.Namespace,
+		Workload: policy.Workload{Kind: req.Kind.Kind, Name: req.Name}}}
+	reasons := h.recordFailure(ctx, gate.Request{Action: policy.ActionAdmit, Target: target}, err)
+	return denied(http.StatusForbidden, fmt.Sprintf("portcullis denied %s %s/%s: %s", req.Kind.Kind, req.Namespace, req.Name, strings.Join(reasons, "; ")), nil)
+}
+
 func write(w http.ResponseWriter, status int, resp *admissionv1.AdmissionResponse) {
 	out := admissionv1.AdmissionReview{
 		TypeMeta: metav1.TypeMeta{APIVersion: admissionv1.SchemeGroupVersion.String(), Kind: "AdmissionReview"},
@@ -277,11 +288,17 @@ func (h *Handler) target(ctx context.Context, req *admissionv1.AdmissionRequest)
 	if !supported(req.Kind.Group, req.Kind.Kind) || (req.SubResource != "" && req.SubResource != "ephemeralcontainers") {
 		return nil, "", allowed()
 	}
+	if h.cfg.mode(req.Namespace, nil) == ModeOff && !h.cfg.labelsMayChangeMode(req.Namespace) {
+		return nil, ModeOff, allowed()
+	}
 	var nsLabels map[string]string
 	if h.cfg.NamespaceLabels != nil {
 		l, err := h.cfg.NamespaceLabels(ctx, req.Namespace)
 		if err != nil {
-			h.log.WarnContext(ctx, "webhook: namespace labels", "namespace", req.Namespace, "err", err)
+			// Fail closed: unknown labels are not "no labels", which could
+			// skip a stricter namespaceSelector policy set or the
+			// namespace's enforce label (I7).
+			return nil, "", h.labelsFailed(ctx, req, err)
 		}
 		nsLabels = l
 	}

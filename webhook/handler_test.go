@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -511,7 +512,7 @@ func TestNamespaceLabels(t *testing.T) {
 		ns      string
 		allowed bool
 		evals   int64
-	}{{"shop", false, 3}, {"sandbox", true, 3}, {"lab", true, 0}, {"typo", false, 3}, {"pinned", false, 3}, {"broken", false, 3}} {
+	}{{"shop", false, 3}, {"sandbox", true, 3}, {"lab", true, 0}, {"typo", false, 3}, {"pinned", false, 3}, {"broken", false, 0}} {
 		t.Run(tt.ns, func(t *testing.T) {
 			d := newFakeDecider()
 			h := newHandler(t, cfg, d, &fakeResolver{})
@@ -519,11 +520,50 @@ func TestNamespaceLabels(t *testing.T) {
 			if resp.Allowed != tt.allowed || d.calls.Load() != tt.evals {
 				t.Fatalf("allowed=%v evals=%d: %s", resp.Allowed, d.calls.Load(), message(resp))
 			}
+			if tt.ns == "broken" && !strings.Contains(message(resp), "portcullis could not read the labels of namespace broken") {
+				t.Fatalf("denial %q does not say the labels could not be read", message(resp))
+			}
 			for _, r := range d.requests() {
 				if got := r.Target.Kubernetes.NamespaceLabels; !maps.Equal(got, labels[tt.ns]) {
 					t.Errorf("namespace labels %v", got)
 				}
 			}
 		})
+	}
+}
+
+// TestNamespaceLabelsFailClosed (I7): labels that cannot be read deny the
+// review, on both paths, with a record; never "no labels". A namespace
+// whose mode labels cannot change (exempt, or set in Namespaces to off)
+// is not asked.
+func TestNamespaceLabelsFailClosed(t *testing.T) {
+	t.Parallel()
+	var asked sync.Map
+	cfg := Config{
+		Namespaces: map[string]Mode{"quiet": ModeOff},
+		NamespaceLabels: func(_ context.Context, ns string) (map[string]string, error) {
+			asked.Store(ns, true)
+			return nil, errUnreachable
+		},
+	}
+	for _, path := range []string{"/validate", "/mutate"} {
+		d := &panickyDecider{}
+		h := newHandler(t, cfg, d, &fakeResolver{})
+		_, resp := post(t, h, path, editFixture(t, "job.json", func(req map[string]any) { req["namespace"] = "shop" }))
+		if resp.Allowed || !strings.Contains(message(resp), "could not read the labels of namespace shop") {
+			t.Fatalf("%s: allowed=%v: %s", path, resp.Allowed, message(resp))
+		}
+		if rec := d.recorded(); len(rec) != 1 || !strings.Contains(rec[0].Error(), "labels of namespace shop") {
+			t.Fatalf("%s: recorded %v, want the one failure", path, rec)
+		}
+	}
+	for _, ns := range []string{"kube-system", "quiet"} {
+		h := newHandler(t, cfg, &panickyDecider{}, &fakeResolver{})
+		if _, resp := post(t, h, "/validate", editFixture(t, "job.json", func(req map[string]any) { req["namespace"] = ns })); !resp.Allowed {
+			t.Fatalf("%s: %s", ns, message(resp))
+		}
+		if _, ok := asked.Load(ns); ok {
+			t.Fatalf("the labels of %s were read though they cannot change its mode", ns)
+		}
 	}
 }

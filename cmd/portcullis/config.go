@@ -229,6 +229,9 @@ func (c *Config) policiesRelativeTo(dir string) {
 			*f = filepath.Join(dir, *f)
 		}
 	}
+	if k := c.Webhook.Kubernetes; k != nil && k.Kubeconfig != "" && !filepath.IsAbs(k.Kubeconfig) {
+		k.Kubeconfig = filepath.Join(dir, k.Kubeconfig)
+	}
 	for i, r := range c.Webhook.Registries {
 		if r.DockerConfig != "" && !filepath.IsAbs(r.DockerConfig) {
 			c.Webhook.Registries[i].DockerConfig = filepath.Join(dir, r.DockerConfig)

@@ -70,6 +70,9 @@ func serve(ctx context.Context, stderr io.Writer, flags serveFlags) error {
 	if err := cfg.defaults(); err != nil {
 		return err
 	}
+	if err := cfg.checkEffective(); err != nil {
+		return err
+	}
 	log, err := newLogger(cfg.Log, stderr)
 	if err != nil {
 		return err

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
+	"strings"
 	"time"
 
 	"github.com/docker/cli/cli/config"
@@ -19,6 +21,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/opencontainers/go-digest"
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/portcullis-dev/portcullis/audit"
 	"github.com/portcullis-dev/portcullis/gate"
@@ -55,11 +59,122 @@ type WebhookConfig struct {
 	// BreakGlass lists the namespaces where the break-glass annotation is
 	// honoured, each until a time.
 	BreakGlass []webhook.BreakGlassWindow `json:"breakGlass,omitempty"`
+	// FailureMode is deny (default) or allow-unsafe: what happens to an
+	// image whose check did not finish within Timeout.
+	FailureMode webhook.FailureMode `json:"failureMode,omitempty"`
+	// CacheSize bounds the decision cache (default 10000; negative: no
+	// cache); CacheAllowTTL and CacheDenyTTL bound how long an allow and a
+	// denial are reused (defaults 5m and 30s).
+	CacheSize     int      `json:"cacheSize,omitempty"`
+	CacheAllowTTL Duration `json:"cacheAllowTTL,omitempty"`
+	CacheDenyTTL  Duration `json:"cacheDenyTTL,omitempty"`
+	// Kubernetes is the API server the namespaces' labels are read from
+	// (the portcullis.dev/mode label, policy sets' namespaceSelector);
+	// nil: labels are not read.
+	Kubernetes *KubernetesConfig `json:"kubernetes,omitempty"`
 	// Registries are the other registries whose images may be admitted:
 	// their tags are resolved, and their signatures and attestations read,
 	// over the network with go-containerregistry. Images of any other
 	// registry are denied.
 	Registries []RemoteRegistry `json:"registries,omitempty"`
+}
+
+// KubernetesConfig says how the webhook reaches the API server.
+// Exactly one of Kubeconfig and InCluster.
+type KubernetesConfig struct {
+	// Kubeconfig is a kubeconfig file (its current context); a relative
+	// path is relative to portcullis.yaml's directory.
+	Kubeconfig string `json:"kubeconfig,omitempty"`
+	// InCluster uses the pod's service account.
+	InCluster bool `json:"inCluster,omitempty"`
+	// SyncTimeout bounds the wait, at start, for the namespace informer's
+	// first list (default 30s): a server that cannot read namespaces does
+	// not start.
+	SyncTimeout Duration `json:"syncTimeout,omitempty"`
+}
+
+// restConfig is the client configuration k names.
+func (k *KubernetesConfig) restConfig() (*rest.Config, error) {
+	switch {
+	case k.Kubeconfig != "" && k.InCluster:
+		return nil, errors.New("webhook.kubernetes: set kubeconfig or inCluster, not both")
+	case k.Kubeconfig != "":
+		c, err := clientcmd.BuildConfigFromFlags("", k.Kubeconfig)
+		if err != nil {
+			return nil, fmt.Errorf("webhook.kubernetes.kubeconfig: %w", err)
+		}
+		return c, nil
+	case k.InCluster:
+		c, err := rest.InClusterConfig()
+		if err != nil {
+			return nil, fmt.Errorf("webhook.kubernetes.inCluster: %w", err)
+		}
+		return c, nil
+	}
+	return nil, errors.New("webhook.kubernetes: set kubeconfig or inCluster: true")
+}
+
+// startNamespaces starts the namespace informer and waits for its first
+// sync.
+func startNamespaces(ctx context.Context, k *KubernetesConfig, log *slog.Logger) (*webhook.Namespaces, error) {
+	rc, err := k.restConfig()
+	if err != nil {
+		return nil, err
+	}
+	n, err := webhook.NewNamespaces(rc, log)
+	if err != nil {
+		return nil, err
+	}
+	n.Start(ctx)
+	timeout := time.Duration(k.SyncTimeout)
+	if timeout == 0 {
+		timeout = 30 * time.Second
+	}
+	if err := n.WaitForSync(ctx, timeout); err != nil {
+		return nil, fmt.Errorf("webhook.kubernetes (%s): %w", rc.Host, err)
+	}
+	log.Info("webhook: reading namespace labels", "apiServer", rc.Host)
+	return n, nil
+}
+
+// handlerConfig is the part of webhook.Config that portcullis.yaml sets.
+func (wc *WebhookConfig) handlerConfig() webhook.Config {
+	return webhook.Config{
+		Timeout: time.Duration(wc.Timeout), FailureMode: wc.FailureMode, DefaultMode: wc.DefaultMode,
+		Namespaces: wc.Namespaces, Exempt: wc.Exempt, BreakGlass: wc.BreakGlass,
+		CacheSize: wc.CacheSize, CacheAllowTTL: time.Duration(wc.CacheAllowTTL), CacheDenyTTL: time.Duration(wc.CacheDenyTTL),
+	}
+}
+
+// checkEffective refuses settings that cannot take effect: webhook
+// settings while the webhook is off, and policy sets that select
+// namespaces by label while nothing reads labels.
+func (c *Config) checkEffective() error {
+	wc := c.Webhook
+	if wc.Addr == "" {
+		v := reflect.ValueOf(wc)
+		for i := range v.NumField() {
+			f := v.Type().Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			// registries also serve `portcullis verify` and the gate.
+			if name == "addr" || name == "registries" || v.Field(i).IsZero() {
+				continue
+			}
+			return fmt.Errorf("config: webhook.%s is set but the webhook is off (set webhook.addr or --webhook-addr)", name)
+		}
+	}
+	if d := c.Policies.Default; d.Registry != nil || d.Kubernetes != nil {
+		return errors.New("config: policies.default decides for every target no set matches: its registry and kubernetes matchers would be ignored (remove them, or make it a set)")
+	}
+	for i, s := range c.Policies.Sets {
+		if s.Kubernetes == nil || s.Kubernetes.NamespaceSelector == nil || len(s.Kubernetes.NamespaceSelector.MatchLabels) == 0 {
+			continue
+		}
+		if wc.Addr == "" || wc.Kubernetes == nil {
+			return fmt.Errorf("config: policies.sets[%d] (%s) has a kubernetes.namespaceSelector, but no namespace labels are read: set webhook.kubernetes (kubeconfig or inCluster) and webhook.addr", i, s.Name)
+		}
+	}
+	return nil
 }
 
 // RemoteRegistry is another registry the webhook reads from.
@@ -191,22 +306,28 @@ func startWebhook(ctx context.Context, cfg *Config, registryAddr string, reg *re
 	if auth.Unauthenticated() {
 		log.Warn("WEBHOOK IS UNAUTHENTICATED: anyone who reaches " + wc.Addr + " is answered and the users that reviews name are ignored (no break glass); for local use only: set webhook.auth.clientCAFile or webhook.auth.tokenFile in production (docs/webhook.md)")
 	}
-	h, err := webhook.New(webhook.Config{
-		Timeout: time.Duration(wc.Timeout), DefaultMode: wc.DefaultMode, Namespaces: wc.Namespaces, Exempt: wc.Exempt,
-		BreakGlass: wc.BreakGlass, Logger: log, Authenticator: auth,
-		OnBreakGlass: func(ctx context.Context, bg webhook.BreakGlass) error {
-			// One record per overridden image, written in one transaction:
-			// all or none, and the workload is admitted only after (I6).
-			recs := make([]audit.Record, 0, len(bg.Overridden))
-			for _, o := range bg.Overridden {
-				recs = append(recs, audit.Record{Action: audit.ActionBreakGlass, Verdict: audit.VerdictAllow, BreakGlassJustification: bg.Justification,
-					Target: audit.Target{Namespace: bg.Namespace, Kind: bg.Kind, Name: bg.Name}, Actor: audit.Actor{KubernetesUser: bg.User},
-					Subject: audit.Subject{Repository: o.Repository, Digest: o.Digest.String()}, Reasons: o.Reasons})
-			}
-			_, err := decisions.AppendAll(ctx, recs)
-			return err
-		},
-	}, g, resolver)
+	hc := wc.handlerConfig()
+	hc.Logger, hc.Authenticator = log, auth
+	if wc.Kubernetes != nil {
+		ns, err := startNamespaces(ctx, wc.Kubernetes, log)
+		if err != nil {
+			return nil, err
+		}
+		hc.NamespaceLabels = ns.Labels
+	}
+	hc.OnBreakGlass = func(ctx context.Context, bg webhook.BreakGlass) error {
+		// One record per overridden image, written in one transaction:
+		// all or none, and the workload is admitted only after (I6).
+		recs := make([]audit.Record, 0, len(bg.Overridden))
+		for _, o := range bg.Overridden {
+			recs = append(recs, audit.Record{Action: audit.ActionBreakGlass, Verdict: audit.VerdictAllow, BreakGlassJustification: bg.Justification,
+				Target: audit.Target{Namespace: bg.Namespace, Kind: bg.Kind, Name: bg.Name}, Actor: audit.Actor{KubernetesUser: bg.User},
+				Subject: audit.Subject{Repository: o.Repository, Digest: o.Digest.String()}, Reasons: o.Reasons})
+		}
+		_, err := decisions.AppendAll(ctx, recs)
+		return err
+	}
+	h, err := webhook.New(hc, g, resolver)
 	if err != nil {
 		return nil, err
 	}
