@@ -279,3 +279,21 @@ func TestConfigIneffective(t *testing.T) {
 		t.Fatalf("kubeconfig %q, want %q (relative to portcullis.yaml)", cfg.Webhook.Kubernetes.Kubeconfig, want)
 	}
 }
+
+// TestServeRefusesIneffectiveSelector (I7): `portcullis serve` with a
+// namespaceSelector policy set and no namespace-label source exits
+// non-zero with one line that says why.
+func TestServeRefusesIneffectiveSelector(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "portcullis.yaml")
+	mustWrite(t, path, "policies:\n  sets:\n  - {name: prod, kubernetes: {namespaceSelector: {matchLabels: {env: prod}}}}\n")
+	hookAddr, err := freeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := run2(t, "serve", "--config", path, "--data", filepath.Join(dir, "data"), "--addr", "127.0.0.1:0", "--webhook-addr", hookAddr)
+	if code == 0 || strings.Count(strings.TrimSpace(errOut), "\n") != 0 || !strings.Contains(errOut, "policies.sets[0] (prod) has a kubernetes.namespaceSelector, but no namespace labels are read") {
+		t.Fatalf("exit %d, stdout %q, stderr %q: want a non-zero exit and the one-line reason", code, out, errOut)
+	}
+}

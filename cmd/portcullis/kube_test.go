@@ -39,6 +39,9 @@ type kubeCluster struct {
 	client   *kubernetes.Clientset
 	warnings *warningLog
 	logs     *syncBuffer
+	// kubeconfig is a kubeconfig file for the cluster admin (token,
+	// server certificate not verified).
+	kubeconfig string
 }
 
 // warningLog collects the Warning headers the API server returns (the
@@ -163,7 +166,10 @@ func startKube(t *testing.T, hookAddr string, hookClient *webhooktest.ClientPKI)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &kubeCluster{client: client, warnings: warnings, logs: logs}
+	kubeconfig := filepath.Join(dir, "admin-kubeconfig.yaml")
+	mustWrite(t, kubeconfig, fmt.Sprintf("apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster: {server: %q, insecure-skip-tls-verify: true}\n"+
+		"users:\n- name: admin\n  user: {token: %q}\ncontexts:\n- name: test\n  context: {cluster: test, user: admin}\ncurrent-context: test\n", host, token))
+	return &kubeCluster{client: client, warnings: warnings, logs: logs, kubeconfig: kubeconfig}
 }
 
 // webhookConfigurations reads the two configurations from
