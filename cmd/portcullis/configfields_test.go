@@ -3,11 +3,13 @@ package main
 import (
 	"encoding"
 	"encoding/json"
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -295,5 +297,61 @@ func TestServeRefusesIneffectiveSelector(t *testing.T) {
 	code, out, errOut := run2(t, "serve", "--config", path, "--data", filepath.Join(dir, "data"), "--addr", "127.0.0.1:0", "--webhook-addr", hookAddr)
 	if code == 0 || strings.Count(strings.TrimSpace(errOut), "\n") != 0 || !strings.Contains(errOut, "policies.sets[0] (prod) has a kubernetes.namespaceSelector, but no namespace labels are read") {
 		t.Fatalf("exit %d, stdout %q, stderr %q: want a non-zero exit and the one-line reason", code, out, errOut)
+	}
+}
+
+// TestServeFailureModeAllowUnsafe (I7): webhook.failureMode from
+// portcullis.yaml reaches the handler. An image of a registry that never
+// answers misses webhook.timeout; with allow-unsafe it is admitted with a
+// warning that says it was not checked (with the default it is denied).
+func TestServeFailureModeAllowUnsafe(t *testing.T) {
+	t.Parallel()
+	hang, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var held []net.Conn
+	go func() {
+		for {
+			c, err := hang.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c) // never answered
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		hang.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	})
+	image := hang.Addr().String() + "/app@sha256:" + strings.Repeat("ab", 32)
+	for _, tc := range []struct{ mode, want string }{
+		{"allow-unsafe", `was admitted unchecked: the check timed out after 1s (failure mode allow-unsafe)`},
+		{"deny", `the check timed out after 1s`},
+	} {
+		t.Run(tc.mode, func(t *testing.T) {
+			t.Parallel()
+			dir, data := t.TempDir(), t.TempDir()
+			pki := apiServerPKI(t)
+			mustWrite(t, filepath.Join(dir, "portcullis.yaml"), "webhook:\n  timeout: 1s\n  failureMode: "+tc.mode+
+				"\n  registries: [{host: \""+hang.Addr().String()+"\", insecure: true}]\n"+webhookAuthYAML(pki))
+			hookAddr, err := freeAddr()
+			if err != nil {
+				t.Fatal(err)
+			}
+			startServer(t, data, "--config", filepath.Join(dir, "portcullis.yaml"), "--webhook-addr", hookAddr)
+			code, body := postReview(t, webhookClient(t, data, &pki.Cert), "https://"+hookAddr+"/validate", podReview("shop", "alice", image, nil), "")
+			allowed := strings.Contains(body, `"allowed":true`)
+			if code != 200 || !strings.Contains(body, tc.want) || allowed != (tc.mode == "allow-unsafe") {
+				t.Fatalf("%d %s: want allowed=%v and %q", code, body, tc.mode == "allow-unsafe", tc.want)
+			}
+		})
 	}
 }
