@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"k8s.io/client-go/rest"
 )
 
 var kinds = []struct {
@@ -565,5 +567,25 @@ func TestNamespaceLabelsFailClosed(t *testing.T) {
 		if _, ok := asked.Load(ns); ok {
 			t.Fatalf("the labels of %s were read though they cannot change its mode", ns)
 		}
+	}
+}
+
+// TestNamespacesBeforeSync: before its informer has synced, Namespaces
+// gives an error for every namespace, never "no labels"; a sync that
+// cannot happen times out with an error that says what to check.
+func TestNamespacesBeforeSync(t *testing.T) {
+	t.Parallel()
+	n, err := NewNamespaces(&rest.Config{Host: "https://127.0.0.1:1", Timeout: time.Second}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l, err := n.Labels(t.Context(), "shop"); err == nil || !strings.Contains(err.Error(), "not synced") {
+		t.Fatalf("labels %v, error %v: want the not-synced error", l, err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	n.Start(ctx)
+	if err := n.WaitForSync(ctx, 300*time.Millisecond); err == nil || !strings.Contains(err.Error(), "did not sync within 300ms") {
+		t.Fatalf("WaitForSync against nothing: %v", err)
 	}
 }

@@ -355,3 +355,27 @@ func TestServeFailureModeAllowUnsafe(t *testing.T) {
 		})
 	}
 }
+
+// TestServeNamespaceInformerMustSync (I7): with webhook.kubernetes set
+// and an API server that cannot be reached, serve does not start: it
+// exits non-zero, saying the namespace informer did not sync.
+func TestServeNamespaceInformerMustSync(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	dead, err := freeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustWrite(t, filepath.Join(dir, "kubeconfig"), "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: \"https://"+dead+"\", insecure-skip-tls-verify: true}\n"+
+		"users:\n- name: u\n  user: {token: t}\ncontexts:\n- name: c\n  context: {cluster: c, user: u}\ncurrent-context: c\n")
+	pki := apiServerPKI(t)
+	mustWrite(t, filepath.Join(dir, "portcullis.yaml"), "webhook:\n  kubernetes: {kubeconfig: kubeconfig, syncTimeout: 1s}\n"+webhookAuthYAML(pki))
+	hookAddr, err := freeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := run2(t, "serve", "--config", filepath.Join(dir, "portcullis.yaml"), "--data", filepath.Join(dir, "data"), "--addr", "127.0.0.1:0", "--webhook-addr", hookAddr)
+	if code == 0 || !strings.Contains(errOut, "the namespace informer did not sync within 1s") || !strings.Contains(errOut, dead) {
+		t.Fatalf("exit %d, stderr %q: want a non-zero exit naming the API server and the sync timeout", code, errOut)
+	}
+}
