@@ -163,11 +163,18 @@ func parseCAs(b []byte) (*x509.CertPool, error) {
 	return pool, nil
 }
 
+// minTokenLen is the shortest bearer token accepted: a shorter one (or a
+// half-written file) could be guessed.
+const minTokenLen = 16
+
 func parseTokens(b []byte) ([][sha256.Size]byte, error) {
 	var out [][sha256.Size]byte
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	for sc.Scan() {
 		if t := strings.TrimSpace(sc.Text()); t != "" {
+			if len(t) < minTokenLen {
+				return nil, fmt.Errorf("a token of %d characters: at least %d are needed", len(t), minTokenLen)
+			}
 			out = append(out, sha256.Sum256([]byte(t)))
 		}
 	}

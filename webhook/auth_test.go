@@ -85,7 +85,7 @@ func TestAuth(t *testing.T) {
 	stranger := webhooktest.NewClientPKI(t, t.TempDir(), "kube-apiserver")
 	sameCA := sameCAClient(t, dir, "mallory")
 	tokenFile := filepath.Join(dir, "token")
-	writeFile(t, tokenFile, "s3cret-1\n")
+	writeFile(t, tokenFile, "s3cret-0123456789-1\n")
 	d := newFakeDecider()
 	url, roots := authServer(t, AuthConfig{ClientCAFile: apiserver.CAFile, ClientNames: []string{"kube-apiserver"}, TokenFile: tokenFile}, d, Config{})
 
@@ -95,9 +95,9 @@ func TestAuth(t *testing.T) {
 			token string
 		}{
 			"anonymous":               {},
-			"wrong token":             {token: "s3cret-2"},
+			"wrong token":             {token: "s3cret-0123456789-2"},
 			"certificate, wrong name": {cert: &sameCA},
-			"token prefix":            {token: "s3cret"},
+			"token prefix":            {token: "s3cret-0123456789"},
 		} {
 			code, body, err := call(t, url, path, roots, c.cert, c.token)
 			if err != nil {
@@ -120,7 +120,7 @@ func TestAuth(t *testing.T) {
 		token string
 	}{
 		"API server certificate": {cert: &apiserver.Cert},
-		"token":                  {token: "s3cret-1"},
+		"token":                  {token: "s3cret-0123456789-1"},
 	} {
 		code, body, err := call(t, url, "/validate", roots, c.cert, c.token)
 		if err != nil || code != http.StatusOK || !strings.Contains(body, `"uid":"705ab4f5`) {
@@ -129,12 +129,12 @@ func TestAuth(t *testing.T) {
 	}
 
 	// Rotation: a new token file takes effect at once, the old token stops.
-	writeFile(t, tokenFile, "s3cret-2\n")
+	writeFile(t, tokenFile, "s3cret-0123456789-2\n")
 	bumpMtime(t, tokenFile)
-	if code, _, _ := call(t, url, "/validate", roots, nil, "s3cret-1"); code != http.StatusUnauthorized {
+	if code, _, _ := call(t, url, "/validate", roots, nil, "s3cret-0123456789-1"); code != http.StatusUnauthorized {
 		t.Errorf("the rotated-out token got %d", code)
 	}
-	if code, _, _ := call(t, url, "/validate", roots, nil, "s3cret-2"); code != http.StatusOK {
+	if code, _, _ := call(t, url, "/validate", roots, nil, "s3cret-0123456789-2"); code != http.StatusOK {
 		t.Errorf("the new token got %d", code)
 	}
 	// A new client CA takes effect at once too.
@@ -209,6 +209,7 @@ func TestNewAuthRefusesNoAuth(t *testing.T) {
 		{InsecureUnauthenticated: true, ClientCAFile: ca},
 		{ClientCAFile: filepath.Join(t.TempDir(), "missing.crt")},
 		{TokenFile: writeFile(t, filepath.Join(t.TempDir(), "empty"), "\n")},
+		{TokenFile: writeFile(t, filepath.Join(t.TempDir(), "short"), "0123456789abcde\n")},
 	} {
 		if _, err := NewAuth(c); err == nil {
 			t.Errorf("NewAuth(%+v) accepted", c)

@@ -303,6 +303,9 @@ func startWebhook(ctx context.Context, cfg *Config, registryAddr string, reg *re
 	if err != nil {
 		return nil, err
 	}
+	if wc.Auth.ClientCAFile != "" && len(wc.Auth.ClientNames) == 0 {
+		log.Warn("webhook.auth.clientNames is empty: every client certificate that webhook.auth.clientCAFile issued is accepted as the API server; with a CA that issues other certificates (the cluster CA), set clientNames (docs/webhook.md)")
+	}
 	if auth.Unauthenticated() {
 		log.Warn("WEBHOOK IS UNAUTHENTICATED: anyone who reaches " + wc.Addr + " is answered and the users that reviews name are ignored (no break glass); for local use only: set webhook.auth.clientCAFile or webhook.auth.tokenFile in production (docs/webhook.md)")
 	}
@@ -322,7 +325,7 @@ func startWebhook(ctx context.Context, cfg *Config, registryAddr string, reg *re
 		for _, o := range bg.Overridden {
 			recs = append(recs, audit.Record{Action: audit.ActionBreakGlass, Verdict: audit.VerdictAllow, BreakGlassJustification: bg.Justification,
 				Target: audit.Target{Namespace: bg.Namespace, Kind: bg.Kind, Name: bg.Name}, Actor: audit.Actor{KubernetesUser: bg.User},
-				Subject: audit.Subject{Repository: o.Repository, Digest: o.Digest.String()}, Reasons: o.Reasons})
+				Subject: breakGlassSubject(o), Reasons: append([]string{"image as written: " + o.Image}, o.Reasons...)})
 		}
 		_, err := decisions.AppendAll(ctx, recs)
 		return err
@@ -352,7 +355,10 @@ func startWebhook(ctx context.Context, cfg *Config, registryAddr string, reg *re
 	if err != nil {
 		return nil, fmt.Errorf("webhook: %w", err)
 	}
+	// DisableGeneralOptionsHandler: net/http would answer "OPTIONS *"
+	// itself, before authentication (I5: anyone else gets 401 only).
 	srv := &http.Server{Handler: tr.handler(h, "webhook"), TLSConfig: auth.TLSConfig(certs.GetCertificate), ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout: 90 * time.Second, DisableGeneralOptionsHandler: true,
 		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) }}
 	go func() {
 		if err := srv.Serve(tls.NewListener(ln, srv.TLSConfig)); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -361,4 +367,21 @@ func startWebhook(ctx context.Context, cfg *Config, registryAddr string, reg *re
 	}()
 	log.Info("webhook serving", "addr", ln.Addr().String())
 	return srv.Shutdown, nil
+}
+
+// breakGlassSubject is the image a break glass overrode, as far as it was
+// resolved; one that was not (it timed out, or its registry did not
+// answer) is named by its reference as written, so that no record of an
+// override lacks the image.
+func breakGlassSubject(o webhook.ImageResult) audit.Subject {
+	sub := audit.Subject{Repository: o.Repository, Digest: o.Digest.String()}
+	if sub.Repository == "" {
+		sub.Repository = o.Image
+	}
+	if ref, err := name.ParseReference(o.Image); err == nil {
+		if tag, ok := ref.(name.Tag); ok {
+			sub.Tag = tag.TagStr()
+		}
+	}
+	return sub
 }

@@ -89,7 +89,7 @@ func TestWebhookServesTheAPIServerOnly(t *testing.T) {
 	t.Parallel()
 	dir, data := t.TempDir(), t.TempDir()
 	pki := apiServerPKI(t)
-	mustWrite(t, filepath.Join(dir, "token"), "tok-"+uniqueName("t")+"\n")
+	mustWrite(t, filepath.Join(dir, "token"), "tok-0123456789-"+uniqueName("t")+"\n")
 	token := strings.TrimSpace(string(readFile(t, filepath.Join(dir, "token"))))
 	mustWrite(t, filepath.Join(dir, "portcullis.yaml"), "webhook:\n"+webhookAuthYAML(pki)+"    tokenFile: token\n")
 	hookAddr, err := freeAddr()
@@ -108,6 +108,18 @@ func TestWebhookServesTheAPIServerOnly(t *testing.T) {
 				t.Errorf("anonymous %s (token %q): %d %s, want 401 and nothing else", path, tok, code, body)
 			}
 		}
+	}
+	// Not even "OPTIONS *", which net/http would answer itself.
+	conn, err := tls.Dial("tcp", hookAddr, anonymous.Transport.(*http.Transport).TLSClientConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "OPTIONS * HTTP/1.1\r\nHost: "+hookAddr+"\r\nConnection: close\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	if status, _ := io.ReadAll(conn); !strings.HasPrefix(string(status), "HTTP/1.1 401 ") {
+		t.Errorf("anonymous OPTIONS *: %q, want 401", status)
 	}
 	// Nothing reached the gate: no decision names the image.
 	if code, out, _ := run2(t, "audit", "query", "--data", data, "--digest", img.String(), "--output", "json"); code != 0 || strings.Contains(out, img.String()) {
