@@ -102,6 +102,12 @@ type Config struct {
 	// [Namespaces.Labels] is such a function.
 	NamespaceLabels func(ctx context.Context, namespace string) (map[string]string, error) `json:"-"`
 
+	// ModeLabelRelaxes lets the portcullis.dev/mode label set a mode
+	// less strict than DefaultMode (warn or off where the default
+	// enforces). Off by default: the label only tightens, since whoever
+	// may create or label namespaces could otherwise turn enforcement off.
+	ModeLabelRelaxes bool `json:"modeLabelRelaxes"`
+
 	// CacheSize bounds the decision cache (default 10000; negative: no cache).
 	CacheSize int `json:"cacheSize"`
 	// CacheAllowTTL and CacheDenyTTL bound how long an allow and a denial
@@ -183,12 +189,28 @@ func (c *Config) mode(ns string, labels map[string]string) Mode {
 		return m
 	}
 	if v, ok := labels[ModeLabel]; ok {
-		if m := Mode(v); m.valid() {
+		m := Mode(v)
+		switch {
+		case !m.valid():
+			return ModeEnforce
+		case c.ModeLabelRelaxes || m.strictness() >= c.DefaultMode.strictness():
 			return m
 		}
-		return ModeEnforce
+		// Whoever may create or label a namespace must not be able to
+		// switch enforcement off there: the label only tightens.
 	}
 	return c.DefaultMode
+}
+
+// strictness orders the modes: off < warn < enforce.
+func (m Mode) strictness() int {
+	switch m {
+	case ModeOff:
+		return 0
+	case ModeWarn:
+		return 1
+	}
+	return 2
 }
 
 // labelsMayChangeMode reports whether a namespace that is off without

@@ -502,7 +502,8 @@ func TestNamespaceLabels(t *testing.T) {
 		"pinned":  {ModeLabel: "off"}, // Namespaces wins
 	}
 	cfg := Config{
-		Namespaces: map[string]Mode{"pinned": ModeEnforce},
+		Namespaces:       map[string]Mode{"pinned": ModeEnforce},
+		ModeLabelRelaxes: true,
 		NamespaceLabels: func(_ context.Context, ns string) (map[string]string, error) {
 			if ns == "broken" {
 				return nil, errUnreachable
@@ -531,6 +532,40 @@ func TestNamespaceLabels(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestModeLabelOnlyTightens: without ModeLabelRelaxes the mode label
+// cannot make a namespace less strict than the default mode (whoever may
+// label namespaces must not be able to switch enforcement off), but can
+// make it stricter.
+func TestModeLabelOnlyTightens(t *testing.T) {
+	t.Parallel()
+	labels := func(_ context.Context, ns string) (map[string]string, error) {
+		return map[string]string{ModeLabel: ns}, nil // the namespace's name is its label
+	}
+	for _, tt := range []struct {
+		def  Mode
+		ns   string
+		want Mode
+	}{
+		{ModeEnforce, "off", ModeEnforce}, {ModeEnforce, "warn", ModeEnforce}, {ModeEnforce, "enforce", ModeEnforce},
+		{ModeWarn, "off", ModeWarn}, {ModeWarn, "enforce", ModeEnforce}, {ModeOff, "warn", ModeWarn}, {ModeOff, "enforce", ModeEnforce},
+	} {
+		c := Config{DefaultMode: tt.def, NamespaceLabels: labels}
+		l, _ := labels(t.Context(), tt.ns)
+		if got := c.mode(tt.ns, l); got != tt.want {
+			t.Errorf("default %s, label %s: mode %s, want %s", tt.def, tt.ns, got, tt.want)
+		}
+		c.ModeLabelRelaxes = true
+		if got := c.mode(tt.ns, l); got != Mode(tt.ns) {
+			t.Errorf("default %s, label %s, modeLabelRelaxes: mode %s, want the label's", tt.def, tt.ns, got)
+		}
+	}
+	// Through the handler: a namespace labelled off is still enforced.
+	h := newHandler(t, Config{NamespaceLabels: labels}, newFakeDecider(), &fakeResolver{})
+	if _, resp := post(t, h, "/validate", editFixture(t, "job.json", func(req map[string]any) { req["namespace"] = "off" })); resp.Allowed {
+		t.Fatal("a namespace labelled off admitted an unsigned image under defaultMode enforce")
 	}
 }
 

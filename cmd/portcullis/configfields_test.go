@@ -204,6 +204,7 @@ func TestWebhookHandlerConfig(t *testing.T) {
   cacheSize: 7
   cacheAllowTTL: 9s
   cacheDenyTTL: 11s
+  modeLabelRelaxes: true
 `
 	path := filepath.Join(t.TempDir(), "portcullis.yaml")
 	mustWrite(t, path, doc)

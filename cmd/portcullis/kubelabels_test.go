@@ -59,6 +59,7 @@ policies:
       bundle: policy-prod
 webhook:
   kubernetes: {kubeconfig: %s}
+  modeLabelRelaxes: true
 %s`, kube.kubeconfig, webhookAuthYAML(apiserver)))
 	srv := startServer(t, data, "--config", filepath.Join(dir, "portcullis.yaml"), "--webhook-addr", hookAddr)
 	reg := vt.Registry{Host: srv.Addr}

@@ -72,6 +72,10 @@ type WebhookConfig struct {
 	// (the portcullis.dev/mode label, policy sets' namespaceSelector);
 	// nil: labels are not read.
 	Kubernetes *KubernetesConfig `json:"kubernetes,omitempty"`
+	// ModeLabelRelaxes lets the portcullis.dev/mode label make a namespace
+	// less strict than defaultMode; by default it only tightens
+	// (docs/webhook.md).
+	ModeLabelRelaxes bool `json:"modeLabelRelaxes,omitempty"`
 	// Registries are the other registries whose images may be admitted:
 	// their tags are resolved, and their signatures and attestations read,
 	// over the network with go-containerregistry. Images of any other
@@ -141,7 +145,7 @@ func startNamespaces(ctx context.Context, k *KubernetesConfig, log *slog.Logger)
 func (wc *WebhookConfig) handlerConfig() webhook.Config {
 	return webhook.Config{
 		Timeout: time.Duration(wc.Timeout), FailureMode: wc.FailureMode, DefaultMode: wc.DefaultMode,
-		Namespaces: wc.Namespaces, Exempt: wc.Exempt, BreakGlass: wc.BreakGlass,
+		Namespaces: wc.Namespaces, Exempt: wc.Exempt, BreakGlass: wc.BreakGlass, ModeLabelRelaxes: wc.ModeLabelRelaxes,
 		CacheSize: wc.CacheSize, CacheAllowTTL: time.Duration(wc.CacheAllowTTL), CacheDenyTTL: time.Duration(wc.CacheDenyTTL),
 	}
 }
