@@ -249,6 +249,8 @@ func TestConfigIneffective(t *testing.T) {
 			"policies.sets[0] (p) has a kubernetes.namespaceSelector, but no namespace labels are read"},
 		{"selector without the webhook", "policies:\n  sets:\n  - {name: p, kubernetes: {namespaceSelector: {matchLabels: {env: prod}}}}\n",
 			"no namespace labels are read"},
+		{"empty selector", "webhook: {addr: ':0', kubernetes: {inCluster: true}}\npolicies:\n  sets:\n  - {name: p, kubernetes: {namespaceSelector: {matchLabels: {}}}}\n",
+			"has a kubernetes.namespaceSelector without matchLabels, which selects no namespace"},
 		{"matchers on the default set", "policies:\n  default: {kubernetes: {namespaces: [prod]}}\n", "its registry and kubernetes matchers would be ignored"},
 		{"webhook setting without the webhook", "webhook: {failureMode: allow-unsafe}\n", "webhook.failureMode is set but the webhook is off"},
 		{"kubernetes without the webhook", "webhook: {kubernetes: {inCluster: true}}\n", "webhook.kubernetes is set but the webhook is off"},

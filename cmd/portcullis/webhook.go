@@ -171,8 +171,11 @@ func (c *Config) checkEffective() error {
 		return errors.New("config: policies.default decides for every target no set matches: its registry and kubernetes matchers would be ignored (remove them, or make it a set)")
 	}
 	for i, s := range c.Policies.Sets {
-		if s.Kubernetes == nil || s.Kubernetes.NamespaceSelector == nil || len(s.Kubernetes.NamespaceSelector.MatchLabels) == 0 {
+		if s.Kubernetes == nil || s.Kubernetes.NamespaceSelector == nil {
 			continue
+		}
+		if len(s.Kubernetes.NamespaceSelector.MatchLabels) == 0 {
+			return fmt.Errorf("config: policies.sets[%d] (%s) has a kubernetes.namespaceSelector without matchLabels, which selects no namespace: give it labels or remove it", i, s.Name)
 		}
 		if wc.Addr == "" || wc.Kubernetes == nil {
 			return fmt.Errorf("config: policies.sets[%d] (%s) has a kubernetes.namespaceSelector, but no namespace labels are read: set webhook.kubernetes (kubeconfig or inCluster) and webhook.addr", i, s.Name)
