@@ -44,4 +44,3 @@ func (a *VerifiedAttestation) UnmarshalJSON(b []byte) error {
 	a.Predicate = p
 	return nil
 }
-
