@@ -1,0 +1,650 @@
+// Package yamlconf decodes a YAML configuration file into Go structs that
+// carry json tags, strictly, and says where it is wrong: every error is
+// "FILE:LINE:COL: field.path: message".
+//
+// The document is read as YAML 1.2 (go.yaml.in/yaml/v3): only true and
+// false are booleans, so an unquoted off, on, yes or no is a string
+// wherever a string is wanted. Field names are the json tags (exact case);
+// an unknown field is an error that lists the known ones. Leaves whose type
+// implements json.Unmarshaler (time.Time, durations) receive their value as
+// JSON, encoding.TextUnmarshaler ones its text, and their errors are
+// placed at their value. Fields tagged `yamlconf:"path"` (string, *string,
+// []string, and maps of them) are file paths: a relative one is made
+// relative to Options.Base, unless it has a URL scheme (oci://...).
+package yamlconf
+
+import (
+	"encoding"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Options configure Decode.
+type Options struct {
+	// File names the document in errors.
+	File string
+	// Base, if not empty, is the directory that relative paths (fields
+	// tagged yamlconf:"path") are relative to.
+	Base string
+}
+
+// Pos is a position in the document (1-based).
+type Pos struct{ Line, Column int }
+
+// Error is one error of a document: where, which field, what.
+type Error struct {
+	File string
+	Pos  Pos // zero when unknown
+	// Path is the field's path: "log.level", "trust.authorities[0].keys[1]",
+	// "webhook.namespaces.shop"; empty for the document itself.
+	Path string
+	Err  error
+	// More counts the further errors of the document (not described).
+	More int
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	if e.File != "" {
+		b.WriteString(e.File)
+		if e.Pos.Line > 0 {
+			fmt.Fprintf(&b, ":%d", e.Pos.Line)
+			if e.Pos.Column > 0 {
+				fmt.Fprintf(&b, ":%d", e.Pos.Column)
+			}
+		}
+		b.WriteString(": ")
+	}
+	if e.Path != "" {
+		b.WriteString(e.Path)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Err.Error())
+	switch e.More {
+	case 0:
+	case 1:
+		b.WriteString(" (and 1 more error)")
+	default:
+		fmt.Fprintf(&b, " (and %d more errors)", e.More)
+	}
+	return b.String()
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Source remembers where each field was set, to place errors found after
+// decoding (a setting validated against others). A nil *Source knows no
+// positions.
+type Source struct {
+	file string
+	pos  map[string]Pos
+}
+
+// Pos is where the value of the field at path was written.
+func (s *Source) Pos(path string) (Pos, bool) {
+	if s == nil {
+		return Pos{}, false
+	}
+	p, ok := s.pos[path]
+	return p, ok
+}
+
+// Errorf returns an *Error about the field at path, placed where the file
+// set it (or without a position, if it did not).
+func (s *Source) Errorf(path, format string, args ...any) error {
+	e := &Error{Path: path, Err: fmt.Errorf(format, args...)}
+	if s != nil {
+		e.File = s.file
+		e.Pos = s.pos[path]
+	}
+	return e
+}
+
+// Decode reads the YAML document data into v, a non-nil pointer. An empty
+// document (or one of comments only) leaves v as it is.
+func Decode(data []byte, v any, o Options) (*Source, error) {
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Pointer || rv.IsNil() {
+		return nil, fmt.Errorf("yamlconf: Decode needs a non-nil pointer, not %T", v)
+	}
+	d := &decoder{o: o, src: &Source{file: o.File, pos: map[string]Pos{}}}
+	dec := yaml.NewDecoder(strings.NewReader(string(data)))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return d.src, nil
+		}
+		return nil, d.syntaxError(err)
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		if err != nil {
+			return nil, d.syntaxError(err)
+		}
+		at := &extra
+		if len(extra.Content) > 0 {
+			at = extra.Content[0]
+		}
+		return nil, &Error{File: o.File, Pos: Pos{at.Line, at.Column}, Err: errors.New("a second YAML document: the file holds one")}
+	}
+	root := &doc
+	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
+		root = root.Content[0]
+	}
+	d.value(root, rv.Elem(), "", false, 0)
+	if len(d.errs) > 0 {
+		e := d.errs[0]
+		e.More = len(d.errs) - 1
+		return nil, e
+	}
+	return d.src, nil
+}
+
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// syntaxError places a parser's error ("yaml: line 3: ...") at its line.
+func (d *decoder) syntaxError(err error) error {
+	e := &Error{File: d.o.File, Err: err}
+	if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
+		e.Pos.Line, _ = strconv.Atoi(m[1])
+		e.Err = errors.New(m[2])
+	}
+	return e
+}
+
+type decoder struct {
+	o    Options
+	src  *Source
+	errs []*Error
+}
+
+func (d *decoder) fail(n *yaml.Node, path string, format string, args ...any) {
+	d.errs = append(d.errs, &Error{File: d.o.File, Pos: Pos{n.Line, n.Column}, Path: path, Err: fmt.Errorf(format, args...)})
+}
+
+func (d *decoder) failErr(n *yaml.Node, path string, err error) {
+	d.errs = append(d.errs, &Error{File: d.o.File, Pos: Pos{n.Line, n.Column}, Path: path, Err: err})
+}
+
+var (
+	jsonUnmarshaler = reflect.TypeFor[json.Unmarshaler]()
+	textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
+)
+
+// maxDepth bounds nesting (and alias chains).
+const maxDepth = 100
+
+// value decodes n into v (settable). path is v's field path; isPath says
+// v's strings are file paths.
+func (d *decoder) value(n *yaml.Node, v reflect.Value, path string, isPath bool, depth int) {
+	if depth > maxDepth {
+		d.fail(n, path, "nested too deeply")
+		return
+	}
+	for n.Kind == yaml.AliasNode {
+		n = n.Alias
+		depth++
+	}
+	if path != "" {
+		d.src.pos[path] = Pos{n.Line, n.Column}
+	}
+	if isNull(n) {
+		// As encoding/json: null leaves a value as it is, and empties
+		// pointers, maps and slices.
+		switch v.Kind() {
+		case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Interface:
+			v.SetZero()
+		}
+		return
+	}
+	if v.Kind() != reflect.Pointer && v.CanAddr() {
+		switch pv := v.Addr(); {
+		case pv.Type().Implements(jsonUnmarshaler):
+			b, err := toJSON(n, depth)
+			if err == nil {
+				err = pv.Interface().(json.Unmarshaler).UnmarshalJSON(b)
+			}
+			if err != nil {
+				d.failErr(n, path, err)
+			}
+			return
+		case pv.Type().Implements(textUnmarshaler):
+			if n.Kind != yaml.ScalarNode {
+				d.fail(n, path, "want a single value, got %s", describe(n))
+				return
+			}
+			if err := pv.Interface().(encoding.TextUnmarshaler).UnmarshalText([]byte(n.Value)); err != nil {
+				d.failErr(n, path, err)
+			}
+			return
+		}
+	}
+	switch v.Kind() {
+	case reflect.Pointer:
+		if v.IsNil() {
+			v.Set(reflect.New(v.Type().Elem()))
+		}
+		d.value(n, v.Elem(), path, isPath, depth+1)
+	case reflect.Struct:
+		d.structValue(n, v, path, depth)
+	case reflect.Map:
+		d.mapValue(n, v, path, isPath, depth)
+	case reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			d.fail(n, path, "want a list, got %s", describe(n))
+			return
+		}
+		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
+		for i, e := range n.Content {
+			d.value(e, s.Index(i), fmt.Sprintf("%s[%d]", path, i), isPath, depth+1)
+		}
+		v.Set(s)
+	case reflect.String:
+		if n.Kind != yaml.ScalarNode {
+			d.fail(n, path, "want a string, got %s", describe(n))
+			return
+		}
+		s := n.Value
+		if isPath {
+			s = d.resolve(s)
+		}
+		v.SetString(s)
+	case reflect.Bool:
+		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!bool" {
+			d.fail(n, path, "want true or false, got %s", describe(n))
+			return
+		}
+		b, _ := strconv.ParseBool(strings.ToLower(n.Value))
+		v.SetBool(b)
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		var i int64
+		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" || n.Decode(&i) != nil {
+			d.fail(n, path, "want an integer, got %s", describe(n))
+			return
+		}
+		if v.OverflowInt(i) {
+			d.fail(n, path, "%d is out of range", i)
+			return
+		}
+		v.SetInt(i)
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		var u uint64
+		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" || n.Decode(&u) != nil {
+			d.fail(n, path, "want a non-negative integer, got %s", describe(n))
+			return
+		}
+		if v.OverflowUint(u) {
+			d.fail(n, path, "%d is out of range", u)
+			return
+		}
+		v.SetUint(u)
+	case reflect.Float32, reflect.Float64:
+		var f float64
+		if n.Kind != yaml.ScalarNode || (n.ShortTag() != "!!int" && n.ShortTag() != "!!float") || n.Decode(&f) != nil {
+			d.fail(n, path, "want a number, got %s", describe(n))
+			return
+		}
+		if math.IsNaN(f) || math.IsInf(f, 0) || v.OverflowFloat(f) {
+			d.fail(n, path, "%s is out of range", n.Value)
+			return
+		}
+		v.SetFloat(f)
+	case reflect.Interface:
+		if v.NumMethod() != 0 {
+			d.fail(n, path, "cannot decode into %s", v.Type())
+			return
+		}
+		b, err := toJSON(n, depth)
+		if err != nil {
+			d.failErr(n, path, err)
+			return
+		}
+		var x any
+		if err := json.Unmarshal(b, &x); err != nil {
+			d.failErr(n, path, err)
+			return
+		}
+		v.Set(reflect.ValueOf(&x).Elem())
+	default:
+		d.fail(n, path, "cannot decode into %s", v.Type())
+	}
+}
+
+// resolve makes a relative path relative to the base directory.
+func (d *decoder) resolve(p string) string {
+	if d.o.Base == "" || p == "" || filepath.IsAbs(p) || strings.Contains(p, "://") {
+		return p
+	}
+	return filepath.Join(d.o.Base, p)
+}
+
+func (d *decoder) structValue(n *yaml.Node, v reflect.Value, path string, depth int) {
+	fs := fieldsOf(v.Type())
+	if n.Kind != yaml.MappingNode {
+		d.fail(n, path, "want a mapping (fields: %s), got %s", strings.Join(fs.names, ", "), describe(n))
+		return
+	}
+	for _, p := range d.pairs(n, path, depth) {
+		name := p.key.Value
+		fp := join(path, name)
+		f, ok := fs.byName[name]
+		if !ok {
+			d.fail(p.key, fp, "unknown field (known: %s)", strings.Join(fs.names, ", "))
+			continue
+		}
+		fv, ok := fieldByIndex(v, f.index)
+		if !ok {
+			d.fail(p.key, fp, "cannot set a field of an embedded nil pointer to an unexported type")
+			continue
+		}
+		d.value(p.value, fv, fp, f.path, depth+1)
+	}
+}
+
+func (d *decoder) mapValue(n *yaml.Node, v reflect.Value, path string, isPath bool, depth int) {
+	if n.Kind != yaml.MappingNode {
+		d.fail(n, path, "want a mapping, got %s", describe(n))
+		return
+	}
+	kt, et := v.Type().Key(), v.Type().Elem()
+	if v.IsNil() {
+		v.Set(reflect.MakeMap(v.Type()))
+	}
+	for _, p := range d.pairs(n, path, depth) {
+		fp := join(path, p.key.Value)
+		k := reflect.New(kt).Elem()
+		switch {
+		case reflect.PointerTo(kt).Implements(textUnmarshaler):
+			if err := k.Addr().Interface().(encoding.TextUnmarshaler).UnmarshalText([]byte(p.key.Value)); err != nil {
+				d.failErr(p.key, fp, err)
+				continue
+			}
+		case kt.Kind() == reflect.String:
+			k.SetString(p.key.Value)
+		default:
+			d.fail(p.key, fp, "cannot decode a key into %s", kt)
+			continue
+		}
+		e := reflect.New(et).Elem()
+		if old := v.MapIndex(k); old.IsValid() {
+			e.Set(old)
+		}
+		d.value(p.value, e, fp, isPath, depth+1)
+		v.SetMapIndex(k, e)
+	}
+}
+
+type pair struct{ key, value *yaml.Node }
+
+// pairs are a mapping's key-value pairs, merge keys (<<) expanded (the
+// mapping's own keys win); a key given twice is an error.
+func (d *decoder) pairs(n *yaml.Node, path string, depth int) []pair {
+	var merged, own []pair
+	seen := map[string]*yaml.Node{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, val := n.Content[i], n.Content[i+1]
+		if k.Kind != yaml.ScalarNode {
+			d.fail(k, path, "a key must be a single value, got %s", describe(k))
+			continue
+		}
+		if k.ShortTag() == "!!merge" {
+			merged = append(merged, d.mergePairs(val, path, depth)...)
+			continue
+		}
+		if first, ok := seen[k.Value]; ok {
+			d.fail(k, join(path, k.Value), "given twice (first at line %d)", first.Line)
+			continue
+		}
+		seen[k.Value] = k
+		own = append(own, pair{k, val})
+	}
+	var out []pair
+	mseen := map[string]bool{}
+	for _, p := range merged {
+		if seen[p.key.Value] == nil && !mseen[p.key.Value] {
+			mseen[p.key.Value] = true
+			out = append(out, p)
+		}
+	}
+	return append(out, own...)
+}
+
+func (d *decoder) mergePairs(n *yaml.Node, path string, depth int) []pair {
+	if depth > maxDepth {
+		d.fail(n, path, "nested too deeply")
+		return nil
+	}
+	for n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	switch n.Kind {
+	case yaml.MappingNode:
+		return d.pairs(n, path, depth+1)
+	case yaml.SequenceNode:
+		var out []pair
+		for _, e := range n.Content {
+			out = append(out, d.mergePairs(e, path, depth+1)...)
+		}
+		return out
+	}
+	d.fail(n, path, "a merge (<<) wants a mapping, got %s", describe(n))
+	return nil
+}
+
+func join(path, name string) string {
+	if path == "" {
+		return name
+	}
+	return path + "." + name
+}
+
+func isNull(n *yaml.Node) bool { return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" }
+
+// describe says what n is, for errors.
+func describe(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		if len(n.Value) > 40 {
+			return strconv.Quote(n.Value[:40] + "...")
+		}
+		return strconv.Quote(n.Value)
+	}
+	return "nothing"
+}
+
+// toJSON is n as JSON: what a json.Unmarshaler expects.
+func toJSON(n *yaml.Node, depth int) ([]byte, error) {
+	x, err := toAny(n, depth)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(x)
+}
+
+func toAny(n *yaml.Node, depth int) (any, error) {
+	if depth > maxDepth {
+		return nil, errors.New("nested too deeply")
+	}
+	for n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	switch n.Kind {
+	case yaml.MappingNode:
+		m := map[string]any{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			v, err := toAny(n.Content[i+1], depth+1)
+			if err != nil {
+				return nil, err
+			}
+			m[n.Content[i].Value] = v
+		}
+		return m, nil
+	case yaml.SequenceNode:
+		s := []any{}
+		for _, e := range n.Content {
+			v, err := toAny(e, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			s = append(s, v)
+		}
+		return s, nil
+	case yaml.ScalarNode:
+		switch n.ShortTag() {
+		case "!!null":
+			return nil, nil
+		case "!!bool":
+			b, _ := strconv.ParseBool(strings.ToLower(n.Value))
+			return b, nil
+		case "!!int", "!!float":
+			var f float64
+			if err := n.Decode(&f); err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+				return nil, fmt.Errorf("%s is not a number JSON can hold", n.Value)
+			}
+			var i int64
+			if n.Decode(&i) == nil {
+				return i, nil
+			}
+			return f, nil
+		}
+		return n.Value, nil
+	}
+	return nil, errors.New("empty value")
+}
+
+// field is a settable field of a struct type, by its json name.
+type field struct {
+	index []int
+	path  bool
+}
+
+type fieldSet struct {
+	byName map[string]field
+	names  []string
+}
+
+var fieldCache sync.Map // reflect.Type -> *fieldSet
+
+// fieldsOf lists t's fields as encoding/json sees them: json names, the
+// fields of embedded structs without a tag promoted, "-" skipped.
+func fieldsOf(t reflect.Type) *fieldSet {
+	if fs, ok := fieldCache.Load(t); ok {
+		return fs.(*fieldSet)
+	}
+	fs := &fieldSet{byName: map[string]field{}}
+	var walk func(t reflect.Type, index []int)
+	walk = func(t reflect.Type, index []int) {
+		for i := range t.NumField() {
+			f := t.Field(i)
+			tag, tagged := f.Tag.Lookup("json")
+			name, _, _ := strings.Cut(tag, ",")
+			if name == "-" && tag == "-" {
+				continue
+			}
+			idx := append(append([]int(nil), index...), i)
+			if f.Anonymous && name == "" {
+				ft := f.Type
+				if ft.Kind() == reflect.Pointer {
+					ft = ft.Elem()
+				}
+				if ft.Kind() == reflect.Struct {
+					walk(ft, idx)
+					continue
+				}
+			}
+			if !f.IsExported() {
+				continue
+			}
+			if !tagged || name == "" {
+				name = f.Name
+			}
+			if _, dup := fs.byName[name]; dup {
+				continue // the shallower field wins, as in encoding/json
+			}
+			fs.byName[name] = field{index: idx, path: hasPathTag(f)}
+			fs.names = append(fs.names, name)
+		}
+	}
+	walk(t, nil)
+	fieldCache.Store(t, fs)
+	return fs
+}
+
+func hasPathTag(f reflect.StructField) bool {
+	for opt := range strings.SplitSeq(f.Tag.Get("yamlconf"), ",") {
+		if opt == "path" {
+			return true
+		}
+	}
+	return false
+}
+
+// fieldByIndex is v's field at index, allocating embedded nil pointers.
+func fieldByIndex(v reflect.Value, index []int) (reflect.Value, bool) {
+	for i, x := range index {
+		if i > 0 && v.Kind() == reflect.Pointer {
+			if v.IsNil() {
+				if !v.CanSet() {
+					return reflect.Value{}, false
+				}
+				v.Set(reflect.New(v.Type().Elem()))
+			}
+			v = v.Elem()
+		}
+		v = v.Field(x)
+	}
+	return v, true
+}
+
+// PathFields lists the field paths of t (a struct type) tagged
+// yamlconf:"path", written as Decode names fields, with [] for any list
+// element and * for any map key: "trust.authorities[].keys[]".
+func PathFields(t reflect.Type) []string {
+	var out []string
+	var walk func(t reflect.Type, path string, depth int)
+	walk = func(t reflect.Type, path string, depth int) {
+		if depth > maxDepth {
+			return
+		}
+		for t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		switch t.Kind() {
+		case reflect.Slice:
+			walk(t.Elem(), path+"[]", depth+1)
+		case reflect.Map:
+			walk(t.Elem(), join(path, "*"), depth+1)
+		case reflect.Struct:
+			if reflect.PointerTo(t).Implements(jsonUnmarshaler) || reflect.PointerTo(t).Implements(textUnmarshaler) {
+				return
+			}
+			fs := fieldsOf(t)
+			for _, name := range fs.names {
+				f := fs.byName[name]
+				sf := t.FieldByIndex(f.index)
+				if f.path {
+					out = append(out, join(path, name))
+					continue
+				}
+				walk(sf.Type, join(path, name), depth+1)
+			}
+		}
+	}
+	walk(t, "", 0)
+	return out
+}
