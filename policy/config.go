@@ -40,7 +40,7 @@ type SetConfig struct {
 	// Bundle is a directory, a .tar.gz/.tgz bundle, or oci://REF. Empty:
 	// the built-in library alone (whose policies are all off without
 	// data.portcullis.config, except errors).
-	Bundle string `json:"bundle,omitempty"`
+	Bundle string `json:"bundle,omitempty" yamlconf:"path"`
 	// Library adds the built-in library to the bundle (default true). A
 	// bundle package with the same name as a library package replaces it.
 	Library *bool `json:"library,omitempty"`

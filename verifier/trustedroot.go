@@ -32,9 +32,9 @@ type TUF struct {
 	Mirror string `json:"mirror"`
 	// Root is the path of the repository's initial root.json, pinned by
 	// the operator.
-	Root string `json:"root"`
+	Root string `json:"root" yamlconf:"path"`
 	// CacheDir keeps the verified metadata between starts; empty: no cache.
-	CacheDir string `json:"cacheDir,omitempty"`
+	CacheDir string `json:"cacheDir,omitempty" yamlconf:"path"`
 	// Target is the target file's name (default "trusted_root.json").
 	Target string `json:"target,omitempty"`
 }

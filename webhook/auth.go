@@ -27,13 +27,13 @@ type AuthConfig struct {
 	// client certificate, reloaded when it changes. Use a CA that issues
 	// only that certificate, or set ClientNames: any certificate the CA
 	// issued is otherwise accepted.
-	ClientCAFile string `json:"clientCAFile,omitempty"`
+	ClientCAFile string `json:"clientCAFile,omitempty" yamlconf:"path"`
 	// ClientNames, if set, are the only client certificate names accepted
 	// (the subject's common name or a DNS name).
 	ClientNames []string `json:"clientNames,omitempty"`
 	// TokenFile holds the accepted bearer tokens, one per line (two during
 	// a rotation), reloaded when it changes.
-	TokenFile string `json:"tokenFile,omitempty"`
+	TokenFile string `json:"tokenFile,omitempty" yamlconf:"path"`
 	// InsecureUnauthenticated answers anyone. The review's userInfo is
 	// then a claim nobody vouches for: it is dropped (policy, the decision
 	// history and break glass see no user, so break glass is refused).

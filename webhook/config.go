@@ -24,6 +24,17 @@ const (
 
 func (m Mode) valid() bool { return m == ModeEnforce || m == ModeWarn || m == ModeOff }
 
+// UnmarshalText accepts enforce, warn, off, and "" (the default), so that
+// a configuration file with a mode that does not exist fails where it is
+// read, at its line.
+func (m *Mode) UnmarshalText(b []byte) error {
+	if v := Mode(b); v == "" || v.valid() {
+		*m = v
+		return nil
+	}
+	return fmt.Errorf("unknown mode %q: want %s, %s or %s", b, ModeEnforce, ModeWarn, ModeOff)
+}
+
 // FailureMode says what happens to an image that could not be checked in
 // time (the total deadline passed).
 type FailureMode string
@@ -36,6 +47,16 @@ const (
 	// whenever the gate is slow: use only while rolling the webhook out.
 	FailOpenUnsafe FailureMode = "allow-unsafe"
 )
+
+// UnmarshalText accepts deny, allow-unsafe, and "" (the default).
+func (f *FailureMode) UnmarshalText(b []byte) error {
+	switch v := FailureMode(b); v {
+	case "", FailDeny, FailOpenUnsafe:
+		*f = v
+		return nil
+	}
+	return fmt.Errorf("unknown failure mode %q: want %s or %s", b, FailDeny, FailOpenUnsafe)
+}
 
 // BreakGlassAnnotation admits a denied workload, in namespaces where break
 // glass is enabled and until its window closes. Its value is the

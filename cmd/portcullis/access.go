@@ -25,7 +25,7 @@ import (
 type AuthConfig struct {
 	// Htpasswd is a file of user:bcrypt-hash lines (htpasswd -B),
 	// reloaded when it changes.
-	Htpasswd string `json:"htpasswd,omitempty"`
+	Htpasswd string `json:"htpasswd,omitempty" yamlconf:"path"`
 	// Groups maps group names to htpasswd users.
 	Groups map[string][]string `json:"groups,omitempty"`
 	// Grants give roles on namespaces to users, robots and groups.
@@ -67,8 +67,8 @@ type QuotaConfig struct {
 // TLSConfig is the "tls" section: the registry listener's certificate.
 type TLSConfig struct {
 	// CertFile and KeyFile (PEM) are reloaded when they change.
-	CertFile string `json:"certFile,omitempty"`
-	KeyFile  string `json:"keyFile,omitempty"`
+	CertFile string `json:"certFile,omitempty" yamlconf:"path"`
+	KeyFile  string `json:"keyFile,omitempty" yamlconf:"path"`
 	// AllowPlainHTTP serves plain HTTP on a non-loopback address (behind
 	// a TLS-terminating proxy). Loopback addresses always may.
 	AllowPlainHTTP bool `json:"allowPlainHTTP,omitempty"`
@@ -77,20 +77,6 @@ type TLSConfig struct {
 // configured reports whether the configuration asks for authentication.
 func (a *AuthConfig) configured() bool {
 	return a.Htpasswd != "" || a.OIDC != nil || len(a.Grants) > 0 || len(a.AnonymousPull) > 0
-}
-
-func (c *Config) authRelativeTo(dir string) {
-	abs := func(p *string) {
-		if *p != "" && !filepath.IsAbs(*p) {
-			*p = filepath.Join(dir, *p)
-		}
-	}
-	abs(&c.Auth.Htpasswd)
-	abs(&c.TLS.CertFile)
-	abs(&c.TLS.KeyFile)
-	if c.Auth.OIDC != nil {
-		abs(&c.Auth.OIDC.JWKSFile)
-	}
 }
 
 // isLoopback reports whether a listen address only accepts local

@@ -4,20 +4,24 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
+	"time"
 
-	"sigs.k8s.io/yaml"
-
+	"github.com/portcullis-dev/portcullis/internal/yamlconf"
 	"github.com/portcullis-dev/portcullis/policy"
 )
 
 // Config is portcullis.yaml. Every field is optional; docs/configuration.md
-// documents each one and its default. Unknown fields are an error.
+// documents each one and its default. Unknown fields are an error. Fields
+// tagged yamlconf:"path" are file paths: relative ones are relative to
+// the file's directory (TestConfigPathsRelative sets each one).
 type Config struct {
 	// Addr is the listen address. Default 127.0.0.1:5000.
 	Addr string `json:"addr"`
-	// Data is the directory for blobs and the metadata database. Default ./portcullis-data.
-	Data string `json:"data"`
+	// Data is the directory for blobs and the metadata database. Default
+	// ./portcullis-data (of the working directory, as --data).
+	Data string `json:"data" yamlconf:"path"`
 	// Log configures logging.
 	Log LogConfig `json:"log"`
 	// Storage selects where blob bytes live.
@@ -48,13 +52,26 @@ type Config struct {
 	GC GCConfig `json:"gc"`
 	// Tracing exports OpenTelemetry traces (tracing.go).
 	Tracing TracingConfig `json:"tracing"`
+
+	// src says where each setting was read, to place the errors of
+	// settings checked after loading; nil without a file.
+	src *yamlconf.Source
+}
+
+// errorf is an error about the setting at path ("log.format"), placed at
+// its line in portcullis.yaml when the file set it.
+func (c *Config) errorf(path, format string, args ...any) error {
+	if c.src == nil {
+		return fmt.Errorf("config: %s: %w", path, fmt.Errorf(format, args...))
+	}
+	return c.src.Errorf(path, format, args...)
 }
 
 // ScannerConfig configures vulnerability scanning (docs/configuration.md).
 type ScannerConfig struct {
 	// DB is the vulnerability database directory that `portcullis db
 	// import` fills. Default <data>/trivy/db.
-	DB string `json:"db"`
+	DB string `json:"db" yamlconf:"path"`
 	// MaxAge is how old the database may be before scans fail. Default 168h.
 	MaxAge Duration `json:"maxAge"`
 	// Workers is how many background scans run at once. Default 2.
@@ -84,7 +101,7 @@ type StorageConfig struct {
 	// Filesystem configures the filesystem driver.
 	Filesystem struct {
 		// RootDirectory defaults to <data>/blobs.
-		RootDirectory string `json:"rootDirectory"`
+		RootDirectory string `json:"rootDirectory" yamlconf:"path"`
 	} `json:"filesystem"`
 }
 
@@ -122,11 +139,14 @@ type MetadataConfig struct {
 	// SQLite configures the SQLite database.
 	SQLite struct {
 		// Path defaults to <data>/metadata.db.
-		Path string `json:"path"`
+		Path string `json:"path" yamlconf:"path"`
 	} `json:"sqlite"`
 }
 
-// loadConfig reads path (if not empty) strictly and fills in defaults.
+// loadConfig reads path (if not empty) strictly: an unknown field, a
+// value of the wrong type or an unknown enumeration word is an error
+// "FILE:LINE:COL: field.path: message". Relative paths are made relative
+// to the file's directory. defaults fills in the rest.
 func loadConfig(path string) (*Config, error) {
 	c := &Config{}
 	if path != "" {
@@ -134,14 +154,58 @@ func loadConfig(path string) (*Config, error) {
 		if err != nil {
 			return nil, fmt.Errorf("config: %w", err)
 		}
-		if err := yaml.UnmarshalStrict(b, c); err != nil {
-			return nil, fmt.Errorf("config %s: %w", path, err)
+		src, err := yamlconf.Decode(b, c, yamlconf.Options{File: path, Base: filepath.Dir(path)})
+		if err != nil {
+			return nil, err
 		}
-		c.Trust.relativeTo(filepath.Dir(path))
-		c.policiesRelativeTo(filepath.Dir(path))
-		c.authRelativeTo(filepath.Dir(path))
+		c.src = src
 	}
 	return c, nil
+}
+
+// negativeDuration finds a negative Duration in v (a Config or part of
+// one, at path): none of the settings has a meaning for one, and a
+// default silently taking its place would hide the typo.
+func negativeDuration(v reflect.Value, path string) (string, Duration, bool) {
+	if d, ok := v.Interface().(Duration); ok {
+		return path, d, d < 0
+	}
+	join := func(name string) string {
+		if path == "" {
+			return name
+		}
+		return path + "." + name
+	}
+	switch v.Kind() {
+	case reflect.Pointer:
+		if !v.IsNil() {
+			return negativeDuration(v.Elem(), path)
+		}
+	case reflect.Struct:
+		for i := range v.NumField() {
+			f := v.Type().Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if !f.IsExported() || name == "-" {
+				continue
+			}
+			if p, d, ok := negativeDuration(v.Field(i), join(name)); ok {
+				return p, d, ok
+			}
+		}
+	case reflect.Slice:
+		for i := range v.Len() {
+			if p, d, ok := negativeDuration(v.Index(i), fmt.Sprintf("%s[%d]", path, i)); ok {
+				return p, d, ok
+			}
+		}
+	case reflect.Map:
+		for _, k := range v.MapKeys() {
+			if p, d, ok := negativeDuration(v.MapIndex(k), join(fmt.Sprint(k.Interface()))); ok {
+				return p, d, ok
+			}
+		}
+	}
+	return "", 0, false
 }
 
 // defaults fills unset fields; call it after flags override the file.
@@ -154,6 +218,9 @@ func (c *Config) defaults() error {
 	}
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
+	}
+	if _, err := logLevel(c.Log.Level); err != nil {
+		return c.errorf("log.level", "%q: want debug, info, warn or error", c.Log.Level)
 	}
 	if c.Log.Format == "" {
 		c.Log.Format = "text"
@@ -173,18 +240,25 @@ func (c *Config) defaults() error {
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = Duration(30e9)
 	}
+	if path, d, ok := negativeDuration(reflect.ValueOf(c).Elem(), ""); ok {
+		return c.errorf(path, "%s: a duration must not be negative", time.Duration(d))
+	}
+	if c.Audit.CheckpointEvery < 0 {
+		return c.errorf("audit.checkpointEvery", "%d: must not be negative", c.Audit.CheckpointEvery)
+	}
 	c.Gate.defaults(c.Data)
-	if err := c.Scanner.defaults(c.Data); err != nil {
+	if err := c.Scanner.defaults(c.Data, c.errorf); err != nil {
 		return err
 	}
 	switch c.Storage.Driver {
 	case "filesystem", "inmemory":
 	case "s3":
-		if err := c.Storage.S3.defaults(); err != nil {
-			return err
+		if c.Storage.S3.Bucket == "" {
+			return c.errorf("storage.driver", "s3 needs storage.s3.bucket")
 		}
+		c.Storage.S3.defaults()
 	default:
-		return fmt.Errorf("config: storage.driver %q: want filesystem, s3 or inmemory", c.Storage.Driver)
+		return c.errorf("storage.driver", "%q: want filesystem, s3 or inmemory", c.Storage.Driver)
 	}
 	switch c.Metadata.Driver {
 	case "sqlite":
@@ -193,48 +267,21 @@ func (c *Config) defaults() error {
 			c.Metadata.Postgres.DSN = os.Getenv("PORTCULLIS_POSTGRES_DSN")
 		}
 		if c.Metadata.Postgres.DSN == "" {
-			return fmt.Errorf("config: metadata.driver postgres needs metadata.postgres.dsn (or $PORTCULLIS_POSTGRES_DSN)")
+			return c.errorf("metadata.driver", "postgres needs metadata.postgres.dsn (or $PORTCULLIS_POSTGRES_DSN)")
 		}
 	default:
-		return fmt.Errorf("config: metadata.driver %q: want sqlite or postgres", c.Metadata.Driver)
+		return c.errorf("metadata.driver", "%q: want sqlite or postgres", c.Metadata.Driver)
 	}
-	if err := c.GC.defaults(); err != nil {
+	if err := c.GC.defaults(c.errorf); err != nil {
 		return err
 	}
-	if err := c.Tracing.defaults(); err != nil {
+	if err := c.Tracing.defaults(c.errorf); err != nil {
 		return err
 	}
 	switch c.Log.Format {
 	case "text", "json":
 	default:
-		return fmt.Errorf("config: log.format %q: want text or json", c.Log.Format)
+		return c.errorf("log.format", "%q: want text or json", c.Log.Format)
 	}
 	return nil
-}
-
-// policiesRelativeTo makes relative bundle and webhook file paths relative to dir (the
-// configuration file's directory).
-func (c *Config) policiesRelativeTo(dir string) {
-	fix := func(s *policy.SetConfig) {
-		if s.Bundle != "" && !filepath.IsAbs(s.Bundle) && !strings.HasPrefix(s.Bundle, policy.OCIScheme) {
-			s.Bundle = filepath.Join(dir, s.Bundle)
-		}
-	}
-	fix(&c.Policies.Default)
-	for i := range c.Policies.Sets {
-		fix(&c.Policies.Sets[i])
-	}
-	for _, f := range []*string{&c.Webhook.CertFile, &c.Webhook.KeyFile, &c.Webhook.Auth.ClientCAFile, &c.Webhook.Auth.TokenFile} {
-		if *f != "" && !filepath.IsAbs(*f) {
-			*f = filepath.Join(dir, *f)
-		}
-	}
-	if k := c.Webhook.Kubernetes; k != nil && k.Kubeconfig != "" && !filepath.IsAbs(k.Kubeconfig) {
-		k.Kubeconfig = filepath.Join(dir, k.Kubeconfig)
-	}
-	for i, r := range c.Webhook.Registries {
-		if r.DockerConfig != "" && !filepath.IsAbs(r.DockerConfig) {
-			c.Webhook.Registries[i].DockerConfig = filepath.Join(dir, r.DockerConfig)
-		}
-	}
 }

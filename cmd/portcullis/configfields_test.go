@@ -87,6 +87,10 @@ func sample(t *testing.T, typ reflect.Type) any {
 		return "7s"
 	case typ == reflect.TypeFor[time.Time]():
 		return "2026-01-02T03:04:05Z"
+	case typ == reflect.TypeFor[webhook.Mode]():
+		return "warn" // enumerations are checked where they are read
+	case typ == reflect.TypeFor[webhook.FailureMode]():
+		return "allow-unsafe"
 	}
 	switch typ.Kind() {
 	case reflect.String:

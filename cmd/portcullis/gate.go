@@ -32,7 +32,7 @@ type GateConfig struct {
 	// VSAKey is a PEM private key (ECDSA P-256, PKCS#8) that signs the
 	// verification summaries attached on promotion. Default
 	// <data>/vsa.key, created on first start with vsa.pub beside it.
-	VSAKey string `json:"vsaKey,omitempty"`
+	VSAKey string `json:"vsaKey,omitempty" yamlconf:"path"`
 }
 
 func (g *GateConfig) defaults(data string) {

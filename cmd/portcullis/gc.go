@@ -40,7 +40,9 @@ type RetentionConfig struct {
 	KeepAdmittedWithin Duration `json:"keepAdmittedWithin,omitempty"`
 }
 
-func (c *GCConfig) defaults() error {
+// defaults fills c in and checks it; errorf places an error at a
+// setting's line (Config.errorf).
+func (c *GCConfig) defaults(errorf func(path, format string, args ...any) error) error {
 	if c.GracePeriod == nil {
 		d := Duration(24 * time.Hour)
 		c.GracePeriod = &d
@@ -53,7 +55,7 @@ func (c *GCConfig) defaults() error {
 	}
 	for i, r := range c.options(nil, false).Retention {
 		if err := r.Validate(); err != nil {
-			return fmt.Errorf("config: gc.retention[%d]: %w", i, err)
+			return errorf(fmt.Sprintf("gc.retention[%d]", i), "%w", err)
 		}
 	}
 	return nil

@@ -25,7 +25,9 @@ import (
 )
 
 // defaults fills the scanner section; data is the data directory.
-func (c *ScannerConfig) defaults(data string) error {
+// defaults fills c in (data is the data directory) and checks it; errorf
+// places an error at a setting's line (Config.errorf).
+func (c *ScannerConfig) defaults(data string, errorf func(path, format string, args ...any) error) error {
 	if c.DB == "" {
 		c.DB = filepath.Join(data, "trivy", "db")
 	}
@@ -43,11 +45,11 @@ func (c *ScannerConfig) defaults(data string) error {
 	}
 	switch {
 	case c.MaxAge < 0:
-		return fmt.Errorf("config: scanner.maxAge %s: must be positive", time.Duration(c.MaxAge))
+		return errorf("scanner.maxAge", "%s: must be positive", time.Duration(c.MaxAge))
 	case c.Workers < 0:
-		return fmt.Errorf("config: scanner.workers %d: must be positive", c.Workers)
+		return errorf("scanner.workers", "%d: must be positive", c.Workers)
 	case c.QueueSize < 0:
-		return fmt.Errorf("config: scanner.queueSize %d: must be positive", c.QueueSize)
+		return errorf("scanner.queueSize", "%d: must be positive", c.QueueSize)
 	}
 	return nil
 }

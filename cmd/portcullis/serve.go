@@ -244,9 +244,16 @@ func serve(ctx context.Context, stderr io.Writer, flags serveFlags) error {
 	return nil
 }
 
-func newLogger(c LogConfig, w io.Writer) (*slog.Logger, error) {
+// logLevel is the slog level log.level names.
+func logLevel(s string) (slog.Level, error) {
 	var level slog.Level
-	if err := level.UnmarshalText([]byte(c.Level)); err != nil {
+	err := level.UnmarshalText([]byte(s))
+	return level, err
+}
+
+func newLogger(c LogConfig, w io.Writer) (*slog.Logger, error) {
+	level, err := logLevel(c.Level)
+	if err != nil {
 		return nil, fmt.Errorf("config: log.level: %w", err)
 	}
 	opts := &slog.HandlerOptions{Level: level}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -20,10 +19,7 @@ import (
 	"github.com/portcullis-dev/portcullis/registry/metadata/sqlstore"
 )
 
-func (c *S3Config) defaults() error {
-	if c.Bucket == "" {
-		return errors.New("config: storage.s3.bucket is required")
-	}
+func (c *S3Config) defaults() {
 	if c.Region == "" {
 		c.Region = "us-east-1"
 	}
@@ -33,7 +29,6 @@ func (c *S3Config) defaults() error {
 	if c.SecretKey == "" {
 		c.SecretKey = os.Getenv("AWS_SECRET_ACCESS_KEY")
 	}
-	return nil
 }
 
 // openMetadata opens the configured metadata database.

@@ -32,7 +32,9 @@ type TracingConfig struct {
 	ServiceName string `json:"serviceName,omitempty"`
 }
 
-func (c *TracingConfig) defaults() error {
+// defaults fills c in and checks it; errorf places an error at a
+// setting's line (Config.errorf).
+func (c *TracingConfig) defaults(errorf func(path, format string, args ...any) error) error {
 	if c.ServiceName == "" {
 		c.ServiceName = "portcullis"
 	}
@@ -41,12 +43,12 @@ func (c *TracingConfig) defaults() error {
 		c.SampleRatio = &one
 	}
 	if r := *c.SampleRatio; r < 0 || r > 1 {
-		return fmt.Errorf("config: tracing.sampleRatio %v: want 0 to 1", r)
+		return errorf("tracing.sampleRatio", "%v: want 0 to 1", r)
 	}
 	if c.Endpoint != "" {
 		u, err := url.Parse(c.Endpoint)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("config: tracing.endpoint %q: want an http(s) URL such as http://collector:4318", c.Endpoint)
+			return errorf("tracing.endpoint", "%q: want an http(s) URL such as http://collector:4318", c.Endpoint)
 		}
 	}
 	return nil

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
@@ -26,7 +25,7 @@ type AuthorityConfig struct {
 	Name string `json:"name"`
 	// Keys are paths of PEM public keys (ECDSA, Ed25519, RSA), as
 	// `cosign generate-key-pair` writes cosign.pub.
-	Keys []string `json:"keys,omitempty"`
+	Keys []string `json:"keys,omitempty" yamlconf:"path"`
 	// Keyless trusts certificates for the given identities.
 	Keyless *KeylessConfig `json:"keyless,omitempty"`
 }
@@ -36,35 +35,11 @@ type AuthorityConfig struct {
 type KeylessConfig struct {
 	Identities []verifier.Identity `json:"identities"`
 	// TrustedRoot is the path of a Sigstore trusted_root.json.
-	TrustedRoot string `json:"trustedRoot,omitempty"`
+	TrustedRoot string `json:"trustedRoot,omitempty" yamlconf:"path"`
 	// TUF fetches trusted_root.json from a mirrored TUF repository.
 	TUF *verifier.TUF `json:"tuf,omitempty"`
 	// RequireSCT demands certificate transparency proofs in certificates.
 	RequireSCT bool `json:"requireSCT,omitempty"`
-}
-
-// relativeTo makes the relative paths of the trust configuration relative
-// to dir (the configuration file's directory).
-func (t *TrustConfig) relativeTo(dir string) {
-	abs := func(p string) string {
-		if p == "" || filepath.IsAbs(p) {
-			return p
-		}
-		return filepath.Join(dir, p)
-	}
-	for i := range t.Authorities {
-		a := &t.Authorities[i]
-		for j := range a.Keys {
-			a.Keys[j] = abs(a.Keys[j])
-		}
-		if k := a.Keyless; k != nil {
-			k.TrustedRoot = abs(k.TrustedRoot)
-			if k.TUF != nil {
-				k.TUF.Root = abs(k.TUF.Root)
-				k.TUF.CacheDir = abs(k.TUF.CacheDir)
-			}
-		}
-	}
 }
 
 // newVerifier builds the verifier for the configured authorities, loading

@@ -40,8 +40,8 @@ type WebhookConfig struct {
 	// CertFile and KeyFile are the serving certificate, reloaded when they
 	// change. Without them a self-signed CA and certificate are written to
 	// <data>/webhook (give ca.crt to the API server as caBundle).
-	CertFile string `json:"certFile,omitempty"`
-	KeyFile  string `json:"keyFile,omitempty"`
+	CertFile string `json:"certFile,omitempty" yamlconf:"path"`
+	KeyFile  string `json:"keyFile,omitempty" yamlconf:"path"`
 	// Auth says who may call the webhook: the API server only, by its
 	// client certificate (clientCAFile, clientNames) or a bearer token
 	// (tokenFile). Required; insecureUnauthenticated (flag
@@ -88,7 +88,7 @@ type WebhookConfig struct {
 type KubernetesConfig struct {
 	// Kubeconfig is a kubeconfig file (its current context); a relative
 	// path is relative to portcullis.yaml's directory.
-	Kubeconfig string `json:"kubeconfig,omitempty"`
+	Kubeconfig string `json:"kubeconfig,omitempty" yamlconf:"path"`
 	// InCluster uses the pod's service account.
 	InCluster bool `json:"inCluster,omitempty"`
 	// SyncTimeout bounds the wait, at start, for the namespace informer's
@@ -196,7 +196,7 @@ type RemoteRegistry struct {
 	// Host; empty: the server user's docker configuration and credential
 	// helpers (pods' imagePullSecrets are not read: that would need the
 	// right to read every namespace's secrets).
-	DockerConfig string `json:"dockerConfig,omitempty"`
+	DockerConfig string `json:"dockerConfig,omitempty" yamlconf:"path"`
 }
 
 // imageResolver resolves image references of this registry in-process,

@@ -24,7 +24,7 @@ type OIDCConfig struct {
 	Audience string `json:"audience"`
 	// JWKSFile is the issuer's keys (its jwks_uri document), read from a
 	// local file: the registry fetches nothing.
-	JWKSFile string `json:"jwksFile"`
+	JWKSFile string `json:"jwksFile" yamlconf:"path"`
 	// UsernameClaim names the identity (default "sub"); GroupsClaim the
 	// groups (default "groups", a list of strings).
 	UsernameClaim string `json:"usernameClaim,omitempty"`
