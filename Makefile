@@ -23,12 +23,13 @@ DATA ?= ./portcullis-data
 # phase NAME: a banner so `make test` output shows where it is.
 phase = @printf '\n==> %s\n' "$(1)"
 
-.PHONY: help build run tools test vet unit conformance fuzz bench lint clean
+.PHONY: help build run demo tools test vet unit conformance fuzz bench lint clean
 
 help:
 	@echo 'targets:'
 	@echo '  build        bin/portcullis'
 	@echo '  run          build, then serve on $(ADDR) with data in $(DATA)'
+	@echo '  demo         the README worked example end to end (docs/demo.sh): sign, deny, promote, verify, admit, audit'
 	@echo '  tools        install the pinned test tools into $(TOOLS_BIN)'
 	@echo '  test         tools, go vet, go test -race, conformance'
 	@echo '  vet, unit    one phase of test'
@@ -59,6 +60,12 @@ run: build
 	  "  webhook.auth.clientCAFile (the API server's client certificate) or webhook.auth.tokenFile." \
 	  ""
 	bin/portcullis serve --addr $(ADDR) --webhook-addr $(WEBHOOK_ADDR) --webhook-insecure-no-auth --data $(DATA) $(if $(CONFIG),--config $(CONFIG))
+
+# demo: a fresh server on free ports with its data in a temporary directory,
+# the pinned crane, cosign v2 and v3; stops at the first step that fails.
+demo: tools build
+	$(call phase,demo: docs/demo.sh)
+	PATH="$(TOOLS_BIN):$$PATH" PORTCULLIS=bin/portcullis docs/demo.sh
 
 # The scanner tests build a Go program against these golang.org/x/text
 # versions offline (GOPROXY=off): fetch them into the module cache first.
