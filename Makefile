@@ -47,11 +47,11 @@ CONFIG ?=
 run: build
 	@printf '%s\n' \
 	  "Portcullis: registry on http://$(ADDR); staging/* is free, prod/* is written only through the gate." \
-	  "Promote a signed image (cosign v2 or v3, crane; see README):" \
+	  "Promote a signed image (cosign v2 or v3, crane; the README worked example, which make demo runs):" \
 	  "  cosign generate-key-pair                                   # cosign.key, cosign.pub" \
 	  "  printf 'trust:\n  authorities:\n    - name: demo\n      keys: [cosign.pub]\n' > portcullis.yaml" \
 	  "  make run CONFIG=portcullis.yaml                            # restart with the key trusted" \
-	  "  IMG=\$$(crane append -f some.tar -t $(ADDR)/staging/demo:1)" \
+	  "  IMG=\$$(crane append -f layer.tar -t $(ADDR)/staging/demo:1)" \
 	  "  cosign sign --key cosign.key --tlog-upload=false --yes \$$IMG   # v3: add --use-signing-config=false" \
 	  "  crane copy \$$IMG $(ADDR)/prod/demo:1                       # allowed; unsigned images are DENIED" \
 	  "  portcullis verify --key cosign.pub $(ADDR)/prod/demo:1" \
