@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -17,8 +19,11 @@ import (
 // TestOptions configure [RunTests].
 type TestOptions struct {
 	// Paths are the directories (or files) whose .rego, data.json and
-	// data.yaml files are loaded, as `opa test` does.
+	// data.yaml files are loaded, as `opa test` does, or oci://REF
+	// bundles (read through Images, their test files included).
 	Paths []string
+	// Images reads oci:// paths; nil if none are given.
+	Images ImageSource
 	// Library adds the built-in library's policies (not its tests), as a
 	// policy set does; a loaded package replaces the library's.
 	Library bool
@@ -49,7 +54,23 @@ func RunTests(ctx context.Context, o TestOptions, out io.Writer) (TestSummary, e
 	if len(o.Paths) == 0 {
 		return sum, errors.New("policy: tests: no directory given")
 	}
-	modules, store, err := tester.LoadWithRegoVersion(o.Paths, nil, ast.RegoV1)
+	paths := make([]string, 0, len(o.Paths))
+	for _, p := range o.Paths {
+		if !strings.HasPrefix(p, OCIScheme) {
+			paths = append(paths, p)
+			continue
+		}
+		dir, err := os.MkdirTemp("", "portcullis-policy-test-*")
+		if err != nil {
+			return sum, fmt.Errorf("policy: tests: %w", err)
+		}
+		defer os.RemoveAll(dir)
+		if err := extractOCI(ctx, p, o.Images, dir); err != nil {
+			return sum, fmt.Errorf("policy: tests: %w", err)
+		}
+		paths = append(paths, dir)
+	}
+	modules, store, err := tester.LoadWithRegoVersion(paths, nil, ast.RegoV1)
 	if err != nil {
 		return sum, fmt.Errorf("policy: tests: %w", err)
 	}

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/portcullis-dev/portcullis/policy"
 	"github.com/portcullis-dev/portcullis/registry"
 	"github.com/portcullis-dev/portcullis/registry/auth"
@@ -203,7 +205,7 @@ func listen(cfg *Config) (net.Listener, error) {
 // policiesHandler serves GET /portcullis/v1/policies (the policy sets and
 // their revisions) and POST /portcullis/v1/policies/reload; access
 // control requires policy-admin for both.
-func policiesHandler(ps *policy.Set, names []string, log *slog.Logger) http.Handler {
+func policiesHandler(ps *policy.Set, names []string, failures prometheus.Counter, log *slog.Logger) http.Handler {
 	type setInfo struct {
 		Name     string `json:"name"`
 		Revision string `json:"revision"`
@@ -225,7 +227,8 @@ func policiesHandler(ps *policy.Set, names []string, log *slog.Logger) http.Hand
 	})
 	mux.HandleFunc("POST "+auth.PoliciesPath+"/reload", func(w http.ResponseWriter, req *http.Request) {
 		if err := ps.ReloadAll(req.Context()); err != nil {
-			log.Warn("policy reload failed", "err", err)
+			failures.Inc()
+			log.Error("policy reload failed; the previous bundles keep serving", "err", err)
 			registryWriteJSON(w, http.StatusUnprocessableEntity, map[string]any{"error": err.Error(), "sets": list()})
 			return
 		}

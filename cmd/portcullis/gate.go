@@ -111,12 +111,12 @@ func (s queueScanner) Scan(ctx context.Context, repo string, d digest.Digest) (*
 }
 
 // newGate builds the gate in front of reg's protected namespaces.
-func newGate(ctx context.Context, cfg *Config, reg *registry.Registry, v *verifier.Verifier, sc gate.Scanner, rec gate.Recorder, remote func(string) (source.Source, error), log *slog.Logger) (*gate.Gate, *policy.Set, error) {
+func newGate(ctx context.Context, cfg *Config, reg *registry.Registry, v *verifier.Verifier, sc gate.Scanner, rec gate.Recorder, remote func(string) (source.Source, error), images policy.ImageSource, log *slog.Logger) (*gate.Gate, *policy.Set, error) {
 	pc, err := policyConfig(cfg)
 	if err != nil {
 		return nil, nil, err
 	}
-	ps, err := policy.NewSet(ctx, pc, policy.SetOptions{Logger: log})
+	ps, err := policy.NewSet(ctx, pc, policy.SetOptions{Logger: log, Images: images})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -15,10 +15,11 @@ import (
 const policyUsage = `usage: portcullis policy <command> [flags]
 
 commands:
-  test DIR... [--coverage] [--library] [-v] [--run REGEX]
-        run the Rego tests (test_* rules) under DIR with OPA's tester;
+  test DIR|oci://REF... [--coverage] [--library] [-v] [--run REGEX] [--config FILE]
+        run the Rego tests (test_* rules) under DIR, or in the bundle
+        pushed at REF, with OPA's tester;
         exit 0 if all pass, 1 if one fails, 2 on error
-  eval --policy DIR|BUNDLE.tar.gz --input FILE [--explain] [--json] [--no-library]
+  eval --policy DIR|BUNDLE.tar.gz|oci://REF --input FILE [--explain] [--json] [--no-library] [--config FILE]
         evaluate a policy input (docs/policy-input.md) and print the
         decision; exit 0 allow, 1 deny, 2 error
 
@@ -66,11 +67,17 @@ func policyTest(ctx context.Context, c *command, args []string) (int, error) {
 	fs.BoolVar(&o.Library, "library", false, "add the built-in library's policies (for tests of a bundle that configures it)")
 	fs.BoolVar(&o.Verbose, "v", false, "list every test")
 	fs.StringVar(&o.Run, "run", "", "run only tests matching this regular expression")
+	configPath := fs.String("config", "", "portcullis.yaml whose webhook.registries give the settings and credentials for oci:// bundles (default: the docker config's)")
 	dirs, code, ok := c.parse(args, 1, -1)
 	if !ok {
 		return code, nil
 	}
 	o.Paths = dirs
+	images, err := cliBundleImages(*configPath, false)
+	if err != nil {
+		return 2, err
+	}
+	o.Images = images
 	sum, err := policy.RunTests(ctx, o, stdout)
 	if err != nil {
 		return 2, err
@@ -86,7 +93,8 @@ func policyTest(ctx context.Context, c *command, args []string) (int, error) {
 
 func policyEval(ctx context.Context, c *command, args []string) (int, error) {
 	fs, stdout := c.fs, c.stdout
-	policyDir := fs.String("policy", "", "policy bundle: a directory or a .tar.gz bundle (empty: the built-in library alone)")
+	policyDir := fs.String("policy", "", "policy bundle: a directory, a .tar.gz bundle or oci://REF (empty: the built-in library alone)")
+	configPath := fs.String("config", "", "portcullis.yaml whose webhook.registries give the settings and credentials for an oci:// bundle (default: the docker config's)")
 	inputFile := fs.String("input", "", "policy input, JSON (- for standard input)")
 	explain := fs.Bool("explain", false, "show which deny and warn rules fired")
 	asJSON := fs.Bool("json", false, "print the decision as JSON")
@@ -101,7 +109,11 @@ func policyEval(ctx context.Context, c *command, args []string) (int, error) {
 	if err != nil {
 		return 2, err
 	}
-	e, err := loadPolicyEngine(ctx, *policyDir, !*noLibrary)
+	images, err := cliBundleImages(*configPath, false)
+	if err != nil {
+		return 2, err
+	}
+	e, err := loadPolicyEngine(ctx, *policyDir, images, !*noLibrary)
 	if err != nil {
 		return 2, err
 	}
@@ -150,11 +162,11 @@ func readPolicyInput(name string) ([]byte, error) {
 
 // loadPolicyEngine compiles the bundle at location (with the library) as a policy
 // set would.
-func loadPolicyEngine(ctx context.Context, location string, library bool) (*policy.Engine, error) {
+func loadPolicyEngine(ctx context.Context, location string, images policy.ImageSource, library bool) (*policy.Engine, error) {
 	b := &policy.Bundle{Source: policy.LibrarySource}
 	if location != "" {
 		var err error
-		if b, err = policy.Load(ctx, location, nil); err != nil {
+		if b, err = policy.Load(ctx, location, images); err != nil {
 			return nil, err
 		}
 	}

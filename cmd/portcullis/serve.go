@@ -170,7 +170,10 @@ func serve(ctx context.Context, stderr io.Writer, flags serveFlags) error {
 	if err != nil {
 		return err
 	}
-	g, policies, err := newGate(ctx, cfg, reg, verifier, gateScans, recorder, remotes.source, log)
+	// oci:// bundles of this registry are read from its store, others
+	// over the network (docs/policies.md).
+	images := &bundleImages{local: localHosts(cfg.Addr), store: reg.Source(), remotes: remotes}
+	g, policies, err := newGate(ctx, cfg, reg, verifier, gateScans, recorder, remotes.source, images, log)
 	if err != nil {
 		return err
 	}
@@ -197,8 +200,15 @@ func serve(ctx context.Context, stderr io.Writer, flags serveFlags) error {
 	for _, p := range []string{"/portcullis/v1/decisions", "/portcullis/v1/decisions/", "/portcullis/v1/checkpoints", "/portcullis/v1/checkpoints/", "/portcullis/v1/proofs/", "/portcullis/v1/running", audit.PathUIDecisions, audit.PathUIDecisions + "/"} {
 		mux.Handle(p, auditAPI)
 	}
-	mux.Handle(auth.PoliciesPath+"/", policiesHandler(policies, policySetNames(cfg), log))
-	mux.Handle(auth.PoliciesPath, policiesHandler(policies, policySetNames(cfg), log))
+	reloadFailures := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "portcullis_policy_reload_failures_total", Help: "Policy reloads refused (a bundle that could not be fetched or compiled); the previous bundles kept serving.",
+	})
+	if err := register(metrics, reloadFailures); err != nil {
+		return err
+	}
+	policiesAPI := policiesHandler(policies, policySetNames(cfg), reloadFailures, log)
+	mux.Handle(auth.PoliciesPath+"/", policiesAPI)
+	mux.Handle(auth.PoliciesPath, policiesAPI)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	mux.Handle("GET /readyz", readiness(meta.DB(), blobs, policies))

@@ -100,6 +100,12 @@ func tryStartServerWith(t testing.TB, tlsClient *http.Client, dataDir string, ex
 	if err != nil {
 		return nil, err
 	}
+	return tryStartServerAt(t, tlsClient, addr, dataDir, extra...)
+}
+
+// tryStartServerAt starts the server on addr (e.g. again where one that
+// was stopped listened).
+func tryStartServerAt(t testing.TB, tlsClient *http.Client, addr, dataDir string, extra ...string) (*server, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err

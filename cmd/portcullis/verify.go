@@ -60,7 +60,7 @@ func verifyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.StringVar(&f.trustedRoot, "trusted-root", "", "keyless: Sigstore trusted_root.json")
 	fs.BoolVar(&f.insecure, "allow-insecure-registry", false, "reach the registry over plain HTTP")
 	fs.StringVar(&f.output, "output", "table", "table or json")
-	fs.StringVar(&f.policyDir, "policy", "", "also decide with this policy bundle (directory, .tar.gz or oci://), the library included")
+	fs.StringVar(&f.policyDir, "policy", "", "also decide with this policy bundle (directory, .tar.gz or oci://REF, read over the network with --config's webhook.registries or the docker config's credentials), the library included")
 	fs.StringVar(&f.action, "action", "promote", "with --policy: push, promote or admit")
 	fs.StringVar(&f.target, "target", "", "with --policy: the target repository, e.g. prod/app (default: the image's own)")
 	pos, code, ok := c.parse(args, 1, 1)
@@ -165,7 +165,11 @@ func (f *verifyFlags) decide(ctx context.Context, repo string, d digest.Digest, 
 	if !action.Valid() {
 		return nil, fmt.Errorf("--action %q: want push, promote or admit", f.action)
 	}
-	eng, err := loadPolicyEngine(ctx, f.policyDir, true)
+	images, err := cliBundleImages(f.config, f.insecure)
+	if err != nil {
+		return nil, err
+	}
+	eng, err := loadPolicyEngine(ctx, f.policyDir, images, true)
 	if err != nil {
 		return nil, err
 	}

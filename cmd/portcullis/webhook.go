@@ -299,13 +299,7 @@ func (f keychainFunc) Resolve(r authn.Resource) (authn.Authenticator, error) { r
 // returned function shuts it down.
 func startWebhook(ctx context.Context, cfg *Config, registryAddr string, reg *registry.Registry, remotes remoteRegistries, g *gate.Gate, decisions *audit.Log, tr *tracer, metrics prometheus.Registerer, log *slog.Logger) (func(context.Context) error, error) {
 	wc := cfg.Webhook
-	hosts := map[string]bool{registryAddr: true}
-	if host, port, err := net.SplitHostPort(registryAddr); err == nil {
-		for _, h := range []string{"localhost", "127.0.0.1", host} {
-			hosts[net.JoinHostPort(h, port)] = true
-		}
-	}
-	resolver := &imageResolver{reg: reg, local: hosts, remotes: remotes}
+	resolver := &imageResolver{reg: reg, local: localHosts(registryAddr), remotes: remotes}
 	auth, err := webhook.NewAuth(wc.Auth)
 	if err != nil {
 		return nil, err
