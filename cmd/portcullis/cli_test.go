@@ -20,6 +20,7 @@ func TestCLIConventions(t *testing.T) {
 		{"db"}, {"db", "import"}, {"db", "status"},
 		{"policy"}, {"policy", "test"}, {"policy", "eval"},
 		{"robot"}, {"robot", "create"}, {"robot", "list"}, {"robot", "revoke"},
+		{"keys"}, {"keys", "export"}, {"keys", "import"},
 	}
 	for _, cmd := range commands {
 		name := strings.Join(cmd, " ")
@@ -29,11 +30,11 @@ func TestCLIConventions(t *testing.T) {
 			if code != exitOK || !strings.Contains(out, "usage: portcullis "+cmd[0]) || errOut != "" {
 				t.Fatalf("exit %d, stdout %q, stderr %q; want 0 and the usage on stdout", code, out, errOut)
 			}
-			if name != "version" && name != "policy" && !strings.Contains(out, "  -") {
+			if name != "version" && name != "policy" && name != "keys" && !strings.Contains(out, "  -") {
 				t.Errorf("usage lists no flags:\n%s", out)
 			}
 		})
-		if len(cmd) == 1 && (cmd[0] == "audit" || cmd[0] == "db" || cmd[0] == "policy" || cmd[0] == "robot") {
+		if len(cmd) == 1 && (cmd[0] == "audit" || cmd[0] == "db" || cmd[0] == "policy" || cmd[0] == "robot" || cmd[0] == "keys") {
 			continue // a group: its subcommands take the flags
 		}
 		t.Run(name+" --no-such-flag", func(t *testing.T) {
@@ -54,6 +55,8 @@ func TestCLIConventions(t *testing.T) {
 		{"audit", "verify", "--data", data, "extra"},
 		{"policy", "eval", "--input", "x.json", "extra"},
 		{"robot", "list", "--data", data, "extra"},
+		{"keys", "export", "--data", data, "--to", filepath.Join(data, "k.tar"), "extra"},
+		{"keys", "import", "--data", data, "--from", "k.tar", "extra"},
 		{"verify", "a", "b"},
 		{"promote", "a", "b", "c"},
 		{"scan", "a", "b"},

@@ -25,6 +25,7 @@ commands:
   robot     create, list and revoke robot accounts (CI credentials)
   quota     print the storage each namespace uses, and its quota
   gc        delete unreferenced manifests and blobs (--dry-run lists them)
+  keys      export the server's keys, and import them into a replica
   version   print the version
 `
 
@@ -65,6 +66,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return quotaCmd(ctx, args[1:], stdout, stderr)
 	case "gc":
 		return gcCmd(ctx, args[1:], stdout, stderr)
+	case "keys":
+		return keysCmd(ctx, args[1:], stdout, stderr)
 	case "version":
 		c := newCommand("version", "usage: portcullis version\n\nPrints the module version and the commit it was built from.\n", stdout, stderr)
 		if _, code, ok := c.parse(args[1:], 0, 0); !ok {

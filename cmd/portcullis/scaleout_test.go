@@ -98,25 +98,17 @@ gc: {gracePeriod: %s, uploadMaxAge: %s}
 	return c
 }
 
+// copyKeys gives the replica whose data directory is to the keys of the
+// one in from, as docs/scale-out.md says: portcullis keys export, then
+// import.
 func copyKeys(t *testing.T, from, to string) {
 	t.Helper()
-	if err := os.MkdirAll(to, 0o750); err != nil {
-		t.Fatal(err)
+	archive := filepath.Join(t.TempDir(), "keys.tar")
+	if code, out, errOut := runKeys("export", "--data", from, "--to", archive); code != exitOK {
+		t.Fatalf("keys export: exit %d\n%s%s", code, out, errOut)
 	}
-	entries, err := os.ReadDir(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		if n := e.Name(); strings.HasSuffix(n, ".key") || strings.HasSuffix(n, ".pub") {
-			b, err := os.ReadFile(filepath.Join(from, n))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join(to, n), b, 0o600); err != nil {
-				t.Fatal(err)
-			}
-		}
+	if code, out, errOut := runKeys("import", "--data", to, "--from", archive); code != exitOK {
+		t.Fatalf("keys import: exit %d\n%s%s", code, out, errOut)
 	}
 }
 
