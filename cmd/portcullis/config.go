@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/portcullis-dev/portcullis/internal/yamlconf"
 	"github.com/portcullis-dev/portcullis/policy"
+	"github.com/portcullis-dev/portcullis/registry/auth"
 )
 
 // Config is portcullis.yaml. Every field is optional; docs/configuration.md
@@ -282,6 +284,32 @@ func (c *Config) defaults() error {
 	case "text", "json":
 	default:
 		return c.errorf("log.format", "%q: want text or json", c.Log.Format)
+	}
+	return c.check()
+}
+
+// check validates the settings that serve would otherwise check only when
+// it gets to them (or a request would): every command that reads the file
+// refuses them at start, at their line.
+func (c *Config) check() error {
+	for i, q := range c.Quotas {
+		if q.Namespace == "" {
+			return c.errorf(fmt.Sprintf("quotas[%d]", i), "a quota needs a namespace")
+		}
+		if _, err := auth.ParseBytes(q.Size); err != nil {
+			return c.errorf(fmt.Sprintf("quotas[%d].size", i), "%w", err)
+		}
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		return c.errorf("tls", "certFile and keyFile go together")
+	}
+	if (c.Webhook.CertFile == "") != (c.Webhook.KeyFile == "") {
+		return c.errorf("webhook", "certFile and keyFile go together")
+	}
+	if r := c.Auth.Realm; r != "" {
+		if u, err := url.Parse(r); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return c.errorf("auth.realm", "%q: want the token endpoint's absolute URL, such as https://registry.example.com/portcullis/v1/token", r)
+		}
 	}
 	return nil
 }

@@ -47,6 +47,11 @@ func TestConfigErrorsSayWhere(t *testing.T) {
 		{"given twice", "addr: a\naddr: b\n", `:2:1: addr: given twice (first at line 1)`},
 		{"negative duration", "gate:\n  evidenceTimeout: -1s\n", `:2:20: gate.evidenceTimeout: -1s: a duration must not be negative`},
 		{"negative duration in a list", "gc:\n  retention:\n  - {namespace: a, keepAdmittedWithin: -1h}\n", `:3:40: gc.retention[0].keepAdmittedWithin: -1h0m0s: a duration must not be negative`},
+		{"bad quota size", "quotas:\n- {namespace: staging, size: lots}\n", `:2:30: quotas[0].size: `},
+		{"quota without a namespace", "quotas:\n- {size: 1GiB}\n", `:2:3: quotas[0]: a quota needs a namespace`},
+		{"half a certificate", "tls:\n  certFile: tls.crt\n", `:2:3: tls: certFile and keyFile go together`},
+		{"half a webhook certificate", "webhook:\n  addr: ':8443'\n  keyFile: tls.key\n", `:2:3: webhook: certFile and keyFile go together`},
+		{"realm not a URL", "auth: {realm: token}\n", `:1:15: auth.realm: "token": want the token endpoint's absolute URL`},
 		{"bad retention rule", "gc:\n  retention:\n  - {namespace: a, keepPattern: 'v[0-9'}\n", `:3:5: gc.retention[0]: `},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
