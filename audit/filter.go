@@ -69,9 +69,9 @@ func ParseFilter(v url.Values) (Filter, error) {
 		Namespace:      v.Get(ParamNamespace),
 	}
 	switch f.Action {
-	case "", ActionPush, ActionPromote, ActionAdmit, ActionBreakGlass:
+	case "", ActionPush, ActionPromote, ActionAdmit, ActionBreakGlass, ActionDelete:
 	default:
-		return f, fmt.Errorf("action %q: want push, promote, admit or break-glass", f.Action)
+		return f, fmt.Errorf("action %q: want push, promote, admit, break-glass or delete", f.Action)
 	}
 	switch f.Verdict {
 	case "", VerdictAllow, VerdictDeny, VerdictError:

@@ -150,7 +150,7 @@ func TestHTTPErrors(t *testing.T) {
 	}{
 		{"GET", "/portcullis/v1/decisions?limit=0", 400, "limit"},
 		{"GET", "/portcullis/v1/decisions?limit=5000", 400, "limit"},
-		{"GET", "/portcullis/v1/decisions?action=delete", 400, "action"},
+		{"GET", "/portcullis/v1/decisions?action=erase", 400, "action"},
 		{"GET", "/portcullis/v1/decisions?since=yesterday", 400, "since"},
 		{"GET", "/portcullis/v1/decisions?cursor=abc", 400, "cursor"},
 		{"GET", "/portcullis/v1/decisions/99", 404, "record 99"},

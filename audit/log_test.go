@@ -55,7 +55,7 @@ func TestAppendSetsTimeAndValidates(t *testing.T) {
 		t.Errorf("time = %v, want now in UTC", e.Record.Time)
 	}
 	for _, bad := range []Record{
-		{Action: "delete", Verdict: VerdictAllow},
+		{Action: "erase", Verdict: VerdictAllow},
 		{Action: ActionPush, Verdict: "maybe"},
 		{Action: ActionBreakGlass, Verdict: VerdictAllow},
 	} {

@@ -23,6 +23,8 @@ const (
 	ActionPromote    = "promote"
 	ActionAdmit      = "admit"
 	ActionBreakGlass = "break-glass"
+	// ActionDelete is a deletion refused in a protected repository.
+	ActionDelete = "delete"
 )
 
 // Verdicts a Record can carry.
@@ -37,7 +39,7 @@ const (
 type Record struct {
 	// Time of the decision (UTC). Zero means "when appended".
 	Time time.Time `json:"time"`
-	// Action is push, promote, admit or break-glass.
+	// Action is push, promote, admit, break-glass or delete.
 	Action string `json:"action"`
 	// Subject is the artifact decided on.
 	Subject Subject `json:"subject"`
@@ -59,6 +61,10 @@ type Record struct {
 	BreakGlassJustification string `json:"breakGlassJustification,omitempty"`
 	// Error says why the decision could not be taken (verdict error).
 	Error string `json:"error,omitempty"`
+	// Cached says an admission was answered from the webhook's decision
+	// cache: the verdict, evidence and policy revision are those of the
+	// earlier decision it repeats; time, target and actor are this one's.
+	Cached bool `json:"cached,omitempty"`
 	// LeftBehind names, on a promotion, the manifests about the subject
 	// that were not evidence and so were not carried into the target.
 	LeftBehind []string `json:"leftBehind,omitempty"`
@@ -137,9 +143,9 @@ var ErrInvalidRecord = errors.New("invalid audit record")
 // recorded.
 func (r *Record) Validate() error {
 	switch r.Action {
-	case ActionPush, ActionPromote, ActionAdmit, ActionBreakGlass:
+	case ActionPush, ActionPromote, ActionAdmit, ActionBreakGlass, ActionDelete:
 	default:
-		return fmt.Errorf("%w: action %q: want push, promote, admit or break-glass", ErrInvalidRecord, r.Action)
+		return fmt.Errorf("%w: action %q: want push, promote, admit, break-glass or delete", ErrInvalidRecord, r.Action)
 	}
 	switch r.Verdict {
 	case VerdictAllow, VerdictDeny, VerdictError:

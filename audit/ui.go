@@ -167,7 +167,7 @@ func (h *handler) uiDecisions(w http.ResponseWriter, r *http.Request) error {
 		Query:     q,
 		Ascending: f.Ascending,
 		Entries:   p.Entries,
-		Actions:   []string{ActionPush, ActionPromote, ActionAdmit, ActionBreakGlass},
+		Actions:   []string{ActionPush, ActionPromote, ActionAdmit, ActionBreakGlass, ActionDelete},
 		Verdicts:  []string{VerdictAllow, VerdictDeny, VerdictError},
 	}
 	if p.Next != "" {

@@ -83,7 +83,7 @@ func TestUIPages(t *testing.T) {
 		{"time range", "GET", "/ui/decisions?since=2026-11-01T12:00:10Z&until=2026-11-01T12:00:13Z", 200, []uint64{12, 11, 10}, nil},
 		{"no match", "GET", "/ui/decisions?digest=sha256:none", 200, []uint64{}, []string{"0 decisions on this page"}},
 		{"bad time", "GET", "/ui/decisions?since=yesterday", 400, nil, []string{`since "yesterday": want an RFC 3339 time`}},
-		{"bad action", "GET", "/ui/decisions?action=delete", 400, nil, []string{`action "delete": want push`}},
+		{"bad action", "GET", "/ui/decisions?action=erase", 400, nil, []string{`action "erase": want push`}},
 		{"bad cursor", "GET", "/ui/decisions?cursor=x", 400, nil, []string{`bad cursor "x"`}},
 		{"bad limit", "GET", "/ui/decisions?limit=0", 400, nil, []string{`limit "0": want 1 to 1000`}},
 		{"read-only", "POST", "/ui/decisions", 405, nil, []string{"read-only"}},

@@ -158,6 +158,12 @@ type Decision struct {
 	// TrustRevision is the revision of the trust configuration the
 	// evidence was verified under ([verifier.Verifier.Revision]).
 	TrustRevision string `json:"trustRevision,omitempty"`
+	// Cached says the decision repeats an earlier one (the webhook's
+	// decision cache) for this request ([Gate.RecordCached]).
+	Cached bool `json:"cached,omitempty"`
+	// Note says why an allow that policy did not take was given (the
+	// evidence filter); it is the record's reason.
+	Note string `json:"note,omitempty"`
 }
 
 // Reasons are the messages a person reads: the policy's denials, and the
@@ -205,6 +211,29 @@ func (g *Gate) Evaluate(ctx context.Context, req Request) (d *Decision) {
 func (g *Gate) RecordFailure(ctx context.Context, req Request, err error) *Decision {
 	start := g.o.Now()
 	d := g.internalDenial(req, start, err)
+	g.record(ctx, d, start)
+	return d
+}
+
+// RecordCached records, and returns, the decision on req that an earlier
+// decision (from a decision cache) answers: its verdict, evidence and
+// revisions, with req's time, target and actor. Every admission is a
+// record, cached or not; one that cannot be recorded is a denial.
+func (g *Gate) RecordCached(ctx context.Context, req Request, earlier *Decision) *Decision {
+	start := g.o.Now()
+	d := *earlier
+	d.Time, d.Request, d.Cached = start.UTC(), req, true
+	g.record(ctx, &d, start)
+	return &d
+}
+
+// RecordUnchecked records, and returns, the admission of req without a
+// decision, for why (the webhook's allow-unsafe failure mode): an allow
+// whose warning says it was not checked.
+func (g *Gate) RecordUnchecked(ctx context.Context, req Request, why string) *Decision {
+	start := g.o.Now()
+	d := &Decision{Time: start.UTC(), Request: req, TrustRevision: g.o.Verifier.Revision(),
+		Decision: policy.Decision{Allow: true, Deny: []policy.Message{}, Warn: []policy.Message{{Msg: why}}}}
 	g.record(ctx, d, start)
 	return d
 }

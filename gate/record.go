@@ -33,6 +33,7 @@ func AuditRecord(d *Decision) audit.Record {
 		Verdict:        audit.VerdictDeny,
 		Reasons:        d.Reasons(),
 		Error:          d.Error,
+		Cached:         d.Cached,
 	}
 	for _, l := range d.Request.LeftBehind {
 		rec.LeftBehind = append(rec.LeftBehind, l.String())
@@ -40,6 +41,9 @@ func AuditRecord(d *Decision) audit.Record {
 	switch {
 	case d.Allow:
 		rec.Verdict = audit.VerdictAllow
+		if d.Note != "" {
+			rec.Reasons = append(rec.Reasons, d.Note)
+		}
 	case d.Error != "":
 		rec.Verdict = audit.VerdictError
 	}

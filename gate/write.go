@@ -100,8 +100,10 @@ func (g *Gate) MutableTags(repo string) bool {
 //   - anything else is an image: promoted (with its evidence) from the
 //     staging repository holding it when policy allows, else denied.
 func (g *Gate) AuthorizeManifest(ctx context.Context, w ManifestWrite) (p *Plan, err error) {
-	defer g.denyOnPanic(ctx, Request{Action: policy.ActionPush, Repository: w.Repository, Digest: w.Digest, Tag: w.Tag,
-		Target: registryTarget(w.Repository, w.Tag), Actor: w.Actor}, &p, &err)
+	req := Request{Action: policy.ActionPush, Repository: w.Repository, Digest: w.Digest, Tag: w.Tag,
+		Target: registryTarget(w.Repository, w.Tag), Actor: w.Actor}
+	defer g.recordRefused(ctx, req, &err)
+	defer g.denyOnPanic(ctx, req, &p, &err)
 	defer panics.Recover(ctx, g.log, "gate.AuthorizeManifest", &err)
 	ns := g.cfg.protected(w.Repository)
 	if ns == nil {
@@ -182,6 +184,17 @@ func (g *Gate) authorizeEvidence(ctx context.Context, w ManifestWrite, subject d
 	}
 	g.log.InfoContext(ctx, "gate: evidence added to a protected repository", "repository", w.Repository,
 		"subject", subject.String(), "manifest", w.Digest.String(), "kind", string(kind), "tag", w.Tag)
+	// The evidence filter's allow is a decision like any other: recorded.
+	start := g.o.Now()
+	d := &Decision{Time: start.UTC(), TrustRevision: g.o.Verifier.Revision(),
+		Request: Request{Action: policy.ActionPush, Repository: w.Repository, Digest: w.Digest, Tag: w.Tag,
+			Target: registryTarget(w.Repository, w.Tag), Actor: w.Actor},
+		Decision: policy.Decision{Allow: true, Deny: []policy.Message{}, Warn: []policy.Message{}},
+		Note:     fmt.Sprintf("evidence (%s) about %s, admitted by the evidence filter", kind, subject)}
+	g.record(ctx, d, start)
+	if !d.Allow {
+		return nil, g.denied(d, "")
+	}
 	return &Plan{Direct: true, Evidence: kind, Subject: subject}, nil
 }
 
@@ -189,8 +202,10 @@ func (g *Gate) authorizeEvidence(ctx context.Context, w ManifestWrite, subject d
 // (`portcullis promote`): the plan links the image, its children, its
 // evidence and the tag.
 func (g *Gate) AuthorizePromotion(ctx context.Context, from string, d digest.Digest, to, tag string, actor policy.Request) (p *Plan, err error) {
-	defer g.denyOnPanic(ctx, Request{Action: policy.ActionPromote, Repository: from, Digest: d, Tag: tag,
-		Target: registryTarget(to, tag), Actor: actor}, &p, &err)
+	req := Request{Action: policy.ActionPromote, Repository: from, Digest: d, Tag: tag,
+		Target: registryTarget(to, tag), Actor: actor}
+	defer g.recordRefused(ctx, req, &err)
+	defer g.denyOnPanic(ctx, req, &p, &err)
 	defer panics.Recover(ctx, g.log, "gate.AuthorizePromotion", &err)
 	ns := g.cfg.protected(to)
 	if ns == nil {

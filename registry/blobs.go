@@ -100,12 +100,12 @@ func (r *Registry) getBlob(w http.ResponseWriter, req *http.Request, rt route) *
 }
 
 func (r *Registry) deleteBlob(w http.ResponseWriter, req *http.Request, rt route) *regError {
-	if e := r.guardDelete(rt.name); e != nil {
-		return e
-	}
 	d, err := ParseDigest(rt.arg)
 	if err != nil {
 		return newError(http.StatusBadRequest, codeDigestInvalid, "%v", err)
+	}
+	if e := r.guardDelete(req.Context(), rt.name, Reference{Digest: d}); e != nil {
+		return e
 	}
 	err = r.meta.UnlinkBlob(req.Context(), rt.name, d)
 	if errors.Is(err, metadata.ErrNotFound) {

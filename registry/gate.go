@@ -29,6 +29,10 @@ type Gate interface {
 	AuthorizePromotion(ctx context.Context, from string, d digest.Digest, to, tag string, actor policy.Request) (*gate.Plan, error)
 	// Promoted is told about every committed plan.
 	Promoted(ctx context.Context, p *gate.Plan)
+	// Refused records a write into a protected repository that the
+	// registry refused without asking AuthorizeManifest (a blob, a
+	// delete), or that failed after the gate allowed it.
+	Refused(ctx context.Context, r gate.Refusal)
 }
 
 // SetGate puts g in front of the protected repositories. Call it before
@@ -47,9 +51,26 @@ func (r *Registry) gatedManifest(ctx context.Context, m *metadata.Manifest, tag 
 		return gateError(err)
 	}
 	if plan.Direct {
-		return manifestStoreError(m.Repository, tag, r.meta.PutManifest(ctx, m, metadata.PutManifestOptions{Tag: tag, ImmutableTags: plan.ImmutableTag}))
+		err := r.meta.PutManifest(ctx, m, metadata.PutManifestOptions{Tag: tag, ImmutableTags: plan.ImmutableTag})
+		return r.refusedAfterPlan(ctx, gate.Refusal{Action: policy.ActionPush, Repository: m.Repository, Digest: m.Digest, Tag: tag, Actor: actor(ctx)},
+			manifestStoreError(m.Repository, tag, err))
 	}
 	return r.carryOut(ctx, plan)
+}
+
+// refusedAfterPlan records e, a write the gate allowed that the store
+// then refused (an immutable tag moved by a concurrent write) or could not
+// store: the allow on record did not take effect.
+func (r *Registry) refusedAfterPlan(ctx context.Context, rf gate.Refusal, e *regError) *regError {
+	if e == nil {
+		return nil
+	}
+	rf.Reason, rf.Err = e.Message, e.Status >= http.StatusInternalServerError
+	if rf.Err && e.Err != nil {
+		rf.Reason = "the write was allowed but could not be stored: " + e.Err.Error()
+	}
+	r.gate.Refused(ctx, rf)
+	return e
 }
 
 // carryOut commits a promotion plan in one transaction.
@@ -59,7 +80,12 @@ func (r *Registry) carryOut(ctx context.Context, plan *gate.Plan) *regError {
 		p.Tags = append(p.Tags, metadata.TagUpdate{Name: t.Name, Digest: t.Digest, Immutable: t.Immutable})
 	}
 	if e := manifestStoreError(plan.To, "", r.meta.Promote(ctx, p)); e != nil {
-		return e
+		var tag string
+		if len(plan.Tags) > 0 {
+			tag = plan.Tags[0].Name
+		}
+		return r.refusedAfterPlan(ctx, gate.Refusal{Action: policy.ActionPromote, Repository: plan.From, Digest: plan.Subject,
+			Tag: tag, Target: plan.To, Actor: actor(ctx)}, e)
 	}
 	r.gate.Promoted(ctx, plan)
 	return nil
@@ -104,7 +130,9 @@ func (r *Registry) guardBlobCommit(ctx context.Context, repo string, d digest.Di
 		return internalError(err)
 	}
 	if !known {
-		return newError(http.StatusForbidden, codeDenied, "%s is protected: blob %s is not in the registry; push the image to a staging namespace and promote it", repo, d)
+		e := newError(http.StatusForbidden, codeDenied, "%s is protected: blob %s is not in the registry; push the image to a staging namespace and promote it", repo, d)
+		r.gate.Refused(ctx, gate.Refusal{Action: policy.ActionPush, Repository: repo, Digest: d, Reason: e.Message, Actor: actor(ctx)})
+		return e
 	}
 	return nil
 }
@@ -138,11 +166,15 @@ func (r *Registry) blobVisible(ctx context.Context, d digest.Digest) (bool, erro
 	return false, nil
 }
 
-// guardDelete refuses deletions in protected repositories with immutable
-// tags: deleting then re-pushing a tag would move it.
-func (r *Registry) guardDelete(repo string) *regError {
+// guardDelete refuses deletions (of ref, a tag or a digest) in protected
+// repositories with immutable tags: deleting then re-pushing a tag would
+// move it. The refusal is recorded.
+func (r *Registry) guardDelete(ctx context.Context, repo string, ref Reference) *regError {
 	if r.protected(repo) && !r.gate.MutableTags(repo) {
-		return newError(http.StatusForbidden, codeDenied, "%s is protected and its tags are immutable: nothing in it can be deleted", repo)
+		e := newError(http.StatusForbidden, codeDenied, "%s is protected and its tags are immutable: nothing in it can be deleted", repo)
+		r.gate.Refused(ctx, gate.Refusal{Action: gate.ActionDelete, Repository: repo, Digest: ref.Digest, Tag: ref.Tag,
+			Reason: e.Message, Actor: actor(ctx)})
+		return e
 	}
 	return nil
 }

@@ -161,7 +161,7 @@ func (r *Registry) deleteManifest(w http.ResponseWriter, req *http.Request, rt r
 	if e != nil {
 		return e
 	}
-	if e := r.guardDelete(rt.name); e != nil {
+	if e := r.guardDelete(req.Context(), rt.name, ref); e != nil {
 		return e
 	}
 	ctx := req.Context()

@@ -22,9 +22,10 @@ import (
 // panickyGate protects prod/ and panics whenever it is asked to decide.
 type panickyGate struct{}
 
-func (panickyGate) Protected(repo string) bool           { return strings.HasPrefix(repo, "prod/") }
-func (panickyGate) MutableTags(string) bool              { return false }
-func (panickyGate) Promoted(context.Context, *gate.Plan) {}
+func (panickyGate) Protected(repo string) bool            { return strings.HasPrefix(repo, "prod/") }
+func (panickyGate) MutableTags(string) bool               { return false }
+func (panickyGate) Promoted(context.Context, *gate.Plan)  {}
+func (panickyGate) Refused(context.Context, gate.Refusal) {}
 func (panickyGate) AuthorizeManifest(context.Context, gate.ManifestWrite) (*gate.Plan, error) {
 	panic("the gate exploded")
 }

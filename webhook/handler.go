@@ -162,6 +162,30 @@ type FailureRecorder interface {
 	RecordFailure(ctx context.Context, req gate.Request, err error) *gate.Decision
 }
 
+// CacheRecorder is an optional capability of a [Decider] (*gate.Gate has
+// it): it records an admission answered from the decision cache, one
+// record per admission, and returns the decision as recorded (a denial if
+// the record could not be written).
+type CacheRecorder interface {
+	RecordCached(ctx context.Context, req gate.Request, earlier *gate.Decision) *gate.Decision
+}
+
+// UncheckedRecorder is an optional capability of a [Decider] (*gate.Gate
+// has it): it records an image admitted without a decision (failure mode
+// allow-unsafe).
+type UncheckedRecorder interface {
+	RecordUnchecked(ctx context.Context, req gate.Request, why string) *gate.Decision
+}
+
+// recordUnchecked records the unchecked admission of req, if the decider
+// can. The check that timed out has a cancelled context; the record must
+// still be written.
+func (h *Handler) recordUnchecked(ctx context.Context, req gate.Request, why string) {
+	if ur, ok := h.decider.(UncheckedRecorder); ok {
+		ur.RecordUnchecked(context.WithoutCancel(ctx), req, why)
+	}
+}
+
 // recordFailure records that deciding req failed with err, if the decider
 // can, and returns the reasons to show.
 func (h *Handler) recordFailure(ctx context.Context, req gate.Request, err error) []string {
@@ -172,7 +196,10 @@ func (h *Handler) recordFailure(ctx context.Context, req gate.Request, err error
 			}
 		}
 	}
-	return []string{"the request is denied: " + err.Error()}
+	if pe := (*panics.Error)(nil); errors.As(err, &pe) {
+		return []string{"the request is denied: " + err.Error()}
+	}
+	return []string{err.Error()}
 }
 
 // reviewFailed answers a review whose handling panicked with err: a

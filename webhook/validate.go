@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -108,12 +109,16 @@ func (h *Handler) validate(ctx context.Context, req *admissionv1.AdmissionReques
 			*r = checked[i]
 		} else {
 			r.TimedOut = true
-			r.Reasons = []string{fmt.Sprintf("the check timed out after %s", h.cfg.Timeout)}
 			if h.cfg.FailureMode == FailOpenUnsafe {
-				warnings = append(warnings, fmt.Sprintf("portcullis: image %q was admitted unchecked: the check timed out after %s (failure mode %s)", r.Image, h.cfg.Timeout, FailOpenUnsafe))
+				msg := fmt.Sprintf("image %q was admitted unchecked: the check timed out after %s (failure mode %s)", r.Image, h.cfg.Timeout, FailOpenUnsafe)
+				warnings = append(warnings, "portcullis: "+msg)
+				h.recordUnchecked(ctx, h.admitRequest(r, wl, ns, actor), msg)
 				r.Allowed = true
 				continue
 			}
+			// The check's own record, if it is ever taken, is refused: its
+			// context ended at the deadline. This one says why.
+			r.Reasons = h.recordFailure(context.WithoutCancel(ctx), h.admitRequest(r, wl, ns, actor), fmt.Errorf("the check timed out after %s", h.cfg.Timeout))
 		}
 		for _, w := range r.Warnings {
 			warnings = append(warnings, fmt.Sprintf("portcullis: image %q: %s", r.Image, w))
@@ -140,6 +145,14 @@ func (h *Handler) validate(ctx context.Context, req *admissionv1.AdmissionReques
 	return denied(http.StatusForbidden, fmt.Sprintf("portcullis denied %s: %s", what, summary), warnings)
 }
 
+// admitRequest is the gate request for image r of wl, as far as it is
+// known without resolving it (for records of checks that did not finish).
+func (h *Handler) admitRequest(r *ImageResult, wl *workload, ns string, actor policy.Request) gate.Request {
+	return gate.Request{Action: policy.ActionAdmit, Reference: r.Image, Actor: actor,
+		Target: policy.Target{Kubernetes: &policy.KubernetesTarget{Namespace: ns, NamespaceLabels: wl.NamespaceLabels,
+			Workload: policy.Workload{Kind: wl.Kind, Name: wl.Name}, Container: r.Containers[0]}}}
+}
+
 // checkFailed is the result for an image whose check panicked with err
 // (partial is what the check had filled in): a denial, recorded by the
 // decider when it can record ([FailureRecorder]).
@@ -147,50 +160,46 @@ func (h *Handler) checkFailed(ctx context.Context, in, partial ImageResult, wl *
 	r := in
 	r.Repository, r.Digest = partial.Repository, partial.Digest
 	r.Allowed = false
-	target := policy.Target{Kubernetes: &policy.KubernetesTarget{Namespace: ns, NamespaceLabels: wl.NamespaceLabels,
-		Workload: policy.Workload{Kind: wl.Kind, Name: wl.Name}, Container: r.Containers[0]}}
-	r.Reasons = h.recordFailure(ctx, gate.Request{Action: policy.ActionAdmit, Repository: r.Repository, Digest: r.Digest,
-		Reference: r.Image, Target: target, Actor: actor}, err)
+	req := h.admitRequest(&r, wl, ns, actor)
+	req.Repository, req.Digest = r.Repository, r.Digest
+	r.Reasons = h.recordFailure(ctx, req, err)
 	return r
 }
 
 // check resolves and decides one image, from the cache when it can.
+//
+// Every outcome is a record (docs/audit.md): the gate records what it
+// decides, [CacheRecorder] an answer from the cache, and [FailureRecorder]
+// an image refused before the gate was asked (a reference that does not
+// parse or resolve).
 func (h *Handler) check(ctx context.Context, r *ImageResult, wl *workload, ns string, actor policy.Request) {
+	refused := func(repo string, d digest.Digest, err error) {
+		req := h.admitRequest(r, wl, ns, actor)
+		req.Repository, req.Digest = repo, d
+		r.Reasons = h.recordFailure(ctx, req, err)
+	}
 	ref, err := parseReference(r.Image)
 	if err != nil {
-		r.Reasons = []string{err.Error()}
+		refused("", "", err)
 		return
 	}
 	loc, err := h.resolver.Resolve(ctx, r.Image)
 	repo, d := loc.Repository, loc.Digest
 	if err != nil {
-		r.Reasons = []string{fmt.Sprintf("could not resolve the image to a digest: %v", err)}
+		refused(repo, ref.Digest, fmt.Errorf("could not resolve the image to a digest: %w", err))
 		return
 	}
 	if ref.Digest != "" {
 		d = ref.Digest // what the kubelet pulls
 	}
 	if err := d.Validate(); err != nil {
-		r.Reasons = []string{fmt.Sprintf("the resolver gave an invalid digest %q: %v", d, err)}
+		refused(repo, "", fmt.Errorf("the resolver gave an invalid digest %q: %w", d, err))
 		return
 	}
 	r.Repository, r.Digest = repo, d
-	target := policy.Target{Kubernetes: &policy.KubernetesTarget{
-		Namespace:       ns,
-		NamespaceLabels: wl.NamespaceLabels,
-		Workload:        policy.Workload{Kind: wl.Kind, Name: wl.Name},
-		Container:       r.Containers[0],
-	}}
-	req := &gate.Request{
-		Action:     policy.ActionAdmit,
-		Registry:   loc.Registry,
-		Repository: repo,
-		Digest:     d,
-		Tag:        ref.Tag,
-		Reference:  r.Image,
-		Target:     target,
-		Actor:      actor,
-	}
+	req := new(h.admitRequest(r, wl, ns, actor))
+	req.Registry, req.Repository, req.Digest, req.Tag = loc.Registry, repo, d, ref.Tag
+	target := req.Target
 	policyRev, trustRev := "", ""
 	if rr, ok := h.decider.(RevisionReporter); ok {
 		policyRev = rr.RevisionFor(target)
@@ -200,10 +209,15 @@ func (h *Handler) check(ctx context.Context, r *ImageResult, wl *workload, ns st
 	}
 	dec, ok := h.cache.get(req, policyRev, trustRev)
 	r.Cached = ok
-	if !ok {
+	switch {
+	case ok:
+		if cr, can := h.decider.(CacheRecorder); can {
+			dec = cr.RecordCached(ctx, *req, dec)
+		}
+	default:
 		dec = h.decider.Evaluate(ctx, *req)
 		if dec == nil {
-			r.Reasons = []string{"the gate gave no decision"}
+			refused(repo, d, errors.New("the gate gave no decision"))
 			return
 		}
 		h.cache.put(req, dec)

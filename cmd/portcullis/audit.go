@@ -231,7 +231,7 @@ type filterFlags struct {
 func (ff *filterFlags) add(fs *flag.FlagSet) {
 	fs.StringVar(&ff.f.Digest, "digest", "", "subject digest (sha256:...)")
 	fs.StringVar(&ff.f.Repository, "repository", "", "subject or target repository")
-	fs.StringVar(&ff.f.Action, "action", "", "push, promote, admit or break-glass")
+	fs.StringVar(&ff.f.Action, "action", "", "push, promote, admit, break-glass or delete")
 	fs.StringVar(&ff.f.Verdict, "verdict", "", "allow, deny or error")
 	fs.StringVar(&ff.f.Actor, "actor", "", "identity, Kubernetes user or service account")
 	fs.StringVar(&ff.f.PolicyRevision, "policy-revision", "", "policy bundle revision")
