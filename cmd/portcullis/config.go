@@ -300,6 +300,11 @@ func (c *Config) check() error {
 			return c.errorf(fmt.Sprintf("quotas[%d].size", i), "%w", err)
 		}
 	}
+	for i, g := range c.Auth.Grants {
+		if err := g.Validate(); err != nil {
+			return c.errorf(fmt.Sprintf("auth.grants[%d]", i), "%w", err)
+		}
+	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		return c.errorf("tls", "certFile and keyFile go together")
 	}

@@ -52,6 +52,7 @@ func TestConfigErrorsSayWhere(t *testing.T) {
 		{"half a certificate", "tls:\n  certFile: tls.crt\n", `:2:3: tls: certFile and keyFile go together`},
 		{"half a webhook certificate", "webhook:\n  addr: ':8443'\n  keyFile: tls.key\n", `:2:3: webhook: certFile and keyFile go together`},
 		{"realm not a URL", "auth: {realm: token}\n", `:1:15: auth.realm: "token": want the token endpoint's absolute URL`},
+		{"bad enumeration: a role", "auth:\n  grants:\n  - {namespace: prod, roles: [admin], users: [a]}\n", `:3:5: auth.grants[0]: namespace "prod": unknown role "admin" (want pull, push, promote, delete, audit-read or policy-admin)`},
 		{"bad retention rule", "gc:\n  retention:\n  - {namespace: a, keepPattern: 'v[0-9'}\n", `:3:5: gc.retention[0]: `},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

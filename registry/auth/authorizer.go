@@ -7,6 +7,7 @@
 package auth
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -87,6 +88,18 @@ func validateScope(ns string, roles []registry.Action) error {
 	return nil
 }
 
+// Validate checks one grant: its namespace, its roles, and that it names
+// someone.
+func (g Grant) Validate() error {
+	if err := validateScope(g.Namespace, g.Roles); err != nil {
+		return err
+	}
+	if len(g.Users)+len(g.Robots)+len(g.Groups) == 0 {
+		return errors.New("names no users, robots or groups")
+	}
+	return nil
+}
+
 // ParseScopes parses "namespace=role,role" specifications (the robot
 // CLI's --scope flags).
 func ParseScopes(specs []string) ([]Scope, error) {
@@ -136,11 +149,8 @@ func NewAuthorizer(p Policy) (*Authorizer, error) {
 		return m
 	}
 	for i, g := range p.Grants {
-		if err := validateScope(g.Namespace, g.Roles); err != nil {
+		if err := g.Validate(); err != nil {
 			return nil, fmt.Errorf("auth.grants[%d]: %w", i, err)
-		}
-		if len(g.Users)+len(g.Robots)+len(g.Groups) == 0 {
-			return nil, fmt.Errorf("auth.grants[%d]: names no users, robots or groups", i)
 		}
 		r := grantRule{ns: strings.Trim(g.Namespace, "/"), actions: expand(g.Roles), users: set(g.Users), robots: set(g.Robots), groups: set(g.Groups)}
 		if g.Namespace == AllNamespaces {
