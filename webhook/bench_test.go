@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -11,12 +12,15 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/portcullis-dev/portcullis/audit"
+	"github.com/portcullis-dev/portcullis/gate"
 	"github.com/portcullis-dev/portcullis/webhook/webhooktest"
 )
 
@@ -96,7 +100,17 @@ func httpsAdmitter(b *testing.B) (admit func() time.Duration, calls func() int64
 	if err != nil {
 		b.Fatal(err)
 	}
-	d := newFakeDecider()
+	dir := b.TempDir()
+	signer, err := audit.LoadOrCreateSigner(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	log, err := audit.OpenSQLite(b.Context(), filepath.Join(dir, "audit.db"), audit.WithSigner(signer))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { log.Close() })
+	d := &recordingDecider{fakeDecider: newFakeDecider(), log: log}
 	h, err := New(Config{Logger: slog.New(slog.DiscardHandler), Authenticator: auth}, d, &fakeResolver{})
 	if err != nil {
 		b.Fatal(err)
@@ -127,6 +141,23 @@ func httpsAdmitter(b *testing.B) (admit func() time.Duration, calls func() int64
 	}
 	admit() // warm the cache and a connection
 	return admit, d.calls.Load
+}
+
+// recordingDecider records every admission answered from the cache in a
+// real SQLite audit log, as *gate.Gate does (RecordCached): the warm path
+// pays for its durable record.
+type recordingDecider struct {
+	*fakeDecider
+	log *audit.Log
+}
+
+func (r *recordingDecider) RecordCached(ctx context.Context, req gate.Request, earlier *gate.Decision) *gate.Decision {
+	d := *earlier
+	d.Time, d.Request, d.Cached = time.Now(), req, true
+	if _, err := r.log.Append(ctx, gate.AuditRecord(&d)); err != nil {
+		d.Allow, d.Error = false, err.Error()
+	}
+	return &d
 }
 
 func reportQuantiles(b *testing.B, lat []time.Duration) {
