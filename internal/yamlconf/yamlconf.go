@@ -25,7 +25,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -538,14 +537,10 @@ type fieldSet struct {
 	names  []string
 }
 
-var fieldCache sync.Map // reflect.Type -> *fieldSet
-
 // fieldsOf lists t's fields as encoding/json sees them: json names, the
-// fields of embedded structs without a tag promoted, "-" skipped.
+// fields of embedded structs without a tag promoted, "-" skipped. (Not
+// cached: a configuration file is read once.)
 func fieldsOf(t reflect.Type) *fieldSet {
-	if fs, ok := fieldCache.Load(t); ok {
-		return fs.(*fieldSet)
-	}
 	fs := &fieldSet{byName: map[string]field{}}
 	var walk func(t reflect.Type, index []int)
 	walk = func(t reflect.Type, index []int) {
@@ -581,7 +576,6 @@ func fieldsOf(t reflect.Type) *fieldSet {
 		}
 	}
 	walk(t, nil)
-	fieldCache.Store(t, fs)
 	return fs
 }
 

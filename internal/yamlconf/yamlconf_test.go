@@ -183,6 +183,16 @@ func TestDecodeEmptyAndNull(t *testing.T) {
 	}
 }
 
+// TestDecodeZeroPointer: a pointer set to a zero value is set (gc's
+// gracePeriod: 0s must not read as "not set").
+func TestDecodeZeroPointer(t *testing.T) {
+	t.Parallel()
+	var c config
+	if _, err := Decode([]byte("items: [{name: a, count: 0}]\n"), &c, Options{}); err != nil || c.Items[0].Count == nil || *c.Items[0].Count != 0 {
+		t.Fatalf("%v, %+v: count: 0 must be a non-nil pointer to 0", err, c.Items)
+	}
+}
+
 func TestDecodeAnchorsAndMerge(t *testing.T) {
 	t.Parallel()
 	doc := "base: &b {level: debug, format: text}\n"
