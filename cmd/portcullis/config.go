@@ -60,6 +60,15 @@ type Config struct {
 	src *yamlconf.Source
 }
 
+// at places err, whose message names the setting, at the line of the
+// setting at path.
+func (c *Config) at(path string, err error) error {
+	if c.src == nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	return c.src.At(path, err)
+}
+
 // errorf is an error about the setting at path ("log.format"), placed at
 // its line in portcullis.yaml when the file set it.
 func (c *Config) errorf(path, format string, args ...any) error {

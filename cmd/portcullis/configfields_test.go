@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -270,8 +271,8 @@ func TestConfigIneffective(t *testing.T) {
 			if err := cfg.defaults(); err != nil {
 				t.Fatal(err)
 			}
-			if err := cfg.checkEffective(); err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("checkEffective: %v, want %q", err, tc.want)
+			if err := cfg.checkEffective(); err == nil || !strings.Contains(err.Error(), tc.want) || !regexp.MustCompile(`^`+regexp.QuoteMeta(path)+`:\d+:\d+: `).MatchString(err.Error()) {
+				t.Fatalf("checkEffective: %v, want %q at its line of %s (issue 22, finding 13)", err, tc.want, path)
 			}
 		})
 	}

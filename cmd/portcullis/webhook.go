@@ -164,21 +164,21 @@ func (c *Config) checkEffective() error {
 			if name == "addr" || name == "registries" || v.Field(i).IsZero() {
 				continue
 			}
-			return fmt.Errorf("config: webhook.%s is set but the webhook is off (set webhook.addr or --webhook-addr)", name)
+			return c.at("webhook."+name, fmt.Errorf("webhook.%s is set but the webhook is off (set webhook.addr or --webhook-addr)", name))
 		}
 	}
 	if d := c.Policies.Default; d.Registry != nil || d.Kubernetes != nil {
-		return errors.New("config: policies.default decides for every target no set matches: its registry and kubernetes matchers would be ignored (remove them, or make it a set)")
+		return c.at("policies.default", errors.New("policies.default decides for every target no set matches: its registry and kubernetes matchers would be ignored (remove them, or make it a set)"))
 	}
 	for i, s := range c.Policies.Sets {
 		if s.Kubernetes == nil || s.Kubernetes.NamespaceSelector == nil {
 			continue
 		}
 		if len(s.Kubernetes.NamespaceSelector.MatchLabels) == 0 {
-			return fmt.Errorf("config: policies.sets[%d] (%s) has a kubernetes.namespaceSelector without matchLabels, which selects no namespace: give it labels or remove it", i, s.Name)
+			return c.at(fmt.Sprintf("policies.sets[%d].kubernetes.namespaceSelector", i), fmt.Errorf("policies.sets[%d] (%s) has a kubernetes.namespaceSelector without matchLabels, which selects no namespace: give it labels or remove it", i, s.Name))
 		}
 		if wc.Addr == "" || wc.Kubernetes == nil {
-			return fmt.Errorf("config: policies.sets[%d] (%s) has a kubernetes.namespaceSelector, but no namespace labels are read: set webhook.kubernetes (kubeconfig or inCluster) and webhook.addr", i, s.Name)
+			return c.at(fmt.Sprintf("policies.sets[%d].kubernetes.namespaceSelector", i), fmt.Errorf("policies.sets[%d] (%s) has a kubernetes.namespaceSelector, but no namespace labels are read: set webhook.kubernetes (kubeconfig or inCluster) and webhook.addr", i, s.Name))
 		}
 	}
 	return nil

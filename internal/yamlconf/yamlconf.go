@@ -110,6 +110,17 @@ func (s *Source) Errorf(path, format string, args ...any) error {
 	return e
 }
 
+// At places err, whose message names the field itself, where the field at
+// path was set (the file alone, if it was not).
+func (s *Source) At(path string, err error) error {
+	e := &Error{Err: err}
+	if s != nil {
+		e.File = s.file
+		e.Pos = s.pos[path]
+	}
+	return e
+}
+
 // Decode reads the YAML document data into v, a non-nil pointer. An empty
 // document (or one of comments only) leaves v as it is.
 func Decode(data []byte, v any, o Options) (*Source, error) {

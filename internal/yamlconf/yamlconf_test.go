@@ -125,6 +125,9 @@ plain: rel/not-a-path
 	if err := src.Errorf("tls.certFile", "needed"); err.Error() != `c.yaml: tls.certFile: needed` {
 		t.Fatalf("Errorf of an unset field: %q", err)
 	}
+	if err := src.At("items[0]", errors.New("items[0] (one) is odd")); err.Error() != `c.yaml:13:3: items[0] (one) is odd` {
+		t.Fatalf("At: %q", err)
+	}
 	if err := (*Source)(nil).Errorf("tls.certFile", "needed"); err.Error() != `tls.certFile: needed` {
 		t.Fatalf("Errorf of a nil source: %q", err)
 	}
