@@ -2,9 +2,7 @@ package main
 
 import (
 	"bytes"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"net/http"
 	"os"
@@ -73,14 +71,7 @@ func TestAuditCompleteness(t *testing.T) {
 	requireTool(t, "crane")
 	dir, data := t.TempDir(), t.TempDir()
 	pki := apiServerPKI(t)
-	key := vt.NewKey(t)
-	der, err := x509.MarshalPKIXPublicKey(key.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "release.pub"), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	key := writeTrustedKey(t, filepath.Join(dir, "release.pub"))
 	until := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
 	cfg := "trust:\n  authorities:\n    - name: release\n      keys: [release.pub]\n" +
 		"webhook:\n  breakGlass: [{namespace: shop, until: " + until + "}]\n" + webhookAuthYAML(pki)
@@ -110,14 +101,7 @@ func TestAuditCompleteness(t *testing.T) {
 	client := webhookClient(t, data, &pki.Cert)
 	review := func(name string, annotations map[string]string, image string) map[string]any {
 		t.Helper()
-		pod, _ := json.Marshal(map[string]any{"apiVersion": "v1", "kind": "Pod",
-			"metadata": map[string]any{"name": name, "namespace": "shop", "annotations": annotations},
-			"spec":     map[string]any{"containers": []map[string]string{{"name": "c", "image": image}}}})
-		body, _ := json.Marshal(map[string]any{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": map[string]any{
-			"uid": "u-" + name, "kind": map[string]string{"group": "", "version": "v1", "kind": "Pod"},
-			"resource": map[string]string{"group": "", "version": "v1", "resource": "pods"}, "name": name, "namespace": "shop",
-			"operation": "CREATE", "userInfo": map[string]any{"username": "alice"}, "object": json.RawMessage(pod)}})
-		resp, err := client.Post("https://"+hookAddr+"/validate", "application/json", bytes.NewReader(body))
+		resp, err := client.Post("https://"+hookAddr+"/validate", "application/json", bytes.NewReader(namedPodReview(name, "shop", "alice", image, annotations)))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -76,13 +76,7 @@ func (s *fastPathServer) start(release *ecdsa.PrivateKey) {
 func (s *fastPathServer) admit(ns, image string) (bool, string) {
 	t := s.t
 	t.Helper()
-	pod, _ := json.Marshal(map[string]any{"apiVersion": "v1", "kind": "Pod", "metadata": map[string]any{"name": "web", "namespace": ns},
-		"spec": map[string]any{"containers": []map[string]string{{"name": "app", "image": image}}}})
-	body, _ := json.Marshal(map[string]any{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": map[string]any{
-		"uid": "u1", "kind": map[string]string{"group": "", "version": "v1", "kind": "Pod"},
-		"resource": map[string]string{"group": "", "version": "v1", "resource": "pods"}, "name": "web", "namespace": ns,
-		"operation": "CREATE", "userInfo": map[string]any{"username": "alice"}, "object": json.RawMessage(pod)}})
-	resp, err := s.client.Post("https://"+s.hookAddr+"/validate", "application/json", bytes.NewReader(body))
+	resp, err := s.client.Post("https://"+s.hookAddr+"/validate", "application/json", bytes.NewReader(podReview(ns, "alice", image, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -244,12 +244,7 @@ func TestKubeAdmission(t *testing.T) {
 	kube := startKube(t, hookAddr, &apiserver)
 	ctx := t.Context()
 	dir, data := t.TempDir(), t.TempDir()
-	key := vt.NewKey(t)
-	der, err := x509.MarshalPKIXPublicKey(key.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, filepath.Join(dir, "release.pub"), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+	key := writeTrustedKey(t, filepath.Join(dir, "release.pub"))
 	mustWrite(t, filepath.Join(dir, "portcullis.yaml"), fmt.Sprintf(`trust:
   authorities:
     - name: release

@@ -2,9 +2,7 @@ package main
 
 import (
 	"bytes"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,14 +22,7 @@ func TestServeWebhook(t *testing.T) {
 	other := vt.Registry{Host: otherHost}
 	dir, data := t.TempDir(), t.TempDir()
 	pki := apiServerPKI(t)
-	key := vt.NewKey(t)
-	der, err := x509.MarshalPKIXPublicKey(key.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "release.pub"), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	key := writeTrustedKey(t, filepath.Join(dir, "release.pub"))
 	cfg := "trust:\n  authorities:\n    - name: release\n      keys: [release.pub]\n" +
 		"webhook:\n  registries:\n    - {host: \"" + otherHost + "\", insecure: true}\n" + webhookAuthYAML(pki)
 	if err := os.WriteFile(filepath.Join(dir, "portcullis.yaml"), []byte(cfg), 0o644); err != nil {

@@ -2,9 +2,11 @@ package main
 
 import (
 	"bytes"
+	"crypto/ecdsa"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"io"
 	"net/http"
 	"os"
@@ -47,17 +49,37 @@ func webhookClient(t *testing.T, data string, cert *tls.Certificate) *http.Clien
 	return &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{TLSClientConfig: tc}}
 }
 
-// podReview is an AdmissionReview of a Pod in ns running image, asked for
-// by user, with annotations.
+// podReview is an AdmissionReview of a Pod "web" in ns running image,
+// asked for by user, with annotations.
 func podReview(ns, user, image string, annotations map[string]string) []byte {
+	return namedPodReview("web", ns, user, image, annotations)
+}
+
+// namedPodReview is podReview for a Pod called name.
+func namedPodReview(name, ns, user, image string, annotations map[string]string) []byte {
 	pod, _ := json.Marshal(map[string]any{"apiVersion": "v1", "kind": "Pod",
-		"metadata": map[string]any{"name": "web", "namespace": ns, "annotations": annotations},
+		"metadata": map[string]any{"name": name, "namespace": ns, "annotations": annotations},
 		"spec":     map[string]any{"containers": []map[string]string{{"name": "app", "image": image}}}})
 	body, _ := json.Marshal(map[string]any{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": map[string]any{
-		"uid": "u1", "kind": map[string]string{"group": "", "version": "v1", "kind": "Pod"},
-		"resource": map[string]string{"group": "", "version": "v1", "resource": "pods"}, "name": "web", "namespace": ns,
+		"uid": "u-" + name, "kind": map[string]string{"group": "", "version": "v1", "kind": "Pod"},
+		"resource": map[string]string{"group": "", "version": "v1", "resource": "pods"}, "name": name, "namespace": ns,
 		"operation": "CREATE", "userInfo": map[string]any{"username": user, "groups": []string{"system:masters"}}, "object": json.RawMessage(pod)}})
 	return body
+}
+
+// writeTrustedKey makes a signing key and writes its public half to path
+// as PEM, for a trust authority's keys.
+func writeTrustedKey(t *testing.T, path string) *ecdsa.PrivateKey {
+	t.Helper()
+	key := vt.NewKey(t)
+	der, err := x509.MarshalPKIXPublicKey(key.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return key
 }
 
 func postReview(t *testing.T, c *http.Client, url string, body []byte, token string) (int, string) {
@@ -131,7 +153,7 @@ func TestWebhookServesTheAPIServerOnly(t *testing.T) {
 		token  string
 	}{"client certificate": {webhookClient(t, data, &pki.Cert), ""}, "bearer token": {anonymous, token}} {
 		code, body := postReview(t, c.client, "https://"+hookAddr+"/mutate", review, c.token)
-		if code != http.StatusOK || !strings.Contains(body, `"uid":"u1"`) || !strings.Contains(body, `"patch"`) {
+		if code != http.StatusOK || !strings.Contains(body, `"uid":"u-web"`) || !strings.Contains(body, `"patch"`) {
 			t.Errorf("%s: /mutate %d %s", name, code, body)
 		}
 	}
