@@ -86,6 +86,10 @@ func hasPrefix(repo, prefix string) bool {
 	return repo == prefix || strings.HasPrefix(repo, prefix+"/")
 }
 
+// IsProtected reports whether repo is in a protected namespace, i.e.
+// written only through the gate.
+func (c *Config) IsProtected(repo string) bool { return c.protected(repo) != nil }
+
 // protected returns the protected namespace of repo, if any.
 func (c *Config) protected(repo string) *Protected {
 	for i := range c.Protected {

@@ -32,15 +32,20 @@ func localHosts(addr string) map[string]bool {
 
 // bundleImages reads oci:// policy bundles (policy.ImageSource). A
 // reference to this server (local: see localHosts) is read from its own
-// store in-process, without the network or access control; a registry of
+// store in-process, without the network or access control, and only when
+// no pusher can change what it names: pinned by digest, or in a protected
+// repository (written only through the gate); a registry of
 // webhook.registries with that entry's settings and credentials; any
 // other registry with go-containerregistry and the docker config's
 // credentials (and credential helpers).
 type bundleImages struct {
 	local map[string]bool
 	// store is this registry's content; nil outside serve.
-	store   source.Source
-	remotes remoteRegistries
+	store source.Source
+	// protected reports the repositories written only through the gate
+	// (gate.Config.IsProtected); with store.
+	protected func(repo string) bool
+	remotes   remoteRegistries
 	// insecure reaches every other registry over plain HTTP (verify
 	// --allow-insecure-registry; loopback registries are plain HTTP anyway).
 	insecure bool
@@ -60,6 +65,9 @@ func (b *bundleImages) Image(ctx context.Context, ref string) (v1.Image, error) 
 	var src source.Source
 	switch {
 	case b.store != nil && b.local[host]:
+		if _, pinned := r.(name.Digest); !pinned && (b.protected == nil || !b.protected(repo)) {
+			return nil, fmt.Errorf("%s is read from this server's own store, and %s is not a protected namespace: whoever may push there would decide policy; pin the reference by digest (%s@sha256:...) or keep the bundle in a protected namespace (docs/policies.md)", ref, repo, r.Context().Name())
+		}
 		src = b.store
 	case b.remotes[host] != nil:
 		src = b.remotes[host]

@@ -179,8 +179,38 @@ func TestPolicyBundleOCI(t *testing.T) {
 		if status != http.StatusForbidden || !strings.Contains(promotionReasons(pr), "prod is frozen by bundle v1") {
 			t.Fatalf("promotion under a bundle of another registry: %d %s, want 403 with the bundle's reason", status, promotionReasons(pr))
 		}
-		if _, src := policySet(t, newClient(t), b, "prod"); src != "oci://"+a.Addr+"/policies/prod:v1@"+v1Digest {
+		rev1, src := policySet(t, newClient(t), b, "prod")
+		if src != "oci://"+a.Addr+"/policies/prod:v1@"+v1Digest {
 			t.Errorf("prod set's source %q, want the reference pinned to %s", src, v1Digest)
+		}
+
+		// Move the tag to v2 and reload: a new digest, a new revision, and
+		// the new rule decides.
+		v2Digest := pushBundle(t, oras, a.Addr+"/policies/prod:v1", freezeBundle(t, "v2"))
+		mustDo(t, newClient(t), http.StatusOK, http.MethodPost, b.URL("/portcullis/v1/policies/reload"), nil, nil)
+		rev2, src := policySet(t, newClient(t), b, "prod")
+		if rev2 == rev1 || !strings.HasSuffix(src, "@"+v2Digest) {
+			t.Fatalf("after moving the tag and reloading: revision %s (was %s), source %s, want a new revision from %s", rev2, rev1, src, v2Digest)
+		}
+		if status, pr := promoteAPI(t, newClient(t), b, "staging/app:1", "prod/app:1"); status != http.StatusForbidden || !strings.Contains(promotionReasons(pr), "prod is frozen by bundle v2") {
+			t.Fatalf("promotion after reload: %d %s, want the v2 bundle's reason", status, promotionReasons(pr))
+		}
+
+		// A tag moved to something that is not a bundle: the reload is
+		// refused and counted, and v2 keeps serving.
+		junk := t.TempDir()
+		writeFile(t, filepath.Join(junk, "notes.txt"), []byte("not a bundle"))
+		runTool(t, junk, nil, oras, "push", "--plain-http", a.Addr+"/policies/prod:v1", "notes.txt:text/plain")
+		resp := mustDo(t, newClient(t), http.StatusUnprocessableEntity, http.MethodPost, b.URL("/portcullis/v1/policies/reload"), nil, nil)
+		if !strings.Contains(string(resp.Body), "no layer of media type") {
+			t.Errorf("refused reload says %s", resp.Body)
+		}
+		if rev, _ := policySet(t, newClient(t), b, "prod"); rev != rev2 {
+			t.Errorf("after a refused reload the revision is %s, want %s still", rev, rev2)
+		}
+		metrics := string(mustDo(t, newClient(t), http.StatusOK, http.MethodGet, b.URL("/metrics"), nil, nil).Body)
+		if !strings.Contains(metrics, "portcullis_policy_reload_failures_total 1\n") {
+			t.Errorf("metrics do not count the refused reload:\n%s", grepLines(metrics, "reload"))
 		}
 	})
 
@@ -207,24 +237,42 @@ func TestPolicyBundleOCI(t *testing.T) {
 		}
 	})
 
-	t.Run("serve reads its own bundle in-process; reload follows the tag", func(t *testing.T) {
+	t.Run("serve reads its own bundle in-process only when no pusher can move it", func(t *testing.T) {
 		a.Stop()
 		// With access control on, only an in-process read can get the
 		// bundle: the server holds no credentials for itself.
 		writeHtpasswd(t, filepath.Join(dir, "htpasswd"), "ops")
 		_, port, _ := strings.Cut(a.Addr, ":")
-		cfg := filepath.Join(dir, "local.yaml")
-		writeFile(t, cfg, fmt.Appendf(nil, `auth:
+		config := func(file, bundle string) string {
+			cfg := filepath.Join(dir, file)
+			writeFile(t, cfg, fmt.Appendf(nil, `auth:
   htpasswd: htpasswd
   grants:
     - {namespace: "*", roles: [pull, push, promote, policy-admin], users: [ops]}
+    - {namespace: staging, roles: [push], users: [ci]}
 policies:
   sets:
     - name: prod
       registry: {prefixes: [prod]}
-      bundle: oci://localhost:%s/policies/prod:v1
-`, port))
-		s, err := tryStartServerAt(t, nil, a.Addr, dataA, "--config", cfg)
+      bundle: %s
+`, bundle))
+			return cfg
+		}
+
+		// A tag in a namespace that is not protected: whoever may push
+		// there (here ops, elsewhere any staging pusher, or anyone in open
+		// loopback mode) would replace the policy at the next reload.
+		loc := "oci://localhost:" + port + "/policies/prod:v1"
+		out, err := runServeUntilExit(t, time.Minute, "--addr", a.Addr, "--data", dataA, "--config", config("tag.yaml", loc))
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		last := lines[len(lines)-1]
+		if code := exitCode(err); code != exitFailed || !strings.HasPrefix(last, "portcullis serve: policy set prod: policy: bundle "+loc) || !strings.Contains(last, "not a protected namespace") || !strings.Contains(last, "pin the reference by digest") {
+			t.Fatalf("serve with its own bundle by tag in an unprotected namespace: exit %d, want 2 and one line saying to pin it\n%s", code, out)
+		}
+
+		// Pinned by digest: read in-process, and a moved tag changes nothing.
+		pinned := "oci://localhost:" + port + "/policies/prod@" + v1Digest
+		s, err := tryStartServerAt(t, nil, a.Addr, dataA, "--config", config("pinned.yaml", pinned))
 		if err != nil {
 			t.Fatalf("restart portcullis serve on %s: %v", a.Addr, err)
 		}
@@ -234,38 +282,14 @@ policies:
 			t.Fatalf("promotion under the registry's own bundle: %d %s, want 403 with the bundle's reason", status, promotionReasons(pr))
 		}
 		rev1, src := policySet(t, ops, s, "prod")
-		if !strings.HasSuffix(src, "@"+v1Digest) {
-			t.Fatalf("prod set's source %q, want it pinned to %s", src, v1Digest)
+		if src != pinned {
+			t.Fatalf("prod set's source %q, want %s", src, pinned)
 		}
-
-		// Move the tag to v2 and reload: a new digest, a new revision, and
-		// the new rule decides.
 		login := []string{"-u", "ops", "-p", accessPassword}
-		v2Digest := pushBundle(t, oras, s.Addr+"/policies/prod:v1", freezeBundle(t, "v2"), login...)
+		pushBundle(t, oras, s.Addr+"/policies/prod:v1", freezeBundle(t, "v3"), login...)
 		mustDo(t, ops, http.StatusOK, http.MethodPost, s.URL("/portcullis/v1/policies/reload"), nil, nil)
-		rev2, src := policySet(t, ops, s, "prod")
-		if rev2 == rev1 || !strings.HasSuffix(src, "@"+v2Digest) {
-			t.Fatalf("after moving the tag and reloading: revision %s (was %s), source %s, want a new revision from %s", rev2, rev1, src, v2Digest)
-		}
-		if status, pr := promoteAPI(t, ops, s, "staging/app:1", "prod/app:1"); status != http.StatusForbidden || !strings.Contains(promotionReasons(pr), "prod is frozen by bundle v2") {
-			t.Fatalf("promotion after reload: %d %s, want the v2 bundle's reason", status, promotionReasons(pr))
-		}
-
-		// A tag moved to something that is not a bundle: the reload is
-		// refused and counted, and v2 keeps serving.
-		junk := t.TempDir()
-		writeFile(t, filepath.Join(junk, "notes.txt"), []byte("not a bundle"))
-		runTool(t, junk, nil, oras, append([]string{"push", "--plain-http", s.Addr + "/policies/prod:v1", "notes.txt:text/plain"}, login...)...)
-		resp := mustDo(t, ops, http.StatusUnprocessableEntity, http.MethodPost, s.URL("/portcullis/v1/policies/reload"), nil, nil)
-		if !strings.Contains(string(resp.Body), "no layer of media type") {
-			t.Errorf("refused reload says %s", resp.Body)
-		}
-		if rev, _ := policySet(t, ops, s, "prod"); rev != rev2 {
-			t.Errorf("after a refused reload the revision is %s, want %s still", rev, rev2)
-		}
-		metrics := string(mustDo(t, ops, http.StatusOK, http.MethodGet, s.URL("/metrics"), nil, nil).Body)
-		if !strings.Contains(metrics, "portcullis_policy_reload_failures_total 1\n") {
-			t.Errorf("metrics do not count the refused reload:\n%s", grepLines(metrics, "reload"))
+		if rev, _ := policySet(t, ops, s, "prod"); rev != rev1 {
+			t.Errorf("a pinned bundle's revision moved to %s (was %s) with the tag", rev, rev1)
 		}
 	})
 }

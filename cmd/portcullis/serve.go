@@ -172,7 +172,8 @@ func serve(ctx context.Context, stderr io.Writer, flags serveFlags) error {
 	}
 	// oci:// bundles of this registry are read from its store, others
 	// over the network (docs/policies.md).
-	images := &bundleImages{local: localHosts(cfg.Addr), store: reg.Source(), remotes: remotes}
+	gc := gate.Config{Staging: cfg.Gate.Staging, Protected: cfg.Gate.Protected}
+	images := &bundleImages{local: localHosts(cfg.Addr), store: reg.Source(), protected: gc.IsProtected, remotes: remotes}
 	g, policies, err := newGate(ctx, cfg, reg, verifier, gateScans, recorder, remotes.source, images, log)
 	if err != nil {
 		return err
