@@ -2,8 +2,11 @@ package audit
 
 import (
 	"fmt"
+	"maps"
 	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -23,6 +26,11 @@ const (
 	ParamCursor         = "cursor"
 	ParamLimit          = "limit"
 )
+
+// FilterParams lists the query parameters ParseFilter accepts, in the
+// order of the documentation.
+var FilterParams = []string{ParamDigest, ParamRepository, ParamAction, ParamVerdict, ParamActor,
+	ParamPolicyRevision, ParamNamespace, ParamSince, ParamUntil, ParamOrder, ParamCursor, ParamLimit}
 
 // Values encodes f as query parameters.
 func (f Filter) Values() url.Values {
@@ -57,8 +65,15 @@ func (f Filter) Values() url.Values {
 	return v
 }
 
-// ParseFilter decodes query parameters into a Filter, rejecting bad values.
+// ParseFilter decodes query parameters into a Filter, rejecting bad values
+// and unknown parameters (a mistyped filter would otherwise match
+// everything).
 func ParseFilter(v url.Values) (Filter, error) {
+	for _, k := range slices.Sorted(maps.Keys(v)) {
+		if !slices.Contains(FilterParams, k) {
+			return Filter{}, fmt.Errorf("unknown parameter %q: want %s", k, strings.Join(FilterParams, ", "))
+		}
+	}
 	f := Filter{
 		Digest:         v.Get(ParamDigest),
 		Repository:     v.Get(ParamRepository),

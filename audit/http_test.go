@@ -21,6 +21,21 @@ func testServer(t *testing.T, l *Log) *httptest.Server {
 	return srv
 }
 
+// httpGet returns the body of a 200 answer to GET url.
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %s %v", url, resp.StatusCode, body, err)
+	}
+	return string(body)
+}
+
 func TestHTTPSearchMatchesLog(t *testing.T) {
 	l, _ := testLog(t)
 	appendN(t, l, 0, 120)
@@ -153,6 +168,10 @@ func TestHTTPErrors(t *testing.T) {
 		{"GET", "/portcullis/v1/decisions?action=erase", 400, "action"},
 		{"GET", "/portcullis/v1/decisions?since=yesterday", 400, "since"},
 		{"GET", "/portcullis/v1/decisions?cursor=abc", 400, "cursor"},
+		// A mistyped filter is refused, naming it and what is accepted,
+		// rather than ignored (which would match everything).
+		{"GET", "/portcullis/v1/decisions?verdcit=deny", 400, `unknown parameter "verdcit": want digest, repository, action, verdict, actor, policyRevision, namespace, since, until, order, cursor, limit`},
+		{"GET", "/portcullis/v1/decisions?policy_revision=x&digest=", 400, `unknown parameter "policy_revision"`},
 		{"GET", "/portcullis/v1/decisions/99", 404, "record 99"},
 		{"GET", "/portcullis/v1/decisions/x", 400, "index"},
 		{"GET", "/portcullis/v1/decisions/1?treeSize=2", 404, "no checkpoint of size 2"},

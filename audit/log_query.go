@@ -28,12 +28,19 @@ func ParseCursor(s string) (*uint64, error) {
 	return &n, nil
 }
 
-// Search returns one page of the records matching f.
+// Search returns one page of the records matching f. The page has a
+// cursor only when more records match: the store is asked for one record
+// more than the page holds.
 func (l *Log) Search(ctx context.Context, f Filter) (Page, error) {
-	leaves, err := l.store.Search(ctx, f)
+	limit := f.limit()
+	probe := f
+	probe.Limit = limit + 1
+	leaves, err := l.store.Search(ctx, probe)
 	if err != nil {
 		return Page{}, err
 	}
+	more := len(leaves) > limit
+	leaves = leaves[:min(len(leaves), limit)]
 	p := Page{Entries: make([]Entry, 0, len(leaves))}
 	for _, sl := range leaves {
 		e, err := entryOf(sl)
@@ -42,7 +49,7 @@ func (l *Log) Search(ctx context.Context, f Filter) (Page, error) {
 		}
 		p.Entries = append(p.Entries, e)
 	}
-	if len(leaves) == f.limit() {
+	if more {
 		p.Next = strconv.FormatUint(leaves[len(leaves)-1].Index, 10)
 	}
 	return p, nil

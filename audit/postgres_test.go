@@ -26,6 +26,7 @@ func TestPostgres(t *testing.T) {
 		"SearchFilters":              TestSearchFilters,
 		"SearchTimeOrder":            TestSearchTimeOrder,
 		"SearchDefaultLimit":         TestSearchDefaultLimit,
+		"SearchLastPageHasNoCursor":  TestSearchLastPageHasNoCursor,
 		"Running":                    TestRunning,
 		"ExportJSONLines":            TestExportJSONLines,
 		"HTTPSearchMatchesLog":       TestHTTPSearchMatchesLog,

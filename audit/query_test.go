@@ -375,3 +375,77 @@ func FuzzParseFilter(f *testing.F) {
 		}
 	})
 }
+
+// TestSearchLastPageHasNoCursor is from the promises issue: a page has a
+// cursor only when more records match, so a full last page (exactly limit
+// records left) ends the listing, and a client following cursors sees
+// every record exactly once. Each search path of the store is tried: by
+// index newest first (probe, then indexes), oldest first, with a selective
+// filter, and bounded in time; through the log and through the API.
+func TestSearchLastPageHasNoCursor(t *testing.T) {
+	const limit = 5
+	digest := fmt.Sprintf("sha256:%064x", 7)
+	for _, n := range []int{limit, limit + 1, 2 * limit} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			l, _ := testLog(t)
+			rs := make([]Record, n)
+			for i := range rs {
+				rs[i] = record(i)
+				rs[i].Subject.Digest = digest
+			}
+			if _, err := l.AppendAll(context.Background(), rs); err != nil {
+				t.Fatal(err)
+			}
+			srv := testServer(t, l)
+			c := NewClient(srv.URL, l.verifier, nil)
+			for _, f := range []Filter{
+				{},
+				{Ascending: true},
+				{Digest: digest},
+				{Digest: digest, Ascending: true},
+				{Since: t0},
+				{Until: t0.Add(time.Hour), Ascending: true},
+			} {
+				f.Limit = limit
+				for name, search := range map[string]func(context.Context, Filter) (Page, error){"log": l.Search, "API": c.Search} {
+					var got []uint64
+					pages := 0
+					for g := f; ; pages++ {
+						if pages > n {
+							t.Fatalf("%s %+v: the listing does not end", name, f)
+						}
+						p, err := search(context.Background(), g)
+						if err != nil {
+							t.Fatal(err)
+						}
+						if len(p.Entries) == 0 && pages > 0 {
+							t.Errorf("%s %+v: page %d is empty: the page before should have had no cursor", name, f, pages)
+						}
+						for _, e := range p.Entries {
+							got = append(got, e.Index)
+						}
+						if p.Next == "" {
+							break
+						}
+						if g.After, err = ParseCursor(p.Next); err != nil {
+							t.Fatal(err)
+						}
+					}
+					want := wantSearch(f, rs)
+					if !slices.Equal(got, want) || pages != (n-1)/limit {
+						t.Errorf("%s %+v: %d pages of %v, want %d pages of %v", name, f, pages+1, got, (n-1)/limit+1, want)
+					}
+				}
+			}
+			// The API leaves nextCursor out of the last page.
+			q := url.Values{ParamLimit: {fmt.Sprint(limit)}, ParamCursor: {fmt.Sprint(n - limit)}}
+			if n == limit {
+				q.Del(ParamCursor)
+			}
+			body := httpGet(t, srv.URL+PathDecisions+"?"+q.Encode())
+			if strings.Contains(body, "nextCursor") {
+				t.Errorf("last page of %d records has a cursor: %s", n, body)
+			}
+		})
+	}
+}

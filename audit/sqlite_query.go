@@ -35,7 +35,7 @@ func (s *sqlStore) Search(ctx context.Context, f Filter) ([]StoredLeaf, error) {
 	if f.timeBounded() {
 		return s.searchByTime(ctx, f)
 	}
-	limit := f.limit()
+	limit := f.storeLimit()
 	var ids []any
 	var upper *int64 // exclusive upper bound on idx for the index search
 	if f.After != nil {
@@ -113,7 +113,7 @@ func (s *sqlStore) searchByTime(ctx context.Context, f Filter) ([]StoredLeaf, er
 	if !ok {
 		return nil, nil
 	}
-	ids, err := s.searchIDs(ctx, where, args, order, f.limit())
+	ids, err := s.searchIDs(ctx, where, args, order, f.storeLimit())
 	if err != nil {
 		return nil, err
 	}
@@ -300,6 +300,9 @@ func (s *sqlStore) rows(ctx context.Context, ids []any, order string) ([]StoredL
 	return collect(rows)
 }
 
+// limit is the page size of f (Log.Search asks the store for one record
+// more, to know whether there is a next page: the store takes up to
+// MaxLimit+1).
 func (f Filter) limit() int {
 	switch {
 	case f.Limit <= 0:
@@ -308,6 +311,14 @@ func (f Filter) limit() int {
 		return MaxLimit
 	}
 	return f.Limit
+}
+
+// storeLimit is the most leaves a store returns for f.
+func (f Filter) storeLimit() int {
+	if f.Limit <= 0 {
+		return DefaultLimit
+	}
+	return min(f.Limit, MaxLimit+1)
 }
 
 // Running implements Searcher through the partial index records_running;

@@ -48,8 +48,10 @@ type CheckpointStore interface {
 
 // Searcher answers the auditors' queries.
 type Searcher interface {
-	// Search returns at most f.Limit leaves matching f, after f.After, in
-	// the order that Filter.Ascending describes.
+	// Search returns at most f.Limit leaves matching f (up to MaxLimit+1,
+	// so that Log.Search learns whether a page is the last; 0 means
+	// DefaultLimit), after f.After, in the order that Filter.Ascending
+	// describes.
 	Search(ctx context.Context, f Filter) ([]StoredLeaf, error)
 	// Running returns, per (namespace, workload kind, workload name, image
 	// digest), the last allowed admit or break-glass leaf.
