@@ -57,7 +57,8 @@ commands:
   export    write decisions as JSON lines, oldest first
   prove     print a record with its inclusion proof, checked against the key
 
---server reads the API of a running 'portcullis serve'; --data opens
+--server reads the API of a running 'portcullis serve' (a URL, or
+host:port: https, or http on a loopback address); --data opens
 DIR/audit.db read-only (a copy of the data directory is fine); --config
 opens the decision log the server's portcullis.yaml names (SQLite or
 PostgreSQL), read-only. The public
@@ -138,7 +139,7 @@ type auditCLI struct {
 // flags returns the flag set of the command, with the source flags.
 func (c *auditCLI) flags(string) *flag.FlagSet {
 	fs := c.cmd.fs
-	fs.StringVar(&c.server, "server", "", "URL of a running portcullis server (https://host:port)")
+	fs.StringVar(&c.server, "server", "", "a running portcullis server: https://host:port, or host:port (https, http on loopback)")
 	fs.StringVar(&c.data, "data", "", "data directory holding audit.db (opened read-only)")
 	fs.StringVar(&c.configPath, "config", "", "portcullis.yaml of the server: read its decision log (SQLite or PostgreSQL) directly")
 	fs.StringVar(&c.pubkey, "pubkey", "", "audit public key file (note verifier key; default DIR/audit-key.pub with --data or --config)")
@@ -178,8 +179,15 @@ func (c *auditCLI) open(ctx context.Context, needKey bool) (auditSource, func(),
 		c.data = cfg.Data
 	}
 	if c.server != "" {
-		if u, err := url.Parse(c.server); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, nil, fmt.Errorf("--server %q: want a URL such as https://%s", c.server, strings.TrimPrefix(c.server, "//"))
+		u, err := serverURL(c.server)
+		if err != nil {
+			return nil, nil, err
+		}
+		c.server = u
+	}
+	if c.data != "" && (cfg == nil || cfg.Metadata.Driver != "postgres") {
+		if err := dataDir(c.data, false); err != nil {
+			return nil, nil, err
 		}
 	}
 	var v note.Verifier
@@ -220,6 +228,28 @@ func (c *auditCLI) open(ctx context.Context, needKey bool) (auditSource, func(),
 		return nil, nil, err
 	}
 	return l, func() { l.Close() }, nil
+}
+
+// serverURL reads --server: a URL (http:// or https://), or host:port as
+// crane and promote take it, which is https unless the host is loopback
+// (a local `portcullis serve` speaks plain HTTP).
+func serverURL(s string) (string, error) {
+	if !strings.Contains(s, "://") {
+		host := s
+		if i := strings.IndexByte(host, '/'); i >= 0 {
+			host = host[:i]
+		}
+		scheme := "https://"
+		if isLoopback(host) {
+			scheme = "http://"
+		}
+		s = scheme + s
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return "", fmt.Errorf("--server %q: want host:port or a URL such as https://portcullis.example.com:5000", s)
+	}
+	return strings.TrimSuffix(u.String(), "/"), nil
 }
 
 // filterFlags adds the filter flags (named as the API's query parameters).

@@ -163,6 +163,36 @@ func TestAuditVerifyServer(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("prove --server: exit %d, %q", code, errs)
 	}
+	// host:port without a scheme, as crane takes it: http on loopback.
+	code, out, errs = runAudit("query", "--server", strings.TrimPrefix(srv.URL, "http://"), "--limit", "1")
+	if code != 0 || !strings.HasPrefix(strings.Split(out, "\n")[1], "7 ") {
+		t.Fatalf("query --server host:port: exit %d, %q %q", code, out, errs)
+	}
+}
+
+// TestAuditServerURL is from the promises issue: --server takes a URL, or
+// host:port (https, http on loopback), and says what it wants otherwise.
+func TestAuditServerURL(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct{ in, want string }{
+		{"https://portcullis.example.com", "https://portcullis.example.com"},
+		{"http://10.0.0.1:5000/", "http://10.0.0.1:5000"},
+		{"portcullis.example.com:5000", "https://portcullis.example.com:5000"},
+		{"127.0.0.1:5000", "http://127.0.0.1:5000"},
+		{"localhost:5000", "http://localhost:5000"},
+		{"[::1]:5000", "http://[::1]:5000"},
+		{"ftp://x", ""},
+		{"https://", ""},
+		{"https://u:p@x", ""},
+	} {
+		got, err := serverURL(tt.in)
+		if got != tt.want || (err == nil) != (tt.want != "") {
+			t.Errorf("serverURL(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+		}
+		if err != nil && !strings.Contains(err.Error(), "want host:port or a URL") {
+			t.Errorf("serverURL(%q): %v does not say what is expected", tt.in, err)
+		}
+	}
 }
 
 // TestServeAuditPages: serve mounts the auditors' pages next to the API.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -21,6 +22,17 @@ func TestCLIConventions(t *testing.T) {
 		{"policy"}, {"policy", "test"}, {"policy", "eval"},
 		{"robot"}, {"robot", "create"}, {"robot", "list"}, {"robot", "revoke"},
 		{"keys"}, {"keys", "export"}, {"keys", "import"},
+	}
+	// The table covers every command of the top-level usage.
+	_, top, _ := runCLI(t, "-h")
+	for _, line := range strings.Split(top, "\n") {
+		f := strings.Fields(line)
+		if !strings.HasPrefix(line, "  ") || len(f) < 2 {
+			continue
+		}
+		if !slices.ContainsFunc(commands, func(c []string) bool { return c[0] == f[0] }) {
+			t.Errorf("command %q of the usage is not tried", f[0])
+		}
 	}
 	for _, cmd := range commands {
 		name := strings.Join(cmd, " ")
@@ -128,5 +140,96 @@ func TestGCGracePeriodZero(t *testing.T) {
 	}
 	if _, err := tryStartServer(t, t.TempDir(), "--config", cfg); err == nil || !strings.Contains(err.Error(), "keepPattern") {
 		t.Errorf("serve with an invalid keepPattern: %v, want it refused at start", err)
+	}
+}
+
+// TestMissingDataDirectory is from the promises issue: a command that
+// works on a server's data directory says in one line that the directory
+// is missing (not "unable to open database file (14)"), and creates
+// nothing; serve creates the data directory when its parent exists, and
+// only then.
+func TestMissingDataDirectory(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	missing := filepath.Join(root, "no-such-dir")
+	for _, args := range [][]string{
+		{"gc", "--data", missing},
+		{"gc", "--data", missing, "--dry-run"},
+		{"quota", "--data", missing},
+		{"robot", "list", "--data", missing},
+		{"robot", "create", "--data", missing, "--name", "ci", "--scope", "staging=push"},
+		{"robot", "revoke", "--data", missing, "ci"},
+		{"audit", "query", "--data", missing},
+		{"audit", "verify", "--data", missing},
+		{"db", "status", "--data", missing},
+	} {
+		code, out, errOut := runCLI(t, args...)
+		if code != exitFailed || out != "" || strings.Count(errOut, "\n") != 1 ||
+			!strings.Contains(errOut, "data directory "+missing+" does not exist") || strings.Contains(errOut, "(14)") {
+			t.Errorf("portcullis %s: exit %d, stdout %q, stderr %q; want 2 and one line naming the directory", strings.Join(args, " "), code, out, errOut)
+		}
+	}
+	// A directory that is not a server's: gc and quota do not make an
+	// empty metadata.db and report about nothing.
+	empty := t.TempDir()
+	for _, args := range [][]string{{"gc", "--data", empty}, {"quota", "--data", empty}} {
+		code, _, errOut := runCLI(t, args...)
+		if code != exitFailed || !strings.Contains(errOut, "no metadata database") {
+			t.Errorf("portcullis %s: exit %d, %q", strings.Join(args, " "), code, errOut)
+		}
+	}
+	if entries, err := os.ReadDir(empty); err != nil || len(entries) != 0 {
+		t.Errorf("refused commands wrote into %s: %v %v", empty, entries, err)
+	}
+	if _, err := os.Stat(missing); err == nil {
+		t.Errorf("a refused command created %s", missing)
+	}
+	// serve makes the data directory, not its parents.
+	if _, err := tryStartServer(t, filepath.Join(missing, "data")); err == nil || !strings.Contains(err.Error(), "nor its parent") {
+		t.Errorf("serve in a directory whose parent is missing: %v", err)
+	}
+	s, err := tryStartServer(t, missing)
+	if err != nil {
+		t.Fatalf("serve in a missing data directory whose parent exists: %v", err)
+	}
+	s.Stop()
+	if _, err := os.Stat(filepath.Join(missing, "metadata.db")); err != nil {
+		t.Errorf("serve did not create its data directory: %v", err)
+	}
+}
+
+// TestRobotNeedsTheServersStore is from the promises issue: robot
+// commands without --config write <data>/auth.db only into the data
+// directory of a server keeping its metadata in SQLite (metadata.db in it),
+// since a server with PostgreSQL metadata never reads auth.db; with
+// --config a robot may be created before the server's first start.
+func TestRobotNeedsTheServersStore(t *testing.T) {
+	t.Parallel()
+	empty := t.TempDir()
+	code, out, errOut := runCLI(t, "robot", "create", "--data", empty, "--name", "ci", "--scope", "staging=push")
+	if code != exitFailed || out != "" || !strings.Contains(errOut, "give the server's --config") {
+		t.Fatalf("robot create --data of no server: exit %d, %q %q", code, out, errOut)
+	}
+	if entries, _ := os.ReadDir(empty); len(entries) != 0 {
+		t.Fatalf("robot create wrote %v", entries)
+	}
+	// With the configuration, before the first start (the data directory
+	// is created), then the server reads the robot.
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	cfg := filepath.Join(dir, "portcullis.yaml")
+	writeFile(t, cfg, []byte("data: "+data+"\n"))
+	code, token, errOut := runCLI(t, "robot", "create", "--config", cfg, "--name", "ci", "--scope", "staging=push")
+	if code != exitOK || !strings.HasPrefix(token, "pcr_") {
+		t.Fatalf("robot create --config: exit %d, %q %q", code, token, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(data, "auth.db")); err != nil {
+		t.Fatalf("robot create --config did not write the data directory's auth.db: %v", err)
+	}
+	// Once the server made its metadata.db, --data alone is enough.
+	s := startServer(t, data)
+	s.Stop()
+	if code, out, errOut := runCLI(t, "robot", "list", "--data", data); code != exitOK || !strings.Contains(out, "robot$ci") {
+		t.Fatalf("robot list --data: exit %d, %q %q", code, out, errOut)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -43,7 +44,10 @@ func addDBFlags(fs *flag.FlagSet) dbFlags {
 	}
 }
 
-func (f dbFlags) config() (*Config, error) {
+// config returns the configuration; create lets a missing data directory
+// be made (import, before a server's first start) when the database is in
+// it.
+func (f dbFlags) config(create bool) (*Config, error) {
 	cfg, err := loadConfig(*f.configPath)
 	if err != nil {
 		return nil, err
@@ -56,6 +60,11 @@ func (f dbFlags) config() (*Config, error) {
 	}
 	if err := cfg.defaults(); err != nil {
 		return nil, err
+	}
+	if cfg.Scanner.DB == filepath.Join(cfg.Data, "trivy", "db") {
+		if err := dataDir(cfg.Data, create); err != nil {
+			return nil, err
+		}
 	}
 	return cfg, nil
 }
@@ -75,7 +84,7 @@ func dbCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if !ok {
 			return code
 		}
-		cfg, err := f.config()
+		cfg, err := f.config(true)
 		if err != nil {
 			return c.fail(err)
 		}
@@ -89,7 +98,7 @@ func dbCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if _, code, ok := c.parse(args[1:], 0, 0); !ok {
 			return code
 		}
-		cfg, err := f.config()
+		cfg, err := f.config(false)
 		if err != nil {
 			return c.fail(err)
 		}

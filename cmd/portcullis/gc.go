@@ -187,6 +187,9 @@ func collectOnce(ctx context.Context, c *command, configPath, data string, dryRu
 		g := Duration(*grace)
 		cfg.GC.GracePeriod = &g
 	}
+	if err := serverMetadata(cfg); err != nil {
+		return err
+	}
 	meta, err := openMetadata(ctx, cfg)
 	if err != nil {
 		return err

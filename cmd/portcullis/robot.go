@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -65,6 +66,9 @@ func robotCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fail := c.fail
 	cfg, err := offlineConfig(*configPath, *data)
 	if err != nil {
+		return fail(err)
+	}
+	if err := robotStore(cfg, *configPath != "", sub == "create"); err != nil {
 		return fail(err)
 	}
 	robots, err := openRobots(ctx, cfg)
@@ -180,6 +184,9 @@ func quotaCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if err != nil {
 		return fail(err)
 	}
+	if err := serverMetadata(cfg); err != nil {
+		return fail(err)
+	}
 	meta, err := openMetadata(ctx, cfg)
 	if err != nil {
 		return fail(err)
@@ -234,6 +241,32 @@ func quotaCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	_ = tw.Flush()
 	return 0
+}
+
+// robotStore checks where the robots are before opening them. With
+// PostgreSQL metadata they are in its database (--config says so). With
+// SQLite they are in <data>/auth.db: without --config, --data must be the
+// data directory of a server with SQLite metadata (metadata.db in it),
+// since a server keeping metadata in PostgreSQL never reads auth.db and a
+// robot written there would silently not exist; with --config, create
+// may make the data directory of a server not started yet (so that it
+// starts with authentication on).
+func robotStore(cfg *Config, withConfig, create bool) error {
+	switch {
+	case cfg.Metadata.Driver == "postgres":
+		return nil
+	case withConfig && create:
+		return dataDir(cfg.Data, true)
+	case withConfig:
+		return dataDir(cfg.Data, false)
+	}
+	if _, err := os.Stat(cfg.Metadata.SQLite.Path); err == nil {
+		return nil
+	}
+	if err := dataDir(cfg.Data, false); err != nil {
+		return err
+	}
+	return fmt.Errorf("%s holds no metadata.db, so it is not the data directory of a server keeping its metadata in SQLite: give the server's --config (with PostgreSQL metadata, robots are kept in that database)", cfg.Data)
 }
 
 // offlineConfig is the configuration of a command that works on a data

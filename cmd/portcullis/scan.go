@@ -162,7 +162,7 @@ func scanCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if *output != "table" && *output != "json" {
 		return fail(fmt.Errorf("--output %q: want table or json", *output))
 	}
-	cfg, err := dbf.config()
+	cfg, err := dbf.config(false)
 	if err != nil {
 		return fail(err)
 	}

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"sync"
 	"time"
 
@@ -81,8 +80,8 @@ func serve(ctx context.Context, stderr io.Writer, flags serveFlags) error {
 	// default must not buffer or print elsewhere.
 	slog.SetDefault(log)
 
-	if err := os.MkdirAll(cfg.Data, 0o750); err != nil {
-		return fmt.Errorf("data directory: %w", err)
+	if err := dataDir(cfg.Data, true); err != nil {
+		return err
 	}
 	meta, err := openMetadata(ctx, cfg)
 	if err != nil {

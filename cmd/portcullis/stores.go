@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -29,6 +31,53 @@ func (c *S3Config) defaults() {
 	if c.SecretKey == "" {
 		c.SecretKey = os.Getenv("AWS_SECRET_ACCESS_KEY")
 	}
+}
+
+// dataDir checks that the data directory dir exists. With create (serve,
+// and robot create with --config), a missing one is made when its parent
+// exists: a mistyped path is an error, not a new tree of directories.
+func dataDir(dir string, create bool) error {
+	fi, err := os.Stat(dir)
+	switch {
+	case err == nil && fi.IsDir():
+		return nil
+	case err == nil:
+		return fmt.Errorf("data directory %s is not a directory", dir)
+	case !errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("data directory: %w", err)
+	case !create:
+		return fmt.Errorf("data directory %s does not exist (portcullis serve --data %s creates it; give the server's --data or --config)", dir, dir)
+	}
+	parent := filepath.Dir(filepath.Clean(dir))
+	if fi, err := os.Stat(parent); err != nil || !fi.IsDir() {
+		return fmt.Errorf("data directory %s does not exist, nor its parent %s: create the parent first (only the data directory itself is created)", dir, parent)
+	}
+	if err := os.Mkdir(dir, 0o750); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	return nil
+}
+
+// serverMetadata checks, for a command that works on a server's stores
+// offline (gc, quota, robot), that the configured metadata database is
+// there: with SQLite, opening a missing file would create an empty one and
+// answer about nothing.
+func serverMetadata(cfg *Config) error {
+	if cfg.Metadata.Driver == "postgres" {
+		return nil
+	}
+	path := cfg.Metadata.SQLite.Path
+	_, err := os.Stat(path)
+	switch {
+	case err == nil:
+		return nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("metadata database: %w", err)
+	}
+	if err := dataDir(cfg.Data, false); err != nil {
+		return err
+	}
+	return fmt.Errorf("no metadata database %s: %s is not the data directory of a portcullis server with SQLite metadata (give the server's --data, or its --config)", path, cfg.Data)
 }
 
 // openMetadata opens the configured metadata database.
