@@ -269,13 +269,20 @@ func TestPromotionDenials(t *testing.T) {
 
 func TestProtectedWrites(t *testing.T) {
 	e := newEnv(t, policyDir(t, requireRelease, nil), nil)
-	// A layer the registry has never seen is refused at the upload.
+	// A layer the registry has never seen is linked for evidence only:
+	// not readable, and no image may use it (TestEvidenceAfterPromotion).
 	layer, err := random.Layer(1024, types.OCILayer)
 	if err != nil {
 		t.Fatal(err)
 	}
 	prod, _ := name.NewRepository(e.host + "/prod/app")
-	wantDenied(t, remote.WriteLayer(prod, layer), "is not in the registry")
+	if err := remote.WriteLayer(prod, layer); err != nil {
+		t.Fatalf("an evidence-sized blob into prod/app: %v", err)
+	}
+	ld, _ := layer.Digest()
+	if status, _ := e.do(t, http.MethodGet, "/v2/prod/app/blobs/"+ld.String(), "", nil); status != http.StatusNotFound {
+		t.Fatalf("a blob uploaded into prod/app without a manifest is served: %d", status)
+	}
 	// Once promoted, nothing in prod can be deleted (a deleted tag could
 	// be pushed again with other content).
 	d := e.signed(t, e.release, vt.ProvenanceV1)

@@ -363,3 +363,163 @@ func TestPromotionCarriesOnlyEvidence(t *testing.T) {
 		})
 	}
 }
+
+// pushNew uploads content into repo in one POST and returns the status
+// (new content into a protected repository is linked for evidence only).
+func (e *env) pushNew(t *testing.T, repo string, content []byte) int {
+	t.Helper()
+	status, _ := e.do(t, http.MethodPost, "/v2/"+repo+"/blobs/uploads/?digest="+digest.FromBytes(content).String(), "application/octet-stream", content)
+	return status
+}
+
+// TestEvidenceAfterPromotion is finding 8 of the promises issue: a
+// signature or an attestation of an image already in prod/ may be pushed
+// there with new blobs (cosign sign prod/app@D), by the tag scheme and as a
+// referrer. Those blobs serve an evidence manifest about an image promoted
+// there and nothing else: no image, index or disguised evidence may use
+// them, they are not readable on their own, and they cannot be mounted
+// elsewhere.
+func TestEvidenceAfterPromotion(t *testing.T) {
+	e := newEnv(t, policyDir(t, requireRelease, nil), nil)
+	d := e.signed(t, e.release, vt.ProvenanceV1)
+	if err := e.copyTo(t, d, "1.0"); err != nil {
+		t.Fatalf("promotion of a signed image: %v", err)
+	}
+	dm, err := e.reg.Source().Manifest(t.Context(), "prod/app", d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subject := &ocispec.Descriptor{MediaType: dm.MediaType, Digest: d, Size: int64(len(dm.Content))}
+
+	// A co-signature by the tag scheme, as cosign v2 pushes it: its
+	// payload and config are new content in prod/app.
+	p, sig := e.SignPayload(t, e.release, "prod/app", d)
+	e.PushSignature(t, "prod/app", d, p, sig)
+	sigTag := gate.CosignTag(d, "sig")
+	if !e.exists(t, "prod/app", sigTag) {
+		t.Fatal("the co-signature is not in prod/app")
+	}
+	if status, _ := e.do(t, http.MethodGet, "/v2/prod/app/blobs/"+digest.FromBytes(p).String(), "", nil); status != http.StatusOK {
+		t.Fatalf("the co-signature's payload is not served from prod/app: %d", status)
+	}
+	// The same as a referrer (OCI 1.1 subject), on an empty config.
+	p2, sig2 := e.SignPayload(t, e.release, "prod/app", d)
+	p2 = append(p2, ' ') // other bytes than the tag scheme's payload
+	if e.pushNew(t, "prod/app", p2) != http.StatusCreated || e.pushNew(t, "prod/app", []byte("{}")) != http.StatusCreated {
+		t.Fatal("new evidence blobs refused in prod/app")
+	}
+	emptyConfig := ocispec.Descriptor{MediaType: ocispec.MediaTypeEmptyJSON, Digest: digest.FromBytes([]byte("{}")), Size: 2}
+	referrer := imageManifest(t, mtOCIManifest, emptyConfig, []ocispec.Descriptor{{MediaType: mtSimpleSign, Digest: digest.FromBytes(p2), Size: int64(len(p2)),
+		Annotations: map[string]string{"dev.cosignproject.cosign/signature": sig2}}}, subject, mtCosignSig)
+	if status, body := e.putManifest(t, "prod/app", digest.FromBytes(referrer).String(), mtOCIManifest, referrer); status != http.StatusCreated {
+		t.Fatalf("a signature referrer of a promoted image: %d %s", status, body)
+	}
+
+	// The attacks. A runnable image's config and layers, uploaded into
+	// prod/app as if they were evidence.
+	img, err := random.Image(512, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgBytes, _ := img.RawConfigFile()
+	config := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageConfig, Digest: digest.FromBytes(cfgBytes), Size: int64(len(cfgBytes))}
+	if e.pushNew(t, "prod/app", cfgBytes) != http.StatusCreated {
+		t.Fatal("a new blob refused in prod/app")
+	}
+	var layers, disguised []ocispec.Descriptor
+	ls, _ := img.Layers()
+	for _, l := range ls {
+		rc, _ := l.Compressed()
+		b, _ := io.ReadAll(rc)
+		rc.Close()
+		if e.pushNew(t, "prod/app", b) != http.StatusCreated {
+			t.Fatal("a new blob refused in prod/app")
+		}
+		desc := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayerGzip, Digest: digest.FromBytes(b), Size: int64(len(b))}
+		layers = append(layers, desc)
+		desc.MediaType = mtSimpleSign
+		disguised = append(disguised, desc)
+	}
+	// None of it is readable from prod/app: no manifest there names it.
+	for _, b := range append([]ocispec.Descriptor{config}, layers...) {
+		if status, _ := e.do(t, http.MethodGet, "/v2/prod/app/blobs/"+b.Digest.String(), "", nil); status != http.StatusNotFound {
+			t.Fatalf("blob %s uploaded as evidence is served from prod/app: %d", b.Digest, status)
+		}
+	}
+	image := imageManifest(t, mtOCIManifest, config, layers, nil, "")
+	imageDigest := digest.FromBytes(image)
+	for _, tt := range []struct {
+		name, ref string
+		body      []byte
+	}{
+		{"an image under a tag", "evil", image},
+		{"an image by digest", imageDigest.String(), image},
+		{"an image under the cosign tag", sigTag, image},
+		{"an image under the .att tag", gate.CosignTag(d, "att"), image},
+		{"an image with the promoted image as subject", "", imageManifest(t, mtOCIManifest, config, layers, subject, "")},
+		{"an image typed as a signature referrer", "", imageManifest(t, mtOCIManifest, config, layers, subject, mtCosignSig)},
+		{"tar layers typed as a signature under the cosign tag", sigTag, imageManifest(t, mtOCIManifest, config, disguised, nil, "")},
+		{"tar layers typed as a signature, as a referrer with an image config", "", imageManifest(t, mtOCIManifest, config, disguised, subject, "")},
+		{"an index of the image", "idx", mustMarshal(t, map[string]any{"schemaVersion": 2, "mediaType": mtOCIIndex,
+			"manifests": []map[string]any{{"mediaType": mtOCIManifest, "digest": imageDigest, "size": len(image)}}})},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ref := tt.ref
+			if ref == "" {
+				ref = digest.FromBytes(tt.body).String()
+			}
+			mt := mtOCIManifest
+			if strings.Contains(tt.name, "index") {
+				mt = mtOCIIndex
+			}
+			status, body := e.putManifest(t, "prod/app", ref, mt, tt.body)
+			if status != http.StatusForbidden || !strings.Contains(body, "DENIED") {
+				t.Fatalf("%d %s, want 403 DENIED", status, body)
+			}
+			if e.exists(t, "prod/app", digest.FromBytes(tt.body).String()) {
+				t.Fatal("the manifest is in prod/app")
+			}
+		})
+	}
+	if got, err := e.reg.Source().Resolve(t.Context(), "prod/app", sigTag); err != nil || !e.exists(t, "prod/app", got.String()) {
+		t.Fatalf("the cosign tag moved or went: %s %v", got, err)
+	}
+	// The blobs never leave prod/app by a mount: into another protected
+	// repository or into staging, the client is asked to upload (202),
+	// which the target then decides on.
+	for _, to := range []string{"prod/other", "staging/evil"} {
+		for _, b := range append([]ocispec.Descriptor{config}, layers...) {
+			status, _ := e.do(t, http.MethodPost, "/v2/"+to+"/blobs/uploads/?mount="+b.Digest.String()+"&from=prod/app", "", nil)
+			if status != http.StatusAccepted {
+				t.Fatalf("mount of %s from prod/app into %s: %d, want 202", b.Digest, to, status)
+			}
+		}
+	}
+	// Uploading the same bytes again does not make them ordinary, in
+	// prod/app or another protected repository.
+	for _, repo := range []string{"prod/app", "prod/other"} {
+		for _, b := range [][]byte{cfgBytes} {
+			if e.pushNew(t, repo, b) != http.StatusCreated {
+				t.Fatalf("upload into %s refused", repo)
+			}
+		}
+		if status, body := e.putManifest(t, repo, "evil2", mtOCIManifest, image); status != http.StatusForbidden {
+			t.Fatalf("an image over evidence blobs uploaded twice into %s: %d %s", repo, status, body)
+		}
+	}
+	// Evidence about an image that is not in prod/app is refused, and its
+	// uploaded payload stays unreadable.
+	other := e.PushImage(t, "staging/app", "other")
+	po, so := e.SignPayload(t, e.release, "prod/app", other)
+	if e.pushNew(t, "prod/app", po) != http.StatusCreated {
+		t.Fatal("a new blob refused in prod/app")
+	}
+	otherSig := imageManifest(t, mtOCIManifest, emptyConfig, []ocispec.Descriptor{{MediaType: mtSimpleSign, Digest: digest.FromBytes(po), Size: int64(len(po)),
+		Annotations: map[string]string{"dev.cosignproject.cosign/signature": so}}}, nil, "")
+	if status, body := e.putManifest(t, "prod/app", gate.CosignTag(other, "sig"), mtOCIManifest, otherSig); status != http.StatusForbidden {
+		t.Fatalf("a signature of an image not promoted: %d %s", status, body)
+	}
+	if status, _ := e.do(t, http.MethodGet, "/v2/prod/app/blobs/"+digest.FromBytes(po).String(), "", nil); status != http.StatusNotFound {
+		t.Fatalf("the refused signature's payload is served from prod/app: %d", status)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"github.com/portcullis-dev/portcullis/gate"
 	"github.com/portcullis-dev/portcullis/policy"
 	"github.com/portcullis-dev/portcullis/registry/metadata"
+	"github.com/portcullis-dev/portcullis/verifier/source"
 )
 
 // Gate decides what may be written into protected (production)
@@ -51,7 +52,7 @@ func (r *Registry) gatedManifest(ctx context.Context, m *metadata.Manifest, tag 
 		return gateError(err)
 	}
 	if plan.Direct {
-		err := r.meta.PutManifest(ctx, m, metadata.PutManifestOptions{Tag: tag, ImmutableTags: plan.ImmutableTag})
+		err := r.meta.PutManifest(ctx, m, metadata.PutManifestOptions{Tag: tag, ImmutableTags: plan.ImmutableTag, Evidence: plan.Evidence != ""})
 		return r.refusedAfterPlan(ctx, gate.Refusal{Action: policy.ActionPush, Repository: m.Repository, Digest: m.Digest, Tag: tag, Actor: actor(ctx)},
 			manifestStoreError(m.Repository, tag, err))
 	}
@@ -98,6 +99,8 @@ func manifestStoreError(repo, tag string, err error) *regError {
 		return nil
 	case errors.Is(err, metadata.ErrBlobUnknown):
 		return &regError{Status: http.StatusBadRequest, Code: codeManifestBlobUnknown, Message: "manifest references content not in " + repo + ": " + unknownRef(err), Err: err}
+	case errors.Is(err, metadata.ErrEvidenceOnly):
+		return &regError{Status: http.StatusForbidden, Code: codeDenied, Message: repo + " is protected: the manifest uses a blob uploaded there as evidence, which only a signature, attestation or SBOM about an image promoted there may use (" + err.Error() + "); push the image to a staging namespace and promote it", Err: err}
 	case errors.Is(err, metadata.ErrTagImmutable):
 		what := "tag " + tag
 		if tag == "" {
@@ -118,23 +121,69 @@ func gateError(err error) *regError {
 	return &regError{Status: http.StatusInternalServerError, Code: codeDenied, Message: fmt.Sprintf("the gate could not decide, so the write is refused: %v", err), Err: err}
 }
 
-// guardBlobCommit refuses new blob content in a protected repository:
-// there, only blobs the registry already has may be linked (by mount or
-// upload), so nothing reaches production but through a gated manifest.
-func (r *Registry) guardBlobCommit(ctx context.Context, repo string, d digest.Digest) *regError {
+// blobLink says how an uploaded blob is linked into its repository.
+type blobLink int
+
+const (
+	ordinaryLink blobLink = iota
+	// evidenceLink: new content in a protected repository, which serves
+	// only an evidence manifest (metadata.EvidenceBlobs): a signature or
+	// an attestation pushed after promotion.
+	evidenceLink
+)
+
+// guardBlobCommit decides how a blob upload into repo is linked. In a
+// protected repository, bytes the registry already has (in a repository
+// the caller may read) are linked as usual, for a promotion by manifest
+// PUT; new content is linked for evidence only, and at most
+// source.MaxBlobSize (what the evidence filter reads) — or refused when
+// the store cannot keep such links. So nothing new reaches production but
+// through a gated manifest or as evidence about an image the gate let in.
+func (r *Registry) guardBlobCommit(ctx context.Context, repo string, d digest.Digest, size int64) (blobLink, *regError) {
 	if !r.protected(repo) {
-		return nil
+		return ordinaryLink, nil
 	}
 	known, err := r.blobVisible(ctx, d)
 	if err != nil {
-		return internalError(err)
+		return 0, internalError(err)
 	}
-	if !known {
-		e := newError(http.StatusForbidden, codeDenied, "%s is protected: blob %s is not in the registry; push the image to a staging namespace and promote it", repo, d)
-		r.gate.Refused(ctx, gate.Refusal{Action: policy.ActionPush, Repository: repo, Digest: d, Reason: e.Message, Actor: actor(ctx)})
-		return e
+	if known {
+		return ordinaryLink, nil
 	}
-	return nil
+	var e *regError
+	if _, ok := r.meta.(metadata.EvidenceBlobs); !ok {
+		e = newError(http.StatusForbidden, codeDenied, "%s is protected: blob %s is not in the registry; push the image to a staging namespace and promote it", repo, d)
+	} else if size > source.MaxBlobSize {
+		e = r.evidenceTooLarge(repo, d, size)
+	}
+	if e != nil {
+		return 0, r.refuseBlob(ctx, repo, d, e)
+	}
+	return evidenceLink, nil
+}
+
+// refuseBlob records the refusal e of blob d in protected repo, and
+// returns it.
+func (r *Registry) refuseBlob(ctx context.Context, repo string, d digest.Digest, e *regError) *regError {
+	r.gate.Refused(ctx, gate.Refusal{Action: policy.ActionPush, Repository: repo, Digest: d, Reason: e.Message, Actor: actor(ctx)})
+	return e
+}
+
+// evidenceTooLarge refuses new content in a protected repository that is
+// larger than evidence may be.
+func (r *Registry) evidenceTooLarge(repo string, d digest.Digest, size int64) *regError {
+	return newError(http.StatusForbidden, codeDenied, "%s is protected: blob %s is new content of %d bytes; new content there can only be evidence (a signature or attestation of at most %d bytes): push the image to a staging namespace and promote it", repo, d, size, source.MaxBlobSize)
+}
+
+// mountable reports whether blob d of repo may be linked elsewhere by a
+// mount: a blob linked for evidence only never leaves its repository.
+func (r *Registry) mountable(ctx context.Context, repo string, d digest.Digest) (bool, error) {
+	eb, ok := r.meta.(metadata.EvidenceBlobs)
+	if !ok {
+		return true, nil
+	}
+	only, err := eb.EvidenceOnly(ctx, repo, d)
+	return !only, err
 }
 
 // blobRepositories is an optional capability of a metadata store: the
@@ -191,7 +240,7 @@ func (r *Registry) PutArtifact(ctx context.Context, repo, mediaType string, mani
 			_ = r.blobs.Cancel(ctx, id)
 			return "", fmt.Errorf("put artifact blob %s into %s: %w", d, repo, err)
 		}
-		if err := r.linkBlob(ctx, repo, d, size); err != nil {
+		if err := r.linkBlob(ctx, repo, d, size, ordinaryLink); err != nil {
 			return "", err
 		}
 	}

@@ -85,15 +85,21 @@ func (r *Registry) catalog(w http.ResponseWriter, req *http.Request, _ route) *r
 
 // readableRepositories lists the repositories after last that the
 // request's caller may pull, at most n (n < 0: all): the catalog shows
-// nothing else.
+// nothing else. Where the store can tell, only repositories holding a
+// manifest are listed, so that a refused push leaves nothing in the
+// catalog.
 func (r *Registry) readableRepositories(ctx context.Context, last string, n int) ([]string, error) {
+	list := r.meta.ListRepositories
+	if mr, ok := r.meta.(metadata.ManifestRepositories); ok {
+		list = mr.ListManifestRepositories
+	}
 	if CallerFrom(ctx) == nil {
-		return r.meta.ListRepositories(ctx, last, n)
+		return list(ctx, last, n)
 	}
 	const batch = 1000
 	out := []string{}
 	for {
-		page, err := r.meta.ListRepositories(ctx, last, batch)
+		page, err := list(ctx, last, batch)
 		if err != nil {
 			return nil, err
 		}

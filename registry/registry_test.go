@@ -770,8 +770,10 @@ func TestAPICatalogPagination(t *testing.T) {
 	h := newAPIHarness(t)
 	all := []string{"alpha", "alpha/one", "beta", "gamma/x/y"}
 	for _, repo := range []string{"beta", "gamma/x/y", "alpha", "alpha/one"} {
-		h.pushBlob(t, repo, []byte(repo))
+		h.pushManifest(t, repo, "1", h.image(t, repo, repo))
 	}
+	// Blobs alone (a push refused before its manifest) list nothing.
+	h.pushBlob(t, "alpha/blobs-only", []byte("a refused push"))
 	tests := []struct {
 		name  string
 		query string

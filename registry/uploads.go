@@ -12,6 +12,7 @@ import (
 
 	"github.com/portcullis-dev/portcullis/registry/blobstore"
 	"github.com/portcullis-dev/portcullis/registry/metadata"
+	"github.com/portcullis-dev/portcullis/verifier/source"
 )
 
 func uploadLocation(name, id string) string { return "/v2/" + name + "/blobs/uploads/" + id }
@@ -39,7 +40,8 @@ func (r *Registry) startUpload(w http.ResponseWriter, req *http.Request, rt rout
 		if err != nil {
 			return newError(http.StatusBadRequest, codeDigestInvalid, "%v", err)
 		}
-		if e := r.guardBlobCommit(ctx, rt.name, d); e != nil {
+		link, e := r.guardBlobCommit(ctx, rt.name, d, req.ContentLength)
+		if e != nil {
 			return e
 		}
 		if req.ContentLength >= 0 {
@@ -56,7 +58,7 @@ func (r *Registry) startUpload(w http.ResponseWriter, req *http.Request, rt rout
 			}
 			return uploadError(err, id, size)
 		}
-		if e := r.blobCreated(ctx, w, rt.name, d, size); e != nil {
+		if e := r.blobCreated(ctx, w, rt.name, d, size, link); e != nil {
 			return e
 		}
 		r.uploadFinished(ctx, rt.name, d, size, start)
@@ -94,15 +96,30 @@ func (r *Registry) mount(w http.ResponseWriter, req *http.Request, rt route, mou
 	if err != nil {
 		return internalError(err), false
 	}
-	return r.blobCreated(ctx, w, rt.name, d, size), true
+	if ok, err := r.mountable(ctx, from, d); err != nil || !ok {
+		// Evidence uploaded into a protected repository stays there: the
+		// client uploads the bytes (and the target decides on them).
+		return internalErrorOrNil(err), false
+	}
+	return r.blobCreated(ctx, w, rt.name, d, size, ordinaryLink), true
+}
+
+func internalErrorOrNil(err error) *regError {
+	if err == nil {
+		return nil
+	}
+	return internalError(err)
 }
 
 // blobCreated links a stored blob into name and answers 201.
-func (r *Registry) blobCreated(ctx context.Context, w http.ResponseWriter, name string, d digest.Digest, size int64) *regError {
+func (r *Registry) blobCreated(ctx context.Context, w http.ResponseWriter, name string, d digest.Digest, size int64, link blobLink) *regError {
+	if link == evidenceLink && size > source.MaxBlobSize {
+		return r.refuseBlob(ctx, name, d, r.evidenceTooLarge(name, d, size))
+	}
 	if e := r.admit(ctx, name, d, size); e != nil {
 		return e
 	}
-	if err := r.linkBlob(ctx, name, d, size); err != nil {
+	if err := r.linkBlob(ctx, name, d, size, link); err != nil {
 		return internalError(err)
 	}
 	h := w.Header()
@@ -117,8 +134,16 @@ func (r *Registry) blobCreated(ctx context.Context, w http.ResponseWriter, name 
 // still there: garbage collection may have deleted a blob nobody linked
 // just as this upload stored it again (metadata.Collector). Then the link
 // is undone and the caller fails; nothing is acknowledged without bytes.
-func (r *Registry) linkBlob(ctx context.Context, repo string, d digest.Digest, size int64) error {
-	if err := r.meta.LinkBlob(ctx, repo, d, size); err != nil {
+func (r *Registry) linkBlob(ctx context.Context, repo string, d digest.Digest, size int64, link blobLink) error {
+	linkFn := r.meta.LinkBlob
+	if link == evidenceLink {
+		eb, ok := r.meta.(metadata.EvidenceBlobs)
+		if !ok {
+			return errors.New("the metadata store cannot link blobs for evidence only")
+		}
+		linkFn = eb.LinkEvidenceBlob
+	}
+	if err := linkFn(ctx, repo, d, size); err != nil {
 		return err
 	}
 	if _, err := r.blobs.Stat(ctx, d); err != nil {
@@ -221,7 +246,18 @@ func (r *Registry) finishUpload(w http.ResponseWriter, req *http.Request, rt rou
 	if e != nil {
 		return e
 	}
-	if e := r.guardBlobCommit(ctx, rt.name, d); e != nil {
+	// The blob's size, when this last chunk has a length: what a quota
+	// and a protected repository ask about (only they pay the lookup).
+	total := int64(-1)
+	if length >= 0 && (r.quota != nil || r.protected(rt.name)) {
+		have, err := r.blobs.UploadSize(ctx, rt.arg)
+		if err != nil {
+			return internalError(err)
+		}
+		total = have + length
+	}
+	link, e := r.guardBlobCommit(ctx, rt.name, d, total)
+	if e != nil {
 		// Nothing of it may land: the session is over.
 		if err := r.blobs.Cancel(ctx, rt.arg); err != nil {
 			r.log.WarnContext(ctx, "discarding refused upload", "upload", rt.arg, "error", err)
@@ -230,11 +266,7 @@ func (r *Registry) finishUpload(w http.ResponseWriter, req *http.Request, rt rou
 		return e
 	}
 	if length >= 0 && r.quota != nil {
-		have, err := r.blobs.UploadSize(ctx, rt.arg)
-		if err != nil {
-			return internalError(err)
-		}
-		if e := r.admit(ctx, rt.name, d, have+length); e != nil {
+		if e := r.admit(ctx, rt.name, d, total); e != nil {
 			r.dropUpload(ctx, rt.arg)
 			return e
 		}
@@ -247,9 +279,9 @@ func (r *Registry) finishUpload(w http.ResponseWriter, req *http.Request, rt rou
 	if err != nil {
 		return uploadError(err, rt.arg, size)
 	}
-	if e := r.blobCreated(ctx, w, rt.name, d, size); e != nil {
+	if e := r.blobCreated(ctx, w, rt.name, d, size, link); e != nil {
 		if e.Code == codeDenied {
-			// Refused by the quota: the session is over.
+			// Refused by the quota or as evidence too large: the session is over.
 			_ = r.meta.DeleteUpload(ctx, rt.arg)
 		}
 		return e

@@ -487,6 +487,15 @@ quotas:
 	}
 	out, _ := runTool(t, dir, env, "crane", "ls", s.Addr+"/small/app")
 	equalStrings(t, "tags after the refused push", strings.TrimSpace(out), "1")
+	// A refused first push into a new repository leaves nothing in the
+	// catalog (its small config blob may be accepted before the layer is
+	// refused). Upload sessions the client abandons when it gives up are
+	// gc's (gc.uploadMaxAge).
+	if _, stderr, err := tryTool(t, dir, env, "crane", "append", "-f", "large.tar", "-t", s.Addr+"/small/new:1"); err == nil || !strings.Contains(err.Error(), "DENIED") {
+		t.Fatalf("first push over the quota: %v %s", err, stderr)
+	}
+	out, _ = runTool(t, dir, env, "crane", "catalog", s.Addr)
+	equalStrings(t, "catalog after the refused push", strings.Join(strings.Fields(out), " "), "small/app")
 	runTool(t, dir, env, "crane", "append", "-f", "large.tar", "-t", s.Addr+"/big/app:1") // no quota there
 
 	var stdout, errb bytes.Buffer

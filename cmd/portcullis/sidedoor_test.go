@@ -128,3 +128,81 @@ func writeEmptyTrustedRoot(t *testing.T, dir string) string {
 	writeFile(t, p, []byte(`{"mediaType":"application/vnd.dev.sigstore.trustedroot+json;version=0.1","tlogs":[],"certificateAuthorities":[],"ctlogs":[],"timestampAuthorities":[]}`))
 	return p
 }
+
+// TestCoSignInProd is finding 8 of the promises issue: a release
+// co-signature of an image already in prod/, with the real cosign CLIs
+// (v2 by the tag scheme, v3 as a Sigstore bundle referrer), sign and
+// attest, is accepted and verifies; the attacker's runnable image still
+// cannot be put there under the cosign tags (TestEvidenceAfterPromotion in
+// gate/ tries the blob-level attacks).
+func TestCoSignInProd(t *testing.T) {
+	requireTool(t, "cosign2")
+	s := newStory(t)
+	victim := s.push("staging/app", "1", "v1", fixedMusl)
+	victimDigest := victim[strings.Index(victim, "@")+1:]
+	s.cosign("ci", "sign", victim)
+	s.cosign("ci", "attest", "--type", "slsaprovenance1", "--predicate", "prov.json", victim)
+	s.cosign("ci", "attest", "--type", "cyclonedx", "--predicate", "cdx.json", victim)
+	if msg := s.copyToProd(victim, "prod/app:1.0"); msg != "" {
+		t.Fatalf("crane copy of the signed image: %s", msg)
+	}
+	inProd := s.srv.Addr + "/prod/app@" + victimDigest
+	// The release manager's co-signatures, after the promotion.
+	release := filepath.Join(s.dir, "release")
+	if err := os.MkdirAll(release, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	runTool(t, release, cosignEnv(release), "cosign2", "generate-key-pair")
+	key2 := filepath.Join(release, "cosign.key")
+	runTool(t, s.dir, cosignEnv(release), "cosign2", "sign", "--key", key2, "--yes", "--tlog-upload=false", inProd)
+	runTool(t, s.dir, cosignEnv(release), "cosign2", "attest", "--key", key2, "--yes", "--tlog-upload=false", "--type", "cyclonedx", "--predicate", "cdx.json", inProd)
+	s.cosign("intruder", "sign", inProd) // any key: what is checked is that it is evidence about the image
+	s.cosign("intruder", "attest", "--type", "slsaprovenance1", "--predicate", "prov.json", inProd)
+
+	for _, tt := range []struct {
+		key    string
+		source string
+	}{
+		{filepath.Join(release, "cosign.pub"), "tag"},
+		{filepath.Join(s.dir, "intruder", "cosign.pub"), "bundle"},
+		{filepath.Join(s.dir, "ci", "cosign.pub"), "bundle"}, // carried by the promotion
+	} {
+		code, out, stderr := runVerify("--key", tt.key, "--output", "json", inProd)
+		var res verifyJSON
+		if code != 0 || json.Unmarshal([]byte(out), &res) != nil || !res.Verified {
+			t.Fatalf("portcullis verify --key %s %s: exit %d\n%s%s", tt.key, inProd, code, out, stderr)
+		}
+		found := false
+		for _, sg := range res.Signatures {
+			found = found || (sg.Verified && sg.Source == tt.source)
+		}
+		attested := false
+		for _, a := range res.Attestations {
+			attested = attested || (a.Verified && a.Source == tt.source)
+		}
+		if !found || !attested {
+			t.Errorf("no verified %s signature and attestation by %s in prod: %s", tt.source, tt.key, out)
+		}
+	}
+	// (cosign2 verify is not used: with bundles present it wants a trusted
+	// root, and then reads only the bundles.)
+	runTool(t, s.dir, cosignEnv(filepath.Join(s.dir, "intruder")), "cosign3", "verify", "--key", filepath.Join(s.dir, "intruder", "cosign.pub"),
+		"--insecure-ignore-tlog", "--trusted-root", writeEmptyTrustedRoot(t, s.dir), inProd)
+
+	// The image and its tag did not change; the attacker's image is still
+	// refused under the cosign tags that now exist.
+	got, _ := runTool(t, s.dir, nil, "crane", "digest", s.srv.Addr+"/prod/app:1.0")
+	if strings.TrimSpace(got) != victimDigest {
+		t.Fatalf("prod/app:1.0 is %s, want %s", got, victimDigest)
+	}
+	evil := s.push("staging/evil", "1", "evil", fixedMusl)
+	cosignTag := "sha256-" + strings.TrimPrefix(victimDigest, "sha256:")
+	for _, target := range []string{"prod/app:" + cosignTag + ".sig", "prod/app:" + cosignTag + ".att"} {
+		if msg := s.copyToProd(evil, target); !strings.Contains(msg, "DENIED") {
+			t.Errorf("crane copy of the attacker's image to %s: %q, want DENIED", target, msg)
+		}
+	}
+	if s.inProd(evil) {
+		t.Error("the attacker's image is in prod/app")
+	}
+}

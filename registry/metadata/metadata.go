@@ -25,6 +25,9 @@ var (
 	// immutable once), or points elsewhere and the caller asked not to
 	// move it; or a delete would remove an immutable tag.
 	ErrTagImmutable = errors.New("tag is immutable")
+	// ErrEvidenceOnly: a manifest that is not evidence references a blob
+	// linked into the repository for evidence only (EvidenceBlobs).
+	ErrEvidenceOnly = errors.New("blob linked for evidence only")
 )
 
 // BlobUnknownError names the content a manifest references but the
@@ -90,6 +93,10 @@ type PutManifestOptions struct {
 	// makes the tag immutable: from then on no write moves it and no
 	// delete removes it, whatever the caller asks.
 	ImmutableTags bool
+	// Evidence: the manifest is evidence the gate let in, so it may use
+	// blobs linked for evidence only (EvidenceBlobs). Without it such a
+	// blob is ErrEvidenceOnly.
+	Evidence bool
 }
 
 // Promotion links manifests, the blobs they reference, and tags from one
@@ -122,7 +129,8 @@ type Blobs interface {
 	StatBlob(ctx context.Context, repo string, d digest.Digest) (int64, error)
 	// UnlinkBlob removes the link; the bytes stay until garbage collection.
 	UnlinkBlob(ctx context.Context, repo string, d digest.Digest) error
-	// BlobKnown reports whether any repository links the blob.
+	// BlobKnown reports whether any repository links the blob (links for
+	// evidence only do not count: EvidenceBlobs).
 	BlobKnown(ctx context.Context, d digest.Digest) (bool, error)
 	// BlobReferenced reports whether a manifest stored in repo names the
 	// blob as its config or one of its layers. A protected repository
@@ -173,6 +181,33 @@ type Tags interface {
 type Repositories interface {
 	// ListRepositories lists repositories in lexical order after last, at most n (n < 0: all).
 	ListRepositories(ctx context.Context, last string, n int) ([]string, error)
+}
+
+// EvidenceBlobs is an optional capability of a Store (found by type
+// assertion): blob links that only evidence may use. A protected
+// repository takes new blob content only this way (a signature or an
+// attestation pushed after promotion): such a link serves an evidence
+// manifest (PutManifestOptions.Evidence) and nothing else; BlobKnown and
+// BlobRepositories do not count it, so it never makes the content "known"
+// to another repository.
+type EvidenceBlobs interface {
+	// LinkEvidenceBlob is LinkBlob for evidence only. An existing link
+	// stays as it is (an ordinary link is not demoted).
+	LinkEvidenceBlob(ctx context.Context, repo string, d digest.Digest, size int64) error
+	// EvidenceOnly reports whether blob d is linked into repo for evidence
+	// only (false when it is not linked at all).
+	EvidenceOnly(ctx context.Context, repo string, d digest.Digest) (bool, error)
+}
+
+// ManifestRepositories is an optional capability of a Store (found by
+// type assertion): the repositories holding at least one manifest, which
+// are the ones the catalog shows. A repository whose pushes were all
+// refused (by a quota or the gate) before their manifest holds only blobs,
+// and is not listed.
+type ManifestRepositories interface {
+	// ListManifestRepositories lists, like ListRepositories, the
+	// repositories holding a manifest.
+	ListManifestRepositories(ctx context.Context, last string, n int) ([]string, error)
 }
 
 // Uploads tracks upload sessions; their bytes are in the blob store.

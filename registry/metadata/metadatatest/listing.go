@@ -113,6 +113,27 @@ func testListRepositories(t *testing.T, open func(t *testing.T) metadata.Store) 
 			}
 		})
 	}
+	// The optional capability lists only the repositories holding a
+	// manifest (the catalog's).
+	mr, ok := s.(metadata.ManifestRepositories)
+	if !ok {
+		return
+	}
+	put(t, s, image("gamma/x/y", "m2", linkBlob(t, s, "gamma/x/y", "config")), "v1")
+	for _, tt := range []struct {
+		last string
+		n    int
+		want []string
+	}{
+		{"", -1, []string{"alpha/one", "gamma/x/y"}},
+		{"", 1, []string{"alpha/one"}},
+		{"alpha/one", 5, []string{"gamma/x/y"}},
+	} {
+		got, err := mr.ListManifestRepositories(t.Context(), tt.last, tt.n)
+		if err != nil || !slices.Equal(got, tt.want) {
+			t.Errorf("ListManifestRepositories(last=%q, n=%d) = %q, %v; want %q", tt.last, tt.n, got, err, tt.want)
+		}
+	}
 }
 
 // descendingReferrers returns n referrers of subject in repo whose digests

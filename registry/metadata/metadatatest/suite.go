@@ -42,6 +42,7 @@ func Run(t *testing.T, open func(t *testing.T) metadata.Store) {
 		{"PutManifestRetag", testPutManifestRetag},
 		{"ImmutableTagStays", testImmutableTagStays},
 		{"BlobReferenced", testBlobReferenced},
+		{"EvidenceBlobs", testEvidenceBlobs},
 		{"GetManifestRoundTrip", testGetManifestRoundTrip},
 		{"GetManifestNotFound", testGetManifestNotFound},
 		{"DeleteManifest", testDeleteManifest},

@@ -58,4 +58,7 @@ CREATE TABLE uploads (
 	// A tag created immutable stays so whatever a later caller asks: no
 	// write moves it and no delete removes it (docs/gate.md, I1).
 	2: `ALTER TABLE tags ADD COLUMN immutable INTEGER NOT NULL DEFAULT 0;`,
+	// A blob uploaded into a protected repository as evidence serves only
+	// evidence manifests (metadata.EvidenceBlobs).
+	3: `ALTER TABLE repo_blobs ADD COLUMN evidence_only INTEGER NOT NULL DEFAULT 0;`,
 }

@@ -63,6 +63,25 @@ func ensureRepo(ctx context.Context, tx *sqldb.Tx, repo string) error {
 
 // LinkBlob implements metadata.Blobs.
 func (s *Store) LinkBlob(ctx context.Context, repo string, d digest.Digest, size int64) error {
+	return s.linkBlob(ctx, repo, d, size, false)
+}
+
+// LinkEvidenceBlob implements metadata.EvidenceBlobs.
+func (s *Store) LinkEvidenceBlob(ctx context.Context, repo string, d digest.Digest, size int64) error {
+	return s.linkBlob(ctx, repo, d, size, true)
+}
+
+// EvidenceOnly implements metadata.EvidenceBlobs.
+func (s *Store) EvidenceOnly(ctx context.Context, repo string, d digest.Digest) (bool, error) {
+	ok, err := s.exists(ctx, `SELECT 1 FROM repo_blobs WHERE repo = ? AND digest = ? AND evidence_only <> 0`, repo, d.String())
+	if err != nil {
+		return false, fmt.Errorf("blob %s in %s: %w", d, repo, err)
+	}
+	return ok, nil
+}
+
+// linkBlob links d into repo; an existing link keeps its kind.
+func (s *Store) linkBlob(ctx context.Context, repo string, d digest.Digest, size int64, evidenceOnly bool) error {
 	err := s.db.InTx(ctx, func(tx *sqldb.Tx) error {
 		if err := ensureRepo(ctx, tx, repo); err != nil {
 			return err
@@ -71,7 +90,7 @@ func (s *Store) LinkBlob(ctx context.Context, repo string, d digest.Digest, size
 		if _, err := tx.Exec(ctx, `INSERT INTO blobs(digest, size, created_at) VALUES (?, ?, ?) ON CONFLICT(digest) DO NOTHING`, d.String(), size, t); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO repo_blobs(repo, digest, created_at) VALUES (?, ?, ?) ON CONFLICT(repo, digest) DO NOTHING`, repo, d.String(), t)
+		_, err := tx.Exec(ctx, `INSERT INTO repo_blobs(repo, digest, created_at, evidence_only) VALUES (?, ?, ?, ?) ON CONFLICT(repo, digest) DO NOTHING`, repo, d.String(), t, boolInt(evidenceOnly))
 		return err
 	})
 	if err != nil {
@@ -124,8 +143,15 @@ func (s *Store) PutManifest(ctx context.Context, m *metadata.Manifest, opts meta
 			return err
 		}
 		for _, b := range m.Blobs {
-			if err := mustExist(ctx, tx, `SELECT 1 FROM repo_blobs WHERE repo = ? AND digest = ?`, m.Repository, b); err != nil {
+			var evidenceOnly int64
+			err := tx.QueryRow(ctx, `SELECT evidence_only FROM repo_blobs WHERE repo = ? AND digest = ?`, m.Repository, b.String()).Scan(&evidenceOnly)
+			switch {
+			case errors.Is(err, sql.ErrNoRows):
+				return &metadata.BlobUnknownError{Digest: b}
+			case err != nil:
 				return err
+			case evidenceOnly != 0 && !opts.Evidence:
+				return fmt.Errorf("blob %s: %w", b, metadata.ErrEvidenceOnly)
 			}
 		}
 		for _, c := range m.Manifests {
@@ -348,6 +374,16 @@ func (s *Store) ListRepositories(ctx context.Context, last string, n int) ([]str
 	return repos, nil
 }
 
+// ListManifestRepositories implements metadata.ManifestRepositories.
+func (s *Store) ListManifestRepositories(ctx context.Context, last string, n int) ([]string, error) {
+	repos, err := s.names(ctx, `SELECT name FROM repositories r WHERE name > ?
+		AND EXISTS (SELECT 1 FROM manifests m WHERE m.repo = r.name) ORDER BY name LIMIT ?`, last, limit(n))
+	if err != nil {
+		return nil, fmt.Errorf("list repositories: %w", err)
+	}
+	return repos, nil
+}
+
 func (s *Store) names(ctx context.Context, query string, args ...any) ([]string, error) {
 	rows, err := s.db.Query(ctx, query, args...)
 	if err != nil {
@@ -402,7 +438,7 @@ func (s *Store) DeleteUpload(ctx context.Context, id string) error {
 
 // BlobKnown implements metadata.Blobs.
 func (s *Store) BlobKnown(ctx context.Context, d digest.Digest) (bool, error) {
-	ok, err := s.exists(ctx, `SELECT 1 FROM repo_blobs WHERE digest = ? LIMIT 1`, d.String())
+	ok, err := s.exists(ctx, `SELECT 1 FROM repo_blobs WHERE digest = ? AND evidence_only = 0 LIMIT 1`, d.String())
 	if err != nil {
 		return false, fmt.Errorf("blob %s known: %w", d, err)
 	}
@@ -473,9 +509,11 @@ func (s *Store) Promote(ctx context.Context, p metadata.Promotion) error {
 				}
 			}
 			stmts := []string{
+				// A blob of the promoted manifest is linked by the promotion
+				// now, whatever an earlier evidence upload linked.
 				`INSERT INTO repo_blobs(repo, digest, created_at)
 					SELECT CAST(? AS TEXT), ref, CAST(? AS BIGINT) FROM manifest_refs WHERE repo = ? AND manifest = ? AND kind = 0
-					ON CONFLICT(repo, digest) DO NOTHING`,
+					ON CONFLICT(repo, digest) DO UPDATE SET evidence_only = 0`,
 				`INSERT INTO manifests(repo, digest, media_type, content, artifact_type, annotations, subject, created_at)
 					SELECT CAST(? AS TEXT), digest, media_type, content, artifact_type, annotations, subject, CAST(? AS BIGINT) FROM manifests WHERE repo = ? AND digest = ?
 					ON CONFLICT(repo, digest) DO NOTHING`,
@@ -521,9 +559,9 @@ func (s *Store) ManifestParents(ctx context.Context, repo string, d digest.Diges
 
 // BlobRepositories lists the repositories linking blob d, in lexical
 // order (the registry asks it to answer only about repositories a caller
-// may read).
+// may read); links for evidence only do not count.
 func (s *Store) BlobRepositories(ctx context.Context, d digest.Digest) ([]string, error) {
-	repos, err := s.names(ctx, `SELECT repo FROM repo_blobs WHERE digest = ? ORDER BY repo`, d.String())
+	repos, err := s.names(ctx, `SELECT repo FROM repo_blobs WHERE digest = ? AND evidence_only = 0 ORDER BY repo`, d.String())
 	if err != nil {
 		return nil, fmt.Errorf("repositories of blob %s: %w", d, err)
 	}
