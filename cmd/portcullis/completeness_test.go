@@ -208,11 +208,17 @@ func TestAuditCompleteness(t *testing.T) {
 	}
 	mustDo(t, hc, http.StatusForbidden, http.MethodDelete, srv.URL("/v2/prod/web/blobs/"+signed.String()), nil, nil)
 	log.one("blob delete", audit.ActionDelete, audit.VerdictDeny)
-	blob := []byte("new content never pushed to staging")
-	resp := mustDo(t, hc, http.StatusForbidden, http.MethodPost, srv.URL("/v2/prod/web/blobs/uploads/?digest="+sha256Digest(blob)), nil, blob)
-	_ = resp
-	if r := log.one("new blob into prod", audit.ActionPush, audit.VerdictDeny); r.Subject.Digest != sha256Digest(blob) {
-		t.Fatalf("blob refusal: %+v", r)
+	// New content in prod is linked for evidence only (no decision yet);
+	// an image manifest over it is a refused push, recorded.
+	blob := []byte(`{"new content never pushed to staging": true}`)
+	mustDo(t, hc, http.StatusCreated, http.MethodPost, srv.URL("/v2/prod/web/blobs/uploads/?digest="+sha256Digest(blob)), nil, blob)
+	over := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",` +
+		`"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"` + sha256Digest(blob) + `","size":` + fmt.Sprint(len(blob)) + `},` +
+		`"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"` + sha256Digest(blob) + `","size":` + fmt.Sprint(len(blob)) + `}]}`)
+	mustDo(t, hc, http.StatusForbidden, http.MethodPut, srv.URL("/v2/prod/web/manifests/evil"),
+		http.Header{"Content-Type": {"application/vnd.oci.image.manifest.v1+json"}}, over)
+	if r := log.one("image over an evidence blob in prod", audit.ActionPush, audit.VerdictDeny); r.Subject.Digest != sha256Digest(over) {
+		t.Fatalf("refusal of an image over an evidence blob: %+v", r)
 	}
 
 	// What ran: both admitted workloads and the break glass.
