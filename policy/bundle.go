@@ -1,6 +1,8 @@
 package policy
 
 import (
+	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -99,11 +101,43 @@ func LoadDir(dir string) (*Bundle, error) {
 // LoadTarball reads a bundle from a gzipped tarball in OPA's bundle format
 // (as `opa build` writes). source names it in messages.
 func LoadTarball(r io.Reader, source string) (*Bundle, error) {
-	b, err := reader(opabundle.NewTarballLoaderWithBaseURL(r, "")).Read()
+	raw, err := io.ReadAll(io.LimitReader(r, MaxBundleBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("policy: bundle %s: %w", source, err)
+	}
+	if len(raw) > MaxBundleBytes {
+		return nil, fmt.Errorf("policy: bundle %s: more than %d bytes compressed", source, MaxBundleBytes)
+	}
+	if err := checkUncompressed(raw); err != nil {
+		return nil, fmt.Errorf("policy: bundle %s: %w", source, err)
+	}
+	b, err := reader(opabundle.NewTarballLoaderWithBaseURL(bytes.NewReader(raw), "")).WithSizeLimitBytes(MaxBundleBytes).Read()
 	if err != nil {
 		return nil, fmt.Errorf("policy: bundle %s: %w", source, err)
 	}
 	return fromOPA(b, source), nil
+}
+
+// MaxBundleBytes bounds a bundle tarball, compressed and uncompressed
+// (tar headers included): a bundle is policy and data, held in memory
+// whole, and a small gzip stream can inflate a thousandfold.
+const MaxBundleBytes = 64 << 20
+
+// checkUncompressed reads the gzip stream raw through, without keeping
+// it, and refuses one that inflates beyond MaxBundleBytes.
+func checkUncompressed(raw []byte) error {
+	zr, err := gzip.NewReader(bytes.NewReader(raw))
+	if err != nil {
+		return err
+	}
+	n, err := io.Copy(io.Discard, io.LimitReader(zr, MaxBundleBytes+1))
+	if err != nil {
+		return err
+	}
+	if n > MaxBundleBytes {
+		return fmt.Errorf("more than %d bytes uncompressed", MaxBundleBytes)
+	}
+	return nil
 }
 
 // LoadFS reads the .rego files of fsys (no data) as a bundle.

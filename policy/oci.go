@@ -127,9 +127,12 @@ func fetchImage(ctx context.Context, location string, images ImageSource) (v1.Im
 	return img, source, nil
 }
 
-// maxExtract bounds what extractOCI writes: a bundle is policy and data,
-// not an image filesystem.
-const maxExtract = 64 << 20
+// maxExtract and maxExtractFiles bound what extractOCI writes: a bundle
+// is policy and data, not an image filesystem.
+const (
+	maxExtract      = MaxBundleBytes
+	maxExtractFiles = 10000
+)
 
 // extractOCI writes the files of the bundle at an oci:// location into
 // dir (in OPA's bundle layout, test files included), for `policy test`.
@@ -162,6 +165,7 @@ func extractTarball(r io.Reader, dir string) error {
 	}
 	tr := tar.NewReader(zr)
 	var total int64
+	files := 0
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -176,6 +180,9 @@ func extractTarball(r io.Reader, dir string) error {
 		name := path.Clean("/" + h.Name)[1:]
 		if name == "" || !filepath.IsLocal(name) {
 			return fmt.Errorf("file %q is outside the bundle", h.Name)
+		}
+		if files++; files > maxExtractFiles {
+			return fmt.Errorf("more than %d files", maxExtractFiles)
 		}
 		if total += h.Size; total > maxExtract {
 			return fmt.Errorf("more than %d bytes", maxExtract)
