@@ -177,6 +177,26 @@ type decoder struct {
 	o    Options
 	src  *Source
 	errs []*Error
+	// values counts the nodes decoded, aliases expanded: see maxValues.
+	values int
+}
+
+// maxValues bounds the values one document decodes to, aliases and merge
+// keys expanded: a configuration file has a few thousand, while a few
+// lines of nested aliases (a "billion laughs") expand to 10^9.
+const maxValues = 100_000
+
+// errTooManyValues is the one error of a document over maxValues.
+var errTooManyValues = fmt.Errorf("more than %d values with aliases expanded: use fewer aliases (anchors and merge keys)", maxValues)
+
+// spend counts n; it reports false, recording the error once, when the
+// document has decoded more than maxValues.
+func (d *decoder) spend(n *yaml.Node, path string) bool {
+	d.values++
+	if d.values == maxValues+1 {
+		d.failErr(n, path, errTooManyValues)
+	}
+	return d.values <= maxValues
 }
 
 func (d *decoder) fail(n *yaml.Node, path string, format string, args ...any) {
@@ -202,6 +222,9 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string, isPath bool,
 		d.fail(n, path, "nested too deeply")
 		return
 	}
+	if !d.spend(n, path) {
+		return
+	}
 	for n.Kind == yaml.AliasNode {
 		n = n.Alias
 		depth++
@@ -221,7 +244,7 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string, isPath bool,
 	if v.Kind() != reflect.Pointer && v.CanAddr() {
 		switch pv := v.Addr(); {
 		case pv.Type().Implements(jsonUnmarshaler):
-			b, err := toJSON(n, depth)
+			b, err := d.toJSON(n, depth)
 			if err == nil {
 				err = pv.Interface().(json.Unmarshaler).UnmarshalJSON(b)
 			}
@@ -315,7 +338,7 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string, isPath bool,
 			d.fail(n, path, "cannot decode into %s", v.Type())
 			return
 		}
-		b, err := toJSON(n, depth)
+		b, err := d.toJSON(n, depth)
 		if err != nil {
 			d.failErr(n, path, err)
 			return
@@ -435,6 +458,9 @@ func (d *decoder) mergePairs(n *yaml.Node, path string, depth int) []pair {
 		d.fail(n, path, "nested too deeply")
 		return nil
 	}
+	if !d.spend(n, path) {
+		return nil
+	}
 	for n.Kind == yaml.AliasNode {
 		n = n.Alias
 	}
@@ -478,17 +504,20 @@ func describe(n *yaml.Node) string {
 }
 
 // toJSON is n as JSON: what a json.Unmarshaler expects.
-func toJSON(n *yaml.Node, depth int) ([]byte, error) {
-	x, err := toAny(n, depth)
+func (d *decoder) toJSON(n *yaml.Node, depth int) ([]byte, error) {
+	x, err := d.toAny(n, depth)
 	if err != nil {
 		return nil, err
 	}
 	return json.Marshal(x)
 }
 
-func toAny(n *yaml.Node, depth int) (any, error) {
+func (d *decoder) toAny(n *yaml.Node, depth int) (any, error) {
 	if depth > maxDepth {
 		return nil, errors.New("nested too deeply")
+	}
+	if d.values++; d.values > maxValues {
+		return nil, errTooManyValues
 	}
 	for n.Kind == yaml.AliasNode {
 		n = n.Alias
@@ -497,7 +526,7 @@ func toAny(n *yaml.Node, depth int) (any, error) {
 	case yaml.MappingNode:
 		m := map[string]any{}
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			v, err := toAny(n.Content[i+1], depth+1)
+			v, err := d.toAny(n.Content[i+1], depth+1)
 			if err != nil {
 				return nil, err
 			}
@@ -507,7 +536,7 @@ func toAny(n *yaml.Node, depth int) (any, error) {
 	case yaml.SequenceNode:
 		s := []any{}
 		for _, e := range n.Content {
-			v, err := toAny(e, depth+1)
+			v, err := d.toAny(e, depth+1)
 			if err != nil {
 				return nil, err
 			}

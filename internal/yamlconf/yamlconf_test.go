@@ -244,3 +244,57 @@ func FuzzDecode(f *testing.F) {
 		_, _ = Decode([]byte(doc), &c, Options{File: "f.yaml", Base: "/b"})
 	})
 }
+
+// A billion laughs: nine levels of aliases of ten aliases each are 10^9
+// values. The decoder stops at maxValues instead of expanding them, both
+// into typed fields and into json.Unmarshaler leaves (any).
+func TestDecodeAliasBomb(t *testing.T) {
+	t.Parallel()
+	var b strings.Builder
+	b.WriteString("A0: &a0 [x, x, x, x, x, x, x, x, x, x]\n")
+	for i := 1; i <= 9; i++ {
+		fmt.Fprintf(&b, "A%d: &a%d [", i, i)
+		for j := range 10 {
+			if j > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "*a%d", i-1)
+		}
+		b.WriteString("]\n")
+	}
+	b.WriteString("Bomb: *a9\n")
+	// The same through merge keys: each level merges the one below ten times.
+	var m strings.Builder
+	m.WriteString("M0: &m0 {k: v}\n")
+	for i := 1; i <= 9; i++ {
+		fmt.Fprintf(&m, "M%d: &m%d {<<: [", i, i)
+		for j := range 10 {
+			if j > 0 {
+				m.WriteString(", ")
+			}
+			fmt.Fprintf(&m, "*m%d", i-1)
+		}
+		m.WriteString("]}\n")
+	}
+	targets := map[string]any{
+		"typed": &struct {
+			A0, A1, A2, A3, A4, A5, A6, A7, A8 any
+			A9                                 [][][][][][][][][][]string
+			Bomb                               [][][][][][][][][][]string
+		}{},
+		"any": &map[string]json.RawMessage{},
+	}
+	merged := &struct{ M0, M1, M2, M3, M4, M5, M6, M7, M8, M9 map[string]string }{}
+	for name, tt := range map[string]struct {
+		doc string
+		v   any
+	}{"typed": {b.String(), targets["typed"]}, "any": {b.String(), targets["any"]}, "merge": {m.String(), merged}} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			_, err := Decode([]byte(tt.doc), tt.v, Options{File: "bomb.yaml"})
+			if err == nil || !strings.Contains(err.Error(), "aliases") {
+				t.Fatalf("Decode of an alias bomb: %v, want an error about aliases", err)
+			}
+		})
+	}
+}
