@@ -96,7 +96,7 @@ func startDeployed(t *testing.T, manifests string) {
 	if code, body := postReview(t, webhookClient(t, data, nil), "https://"+hookAddr+"/validate", review, ""); code != http.StatusUnauthorized {
 		t.Fatalf("anonymous: %d %s", code, body)
 	}
-	if code, body := postReview(t, webhookClient(t, data, &pki.Cert), "https://"+hookAddr+"/validate", review, ""); code != http.StatusOK || !strings.Contains(body, `"uid":"u1"`) {
+	if code, body := postReview(t, webhookClient(t, data, &pki.Cert), "https://"+hookAddr+"/validate", review, ""); code != http.StatusOK || !strings.Contains(body, `"uid":"u-web"`) {
 		t.Fatalf("the API server's certificate: %d %s", code, body)
 	}
 }
