@@ -168,6 +168,10 @@ func exportKeys(cfg *Config, to string) ([]string, error) {
 	return names, nil
 }
 
+// maxKeyFile bounds one file of a key archive: keys and certificates are
+// a few kilobytes.
+const maxKeyFile = 1 << 20
+
 type importResult struct{ written, same int }
 
 // importKeys puts the keys of the archive from into cfg's places. Every
@@ -198,7 +202,13 @@ func importKeys(cfg *Config, from string, force bool) (importResult, error) {
 		if _, ok := known[h.Name]; !ok || h.Typeflag != tar.TypeReg {
 			return res, fmt.Errorf("import %s: unexpected entry %q (not a key archive of portcullis keys export?)", from, h.Name)
 		}
-		b, err := io.ReadAll(io.LimitReader(tr, 1<<20))
+		if _, dup := files[h.Name]; dup {
+			return res, fmt.Errorf("import %s: %q given twice (not a key archive of portcullis keys export?)", from, h.Name)
+		}
+		if h.Size > maxKeyFile {
+			return res, fmt.Errorf("import %s: %q is %d bytes, over the %d of a key file", from, h.Name, h.Size, maxKeyFile)
+		}
+		b, err := io.ReadAll(io.LimitReader(tr, maxKeyFile))
 		if err != nil {
 			return res, fmt.Errorf("import %s: %w", from, err)
 		}

@@ -9,9 +9,12 @@ package main
 // its own and verify fails: the set-up the docs used to give.
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -151,4 +154,66 @@ func TestKeysImportRefusesOthers(t *testing.T) {
 	if code, _, errOut := runKeys("import", "--data", b); code != exitFailed || !strings.Contains(errOut, "--from FILE is required") {
 		t.Errorf("import without --from: exit %d\n%s", code, errOut)
 	}
+}
+
+// An archive made to attack the importer is refused whole: links, names
+// that leave the data directory, entries over the size of a key (which
+// were truncated), and a key given twice (the second won). Nothing is
+// written.
+func TestKeysImportRefusesAttackTar(t *testing.T) {
+	t.Parallel()
+	key := []byte("-----BEGIN PRIVATE KEY-----\n")
+	reg := func(name string, b []byte) tarEntryOf {
+		return tarEntryOf{tar.Header{Name: name, Mode: 0o600, Size: int64(len(b)), Typeflag: tar.TypeReg}, b}
+	}
+	tests := []struct {
+		name    string
+		entries []tarEntryOf
+		want    string
+	}{
+		{"symlink named as a key", []tarEntryOf{{tar.Header{Name: audit.KeyFile, Linkname: "/etc/passwd", Typeflag: tar.TypeSymlink}, nil}}, "unexpected entry"},
+		{"hard link named as a key", []tarEntryOf{reg(audit.KeyFile, key), {tar.Header{Name: "webhook/tls.key", Linkname: audit.KeyFile, Typeflag: tar.TypeLink}, nil}}, "unexpected entry"},
+		{"traversal", []tarEntryOf{reg(audit.KeyFile, key), reg("webhook/../../audit-key", key)}, "unexpected entry"},
+		{"absolute", []tarEntryOf{reg(audit.KeyFile, key), reg("/tmp/audit-key", key)}, "unexpected entry"},
+		{"directory", []tarEntryOf{reg(audit.KeyFile, key), {tar.Header{Name: "webhook/", Typeflag: tar.TypeDir, Mode: 0o777}, nil}}, "unexpected entry"},
+		{"oversized", []tarEntryOf{reg(audit.KeyFile, bytes.Repeat([]byte("k"), 1<<20+1))}, "bytes"},
+		{"twice", []tarEntryOf{reg(audit.KeyFile, key), reg(audit.KeyFile, []byte("other"))}, "twice"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			archive := filepath.Join(dir, "attack.tar")
+			var buf bytes.Buffer
+			tw := tar.NewWriter(&buf)
+			for _, e := range tt.entries {
+				if err := tw.WriteHeader(&e.hdr); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := tw.Write(e.body); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := tw.Close(); err != nil {
+				t.Fatal(err)
+			}
+			writeFile(t, archive, buf.Bytes())
+			data := filepath.Join(dir, "data")
+			code, _, errOut := runKeys("import", "--data", data, "--from", archive, "--force")
+			if code != exitFailed || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, tt.want) {
+				t.Fatalf("import of %s: exit %d, want 2 and one line with %q\n%s", tt.name, code, tt.want, errOut)
+			}
+			if _, err := os.Lstat(data); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("a refused import created the data directory: %v", err)
+			}
+			if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+				t.Errorf("%d files beside the archive after a refused import", len(entries)-1)
+			}
+		})
+	}
+}
+
+type tarEntryOf struct {
+	hdr  tar.Header
+	body []byte
 }
