@@ -71,6 +71,7 @@ type Columns struct {
 	KubernetesUser string
 	ServiceAccount string
 	PolicyRevision string
+	Enforcement    string
 }
 
 // ColumnsOf returns the queryable fields of r.
@@ -90,5 +91,6 @@ func ColumnsOf(r Record) Columns {
 		KubernetesUser: r.Actor.KubernetesUser,
 		ServiceAccount: r.Actor.ServiceAccount,
 		PolicyRevision: r.PolicyRevision,
+		Enforcement:    r.Enforcement,
 	}
 }

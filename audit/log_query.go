@@ -85,8 +85,9 @@ func (l *Log) Get(ctx context.Context, index uint64) (Entry, error) {
 
 // Running returns what is running as far as admissions tell: per
 // (Kubernetes namespace, workload kind, workload name, image digest), the
-// latest allowed admit or break-glass record, with the evidence it was
-// admitted on. The log sees admissions, not deletions: a workload deleted
+// latest admit or break-glass record that let it run (verdict allow, or
+// any verdict admitted in warn mode: Enforcement "warn"), with the
+// evidence it was admitted on. The log sees admissions, not deletions: a workload deleted
 // since is still listed. namespace "" lists every namespace.
 func (l *Log) Running(ctx context.Context, namespace string) ([]Entry, error) {
 	leaves, err := l.store.Running(ctx, namespace)

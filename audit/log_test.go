@@ -58,6 +58,7 @@ func TestAppendSetsTimeAndValidates(t *testing.T) {
 		{Action: "erase", Verdict: VerdictAllow},
 		{Action: ActionPush, Verdict: "maybe"},
 		{Action: ActionBreakGlass, Verdict: VerdictAllow},
+		{Action: ActionAdmit, Verdict: VerdictDeny, Enforcement: "audit"},
 	} {
 		if _, err := l.Append(ctx, bad); !errors.Is(err, ErrInvalidRecord) {
 			t.Errorf("Append(%+v) error = %v, want ErrInvalidRecord", bad, err)

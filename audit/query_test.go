@@ -288,6 +288,7 @@ func TestRunning(t *testing.T) {
 			Target:   Target{Namespace: ns, Kind: "Deployment", Name: name},
 			Evidence: Evidence{SBOMDigest: "sha256:sbom-" + digest}}
 	}
+	warn := func(r Record) Record { r.Enforcement = EnforcementWarn; return r }
 	rs := []Record{
 		admit("prod", "web", "sha256:a", VerdictAllow, 1), // 0: superseded by 2
 		admit("prod", "web", "sha256:b", VerdictAllow, 2), // 1
@@ -297,6 +298,9 @@ func TestRunning(t *testing.T) {
 		{Time: t0, Action: ActionPromote, Verdict: VerdictAllow, Subject: Subject{Digest: "sha256:a"}, Target: Target{Repository: "prod/web"}},
 		{Time: t0, Action: ActionBreakGlass, Verdict: VerdictAllow, BreakGlassJustification: "INC-42",
 			Subject: Subject{Digest: "sha256:d"}, Target: Target{Namespace: "prod", Kind: "Pod", Name: "debug"}}, // 6
+		warn(admit("prod", "batch", "sha256:e", VerdictDeny, 6)),  // 7: denied but admitted in warn mode: running
+		warn(admit("prod", "batch", "sha256:f", VerdictError, 7)), // 8: the same for a check that failed
+		admit("prod", "batch", "sha256:g", VerdictDeny, 8),        // 9: denied and enforced
 	}
 	if _, err := l.AppendAll(ctx, rs); err != nil {
 		t.Fatal(err)
@@ -313,19 +317,36 @@ func TestRunning(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := idx(all), []uint64{1, 2, 4, 6}; !slices.Equal(got, want) {
+	if got, want := idx(all), []uint64{1, 2, 4, 6, 7, 8}; !slices.Equal(got, want) {
 		t.Errorf("running = %v, want %v", got, want)
 	}
 	prod, err := l.Running(ctx, "prod")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := idx(prod), []uint64{1, 2, 6}; !slices.Equal(got, want) {
+	if got, want := idx(prod), []uint64{1, 2, 6, 7, 8}; !slices.Equal(got, want) {
 		t.Errorf("running in prod = %v, want %v", got, want)
 	}
 	for _, e := range prod {
 		if e.Index == 2 && e.Record.Evidence.SBOMDigest != "sha256:sbom-sha256:a" {
 			t.Errorf("running entry lost its evidence: %+v", e.Record.Evidence)
+		}
+		if e.Index == 7 && (e.Record.Verdict != VerdictDeny || e.Record.Enforcement != EnforcementWarn) {
+			t.Errorf("running entry admitted in warn mode: verdict %q, enforcement %q; want deny, warn", e.Record.Verdict, e.Record.Enforcement)
+		}
+	}
+}
+
+// TestRunningPlan: SQLite answers Running from the partial index
+// records_running, whose WHERE terms the query must repeat exactly.
+func TestRunningPlan(t *testing.T) {
+	t.Parallel()
+	l, dir := testLog(t)
+	db := rawDB(t, dir+"/audit.db")
+	for _, ns := range []string{"", "prod"} {
+		q, args := l.store.(*sqlStore).runningQuery(ns)
+		if plan := explain(t, db, q, args...); !strings.Contains(plan, "INDEX records_running") {
+			t.Errorf("Running(%q) plan:\n%s\nwant records_running", ns, plan)
 		}
 	}
 }

@@ -34,6 +34,10 @@ const (
 	VerdictError = "error"
 )
 
+// EnforcementWarn is the Enforcement of an admission taken in a namespace
+// in warn mode: the webhook admitted the workload whatever the verdict.
+const EnforcementWarn = "warn"
+
 // Record is one decision. Its JSON form is part of the signed log: never
 // rename a field; add new optional fields only.
 type Record struct {
@@ -68,6 +72,11 @@ type Record struct {
 	// LeftBehind names, on a promotion, the manifests about the subject
 	// that were not evidence and so were not carried into the target.
 	LeftBehind []string `json:"leftBehind,omitempty"`
+	// Enforcement is "warn" on an admission decided in a namespace in
+	// warn mode: the workload was admitted, with warnings, whatever the
+	// verdict (which stays the policy's: deny or error). Empty means the
+	// verdict was enforced.
+	Enforcement string `json:"enforcement,omitempty"`
 }
 
 // Subject identifies the artifact.
@@ -151,6 +160,9 @@ func (r *Record) Validate() error {
 	case VerdictAllow, VerdictDeny, VerdictError:
 	default:
 		return fmt.Errorf("%w: verdict %q: want allow, deny or error", ErrInvalidRecord, r.Verdict)
+	}
+	if r.Enforcement != "" && r.Enforcement != EnforcementWarn {
+		return fmt.Errorf("%w: enforcement %q: want %s or none", ErrInvalidRecord, r.Enforcement, EnforcementWarn)
 	}
 	if r.Action == ActionBreakGlass && r.BreakGlassJustification == "" {
 		return fmt.Errorf("%w: break-glass without a justification", ErrInvalidRecord)

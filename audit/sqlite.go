@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/transparency-dev/merkle/compact"
@@ -27,6 +28,10 @@ type sqlStore struct {
 	readOnly bool
 	// probeRows: see Search.
 	probeRows int
+	// before3 says the schema predates migration 3 (a log opened
+	// read-only, which is not migrated): no enforcement column, and the
+	// old records_running. Its records all predate warn-mode enforcement.
+	before3 bool
 }
 
 var _ Store = (*sqlStore)(nil)
@@ -47,6 +52,11 @@ func openSQLiteStore(ctx context.Context, path string, readOnly bool) (*sqlStore
 			r.Close()
 			return nil, fmt.Errorf("open %s read-only: not an audit log: %w", path, err)
 		}
+		if err := r.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info('records') WHERE name = 'enforcement'`).Scan(&n); err != nil {
+			r.Close()
+			return nil, fmt.Errorf("open %s read-only: read the schema: %w", path, err)
+		}
+		s.before3 = n == 0
 		return s, nil
 	}
 	db, err := sqldb.OpenSQLite(path, 8, "journal_mode(WAL)", "synchronous(FULL)")
@@ -140,6 +150,15 @@ CREATE INDEX records_digest_time ON records(digest, time_ns);
 CREATE INDEX records_policy_revision_time ON records(policy_revision, time_ns);
 CREATE INDEX records_namespace_time ON records(namespace, time_ns);
 `,
+	// Enforcement "warn": an admission in a namespace in warn mode, which
+	// ran whatever its verdict. Running lists those too; its WHERE terms
+	// are this index's (rows of earlier versions get '', enforced).
+	3: `
+ALTER TABLE records ADD COLUMN enforcement TEXT NOT NULL DEFAULT '';
+DROP INDEX records_running;
+CREATE INDEX records_running ON records(namespace, kind, name, digest)
+	WHERE action IN ('admit', 'break-glass') AND (verdict = 'allow' OR enforcement = 'warn') AND kind <> '';
+`,
 }
 
 var errReadOnly = errors.New("audit log opened read-only")
@@ -192,8 +211,8 @@ func (s *sqlStore) Append(ctx context.Context, size uint64, leaves []StoredLeaf,
 			return ErrConflict
 		}
 		ins, err := tx.Prepare(ctx, `INSERT INTO records(idx, leaf, leaf_hash, time_ns, action, verdict, repository, digest, tag,
-			target_repository, namespace, kind, name, identity, kubernetes_user, service_account, policy_revision)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+			target_repository, namespace, kind, name, identity, kubernetes_user, service_account, policy_revision, enforcement)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 		if err != nil {
 			return err
 		}
@@ -201,7 +220,7 @@ func (s *sqlStore) Append(ctx context.Context, size uint64, leaves []StoredLeaf,
 		for _, l := range leaves {
 			c := l.Columns
 			if _, err := ins.ExecContext(ctx, int64(l.Index), l.Leaf, l.LeafHash, c.TimeNs, c.Action, c.Verdict, c.Repository, c.Digest, c.Tag,
-				c.TargetRepo, c.Namespace, c.Kind, c.Name, c.Identity, c.KubernetesUser, c.ServiceAccount, c.PolicyRevision); err != nil {
+				c.TargetRepo, c.Namespace, c.Kind, c.Name, c.Identity, c.KubernetesUser, c.ServiceAccount, c.PolicyRevision, c.Enforcement); err != nil {
 				return fmt.Errorf("insert record %d: %w", l.Index, err)
 			}
 		}
@@ -224,14 +243,22 @@ func (s *sqlStore) Append(ctx context.Context, size uint64, leaves []StoredLeaf,
 }
 
 const leafColumns = `idx, leaf, leaf_hash, time_ns, action, verdict, repository, digest, tag,
-	target_repository, namespace, kind, name, identity, kubernetes_user, service_account, policy_revision`
+	target_repository, namespace, kind, name, identity, kubernetes_user, service_account, policy_revision, enforcement`
+
+// columns is the select list of a StoredLeaf (scanLeaf) in s's schema.
+func (s *sqlStore) columns() string {
+	if s.before3 {
+		return strings.Replace(leafColumns, "enforcement", "'' AS enforcement", 1)
+	}
+	return leafColumns
+}
 
 func scanLeaf(rows *sql.Rows) (StoredLeaf, error) {
 	var l StoredLeaf
 	var idx int64
 	c := &l.Columns
 	err := rows.Scan(&idx, &l.Leaf, &l.LeafHash, &c.TimeNs, &c.Action, &c.Verdict, &c.Repository, &c.Digest, &c.Tag,
-		&c.TargetRepo, &c.Namespace, &c.Kind, &c.Name, &c.Identity, &c.KubernetesUser, &c.ServiceAccount, &c.PolicyRevision)
+		&c.TargetRepo, &c.Namespace, &c.Kind, &c.Name, &c.Identity, &c.KubernetesUser, &c.ServiceAccount, &c.PolicyRevision, &c.Enforcement)
 	l.Index = uint64(idx)
 	return l, err
 }
@@ -242,7 +269,7 @@ func (s *sqlStore) Scan(ctx context.Context, from uint64, fn func(StoredLeaf) er
 	const page = 5000
 	next := int64(from)
 	for {
-		rows, err := s.db.Query(ctx, `SELECT `+leafColumns+` FROM records WHERE idx >= ? ORDER BY idx LIMIT ?`, next, page)
+		rows, err := s.db.Query(ctx, `SELECT `+s.columns()+` FROM records WHERE idx >= ? ORDER BY idx LIMIT ?`, next, page)
 		if err != nil {
 			return fmt.Errorf("scan records from %d: %w", next, err)
 		}

@@ -54,7 +54,8 @@ type Searcher interface {
 	// describes.
 	Search(ctx context.Context, f Filter) ([]StoredLeaf, error)
 	// Running returns, per (namespace, workload kind, workload name, image
-	// digest), the last allowed admit or break-glass leaf.
+	// digest), the last admit or break-glass leaf that let the workload
+	// run: allowed, or admitted in warn mode (Record.Enforcement).
 	Running(ctx context.Context, namespace string) ([]StoredLeaf, error)
 }
 

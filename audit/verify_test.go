@@ -115,6 +115,14 @@ func TestVerifyDetectsTampering(t *testing.T) {
 			wantIndex: 7, wantReason: "indexed columns",
 		},
 		{
+			// A denied admission made to look as if it ran (audit running).
+			name: "enforcement column edited",
+			tamper: func(t *testing.T, db *sql.DB, _ note.Verifier) {
+				execSQL(t, db, `UPDATE records SET enforcement = 'warn' WHERE idx = 9`)
+			},
+			wantIndex: 9, wantReason: "indexed columns",
+		},
+		{
 			name: "row deleted",
 			tamper: func(t *testing.T, db *sql.DB, _ note.Verifier) {
 				execSQL(t, db, `DELETE FROM records WHERE idx = 21`)
@@ -157,7 +165,7 @@ func TestVerifyDetectsTampering(t *testing.T) {
 			name: "row inserted after the last record",
 			tamper: func(t *testing.T, db *sql.DB, _ note.Verifier) {
 				execSQL(t, db, `INSERT INTO records SELECT 30, leaf, leaf_hash, time_ns, action, verdict, repository, digest, tag,
-					target_repository, namespace, kind, name, identity, kubernetes_user, service_account, policy_revision
+					target_repository, namespace, kind, name, identity, kubernetes_user, service_account, policy_revision, enforcement
 					FROM records WHERE idx = 29`)
 			},
 			wantIndex: 30, wantReason: "beyond the tree head",

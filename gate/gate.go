@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/portcullis-dev/portcullis/attest"
+	"github.com/portcullis-dev/portcullis/audit"
 	"github.com/portcullis-dev/portcullis/internal/panics"
 	"github.com/portcullis-dev/portcullis/internal/tracing"
 	"github.com/portcullis-dev/portcullis/policy"
@@ -126,7 +127,17 @@ type Request struct {
 	// are not evidence and so are not carried (recorded; policy does not
 	// see them).
 	LeftBehind []LeftBehind `json:"leftBehind,omitempty"`
+	// Enforcement is, at admission, how the webhook acts on the decision
+	// in the workload's namespace: EnforcementWarn (warn mode: admitted
+	// whatever the verdict) or "" (enforced). Recorded; policy does not
+	// see it, and a cached decision is recorded with the current
+	// request's (RecordCached).
+	Enforcement string `json:"enforcement,omitempty"`
 }
+
+// EnforcementWarn is the Request.Enforcement of an admission in a
+// namespace in warn mode (audit.EnforcementWarn in the record).
+const EnforcementWarn = audit.EnforcementWarn
 
 // fullRepository is the repository, prefixed with the host of another
 // registry (so that policy never mistakes another registry's prod/app for
@@ -217,7 +228,7 @@ func (g *Gate) RecordFailure(ctx context.Context, req Request, err error) *Decis
 
 // RecordCached records, and returns, the decision on req that an earlier
 // decision (from a decision cache) answers: its verdict, evidence and
-// revisions, with req's time, target and actor. Every admission is a
+// revisions, with req's time, target, actor and enforcement. Every admission is a
 // record, cached or not; one that cannot be recorded is a denial.
 func (g *Gate) RecordCached(ctx context.Context, req Request, earlier *Decision) *Decision {
 	start := g.o.Now()

@@ -88,3 +88,26 @@ func TestRecordFailure(t *testing.T) {
 		t.Fatalf("decision %+v (recorded %+v)", d, e.rec.last())
 	}
 }
+
+// TestRecordCachedEnforcement: an admission answered from the decision
+// cache is recorded with the enforcement of the request it answers, not of
+// the one that was decided (a namespace switched from warn to enforce, or
+// back, in between).
+func TestRecordCachedEnforcement(t *testing.T) {
+	e := newEnv(t, policyDir(t, requireRelease, nil), nil)
+	target := policy.Target{Kubernetes: &policy.KubernetesTarget{Namespace: "shop", Workload: policy.Workload{Kind: "Pod", Name: "a"}}}
+	req := gate.Request{Action: policy.ActionAdmit, Repository: "staging/app", Digest: e.PushImage(t, "staging/app", "1"),
+		Target: target, Enforcement: gate.EnforcementWarn}
+	warned := e.gate.Evaluate(t.Context(), req)
+	if rec := gate.AuditRecord(e.rec.last()); e.rec.last() != warned || rec.Enforcement != "warn" {
+		t.Fatalf("decision in warn mode: record enforcement %q, want warn", rec.Enforcement)
+	}
+	enforced := req
+	enforced.Enforcement = ""
+	if rec := gate.AuditRecord(e.gate.RecordCached(t.Context(), enforced, warned)); !rec.Cached || rec.Enforcement != "" {
+		t.Errorf("cached decision for an enforced request: cached %v, enforcement %q; want cached, none", rec.Cached, rec.Enforcement)
+	}
+	if rec := gate.AuditRecord(e.gate.RecordCached(t.Context(), req, e.rec.last())); !rec.Cached || rec.Enforcement != "warn" {
+		t.Errorf("cached decision for a request in warn mode: cached %v, enforcement %q; want cached, warn", rec.Cached, rec.Enforcement)
+	}
+}

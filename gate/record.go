@@ -34,6 +34,7 @@ func AuditRecord(d *Decision) audit.Record {
 		Reasons:        d.Reasons(),
 		Error:          d.Error,
 		Cached:         d.Cached,
+		Enforcement:    d.Request.Enforcement,
 	}
 	for _, l := range d.Request.LeftBehind {
 		rec.LeftBehind = append(rec.LeftBehind, l.String())

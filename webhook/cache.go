@@ -192,7 +192,9 @@ func requestKey(req *gate.Request, policyRev, trustRev string) cacheKey {
 	}
 	kw.str(req.Actor.ServiceAccount)
 	kw.labels(req.Actor.PodLabels)
-	// LeftBehind is a promotion's and policy does not see it.
+	// LeftBehind is a promotion's and policy does not see it. Enforcement
+	// is not what is decided but what the webhook does with it: the record
+	// of a cached decision takes the current request's (RecordCached).
 	var k cacheKey
 	h.Sum(k[:0])
 	return k

@@ -29,6 +29,12 @@ func TestRequestKeyCoversRequest(t *testing.T) {
 				if !f.IsExported() || f.Name == "LeftBehind" { // a promotion's; policy does not see it
 					continue
 				}
+				if f.Name == "Enforcement" { // recorded from the current request, not the cached one
+					if k := requestKey(&gate.Request{Enforcement: "warn"}, "p", "t"); k != requestKey(&gate.Request{}, "p", "t") {
+						t.Error("Enforcement is in the decision cache key: a namespace switched between warn and enforce would not reuse its decisions")
+					}
+					continue
+				}
 				walk(path+"."+f.Name, v.Field(i))
 			}
 			return

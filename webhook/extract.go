@@ -30,6 +30,8 @@ type workload struct {
 	Spec          *corev1.PodSpec
 	// NamespaceLabels are the labels of the namespace, if known.
 	NamespaceLabels map[string]string
+	// Mode is the namespace's effective mode (set with NamespaceLabels).
+	Mode Mode
 	// specPath is the JSON pointer to Spec.
 	specPath string
 	Images   []ContainerImage

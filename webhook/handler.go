@@ -337,7 +337,7 @@ func (h *Handler) target(ctx context.Context, req *admissionv1.AdmissionRequest)
 	if err != nil {
 		return nil, mode, denied(http.StatusBadRequest, "portcullis: "+err.Error(), nil)
 	}
-	wl.NamespaceLabels = nsLabels
+	wl.NamespaceLabels, wl.Mode = nsLabels, mode
 	if req.Operation == admissionv1.Update && len(req.OldObject.Raw) > 0 {
 		// Only images the update introduces are checked: an update that
 		// changes no image (scale, labels, finalizers) is not blocked by a

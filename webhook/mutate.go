@@ -62,7 +62,7 @@ func (h *Handler) mutate(ctx context.Context, req *admissionv1.AdmissionRequest)
 			return nil
 		}); err != nil {
 			target := policy.Target{Kubernetes: &policy.KubernetesTarget{Namespace: req.Namespace, Workload: policy.Workload{Kind: wl.Kind, Name: wl.Name}}}
-			r = resolved{err: errors.New(strings.Join(h.recordFailure(ctx, gate.Request{Action: policy.ActionAdmit, Reference: refs[i], Target: target}, err), "; "))}
+			r = resolved{err: errors.New(strings.Join(h.recordFailure(ctx, gate.Request{Action: policy.ActionAdmit, Reference: refs[i], Target: target, Enforcement: enforcement(mode)}, err), "; "))}
 		}
 		return r
 	})

@@ -147,10 +147,21 @@ func (h *Handler) validate(ctx context.Context, req *admissionv1.AdmissionReques
 
 // admitRequest is the gate request for image r of wl, as far as it is
 // known without resolving it (for records of checks that did not finish).
+// In a namespace in warn mode its Enforcement says so: whatever is decided
+// is admitted, and the record must say it ran.
 func (h *Handler) admitRequest(r *ImageResult, wl *workload, ns string, actor policy.Request) gate.Request {
-	return gate.Request{Action: policy.ActionAdmit, Reference: r.Image, Actor: actor,
+	return gate.Request{Action: policy.ActionAdmit, Reference: r.Image, Actor: actor, Enforcement: enforcement(wl.Mode),
 		Target: policy.Target{Kubernetes: &policy.KubernetesTarget{Namespace: ns, NamespaceLabels: wl.NamespaceLabels,
 			Workload: policy.Workload{Kind: wl.Kind, Name: wl.Name}, Container: r.Containers[0]}}}
+}
+
+// enforcement is the gate.Request.Enforcement of an admission in a
+// namespace in mode m.
+func enforcement(m Mode) string {
+	if m == ModeWarn {
+		return gate.EnforcementWarn
+	}
+	return ""
 }
 
 // checkFailed is the result for an image whose check panicked with err
