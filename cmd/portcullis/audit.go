@@ -458,6 +458,10 @@ func auditRow(e audit.Entry, short bool) []string {
 	if r.BreakGlassJustification != "" {
 		reasons = strings.Join(nonEmpty(reasons, "break-glass: "+r.BreakGlassJustification), "; ")
 	}
+	if r.Enforcement != "" {
+		// Admitted whatever the verdict (audit running lists it).
+		reasons = strings.Join(nonEmpty("enforcement: "+r.Enforcement, reasons), "; ")
+	}
 	digest, policy := r.Subject.Digest, r.PolicyRevision
 	if short {
 		digest, policy = shorten(digest), shorten(policy)

@@ -2,10 +2,12 @@ package main
 
 import (
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,12 +16,14 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/portcullis-dev/portcullis/audit"
 	vt "github.com/portcullis-dev/portcullis/verifier/verifiertest"
 )
 
 // TestKubeNamespaceLabels (I7): namespace labels come from the real
 // kube-apiserver through webhook.kubernetes.kubeconfig. The mode label
-// warn admits an unsigned image with a warning; relabelled enforce, the
+// warn admits an unsigned image with a warning (and audit running lists
+// it, enforcement warn); relabelled enforce, the
 // same pod is denied once the informer has seen the change; a policy set
 // with namespaceSelector {env: prod} applies its stricter rule to a
 // namespace labelled env=prod (also one created a moment before the pod),
@@ -122,6 +126,17 @@ webhook:
 		}
 		if w := strings.Join(kube.warnings.take(), "\n"); !strings.Contains(w, "warn mode in namespace trial") || !strings.Contains(w, "no signature") {
 			t.Fatalf("warnings %q, want the would-be denial", w)
+		}
+		// What warn mode let run is in the decision history as running.
+		code, out, errOut := run2(t, "audit", "running", "--data", data, "--namespace", "trial", "--output", "json")
+		var running []audit.Entry
+		if code != 0 || json.Unmarshal([]byte(out), &running) != nil {
+			t.Fatalf("audit running: exit %d %s%s", code, out, errOut)
+		}
+		if !slices.ContainsFunc(running, func(e audit.Entry) bool {
+			return e.Record.Target.Name == "try" && e.Record.Verdict == audit.VerdictDeny && e.Record.Enforcement == audit.EnforcementWarn
+		}) {
+			t.Fatalf("audit running in trial misses pod try (denied, enforcement warn):\n%s", out)
 		}
 	})
 	t.Run("relabelled enforce denies", func(t *testing.T) {
