@@ -180,10 +180,21 @@ type UncheckedRecorder interface {
 // recordUnchecked records the unchecked admission of req, if the decider
 // can. The check that timed out has a cancelled context; the record must
 // still be written.
-func (h *Handler) recordUnchecked(ctx context.Context, req gate.Request, why string) {
-	if ur, ok := h.decider.(UncheckedRecorder); ok {
-		ur.RecordUnchecked(context.WithoutCancel(ctx), req, why)
+//
+// It returns nil when the admission may go ahead, else the reasons of the
+// denial it became (the record could not be written).
+func (h *Handler) recordUnchecked(ctx context.Context, req gate.Request, why string) []string {
+	ur, ok := h.decider.(UncheckedRecorder)
+	if !ok {
+		return nil
 	}
+	if d := ur.RecordUnchecked(context.WithoutCancel(ctx), req, why); d != nil && !d.Allow {
+		if rs := d.Reasons(); len(rs) > 0 {
+			return rs
+		}
+		return []string{"the unchecked admission could not be recorded"}
+	}
+	return nil
 }
 
 // recordFailure records that deciding req failed with err, if the decider

@@ -14,6 +14,9 @@ import (
 	"time"
 
 	"k8s.io/client-go/rest"
+
+	"github.com/portcullis-dev/portcullis/gate"
+	"github.com/portcullis-dev/portcullis/policy"
 )
 
 var kinds = []struct {
@@ -622,5 +625,30 @@ func TestNamespacesBeforeSync(t *testing.T) {
 	n.Start(ctx)
 	if err := n.WaitForSync(ctx, 300*time.Millisecond); err == nil || !strings.Contains(err.Error(), "did not sync within 300ms") {
 		t.Fatalf("WaitForSync against nothing: %v", err)
+	}
+}
+
+// unrecordedDecider cannot write the record of an unchecked admission, as
+// the gate answers when its decision log fails.
+type unrecordedDecider struct{ *fakeDecider }
+
+func (unrecordedDecider) RecordUnchecked(_ context.Context, req gate.Request, why string) *gate.Decision {
+	return &gate.Decision{Request: req, Decision: policy.Decision{Warn: []policy.Message{{Msg: why}}, Error: "the decision could not be recorded: disk full"}}
+}
+
+// allow-unsafe admits a check that timed out, but only with its record: an
+// unchecked admission that cannot be recorded is refused.
+func TestFailOpenUnsafeNeedsTheRecord(t *testing.T) {
+	t.Parallel()
+	d := newFakeDecider()
+	d.slow = map[string]bool{"registry.local/prod/app": true}
+	d.deny = nil
+	h := newHandler(t, Config{Timeout: 50 * time.Millisecond, FailureMode: FailOpenUnsafe}, unrecordedDecider{d}, &fakeResolver{})
+	code, resp := post(t, h, "/validate", fixture(t, "deployment.json"))
+	if code != 200 || resp.Allowed {
+		t.Fatalf("got %d allowed=%v %s, want a denial", code, resp.Allowed, message(resp))
+	}
+	if got := message(resp); !strings.Contains(got, "could not be recorded") {
+		t.Errorf("denial %q does not say the record failed", got)
 	}
 }

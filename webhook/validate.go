@@ -111,14 +111,18 @@ func (h *Handler) validate(ctx context.Context, req *admissionv1.AdmissionReques
 			r.TimedOut = true
 			if h.cfg.FailureMode == FailOpenUnsafe {
 				msg := fmt.Sprintf("image %q was admitted unchecked: the check timed out after %s (failure mode %s)", r.Image, h.cfg.Timeout, FailOpenUnsafe)
-				warnings = append(warnings, "portcullis: "+msg)
-				h.recordUnchecked(ctx, h.admitRequest(r, wl, ns, actor), msg)
-				r.Allowed = true
-				continue
+				// Unsafe is about the check, never the record: an unchecked
+				// admission that cannot be recorded is a denial.
+				if r.Reasons = h.recordUnchecked(ctx, h.admitRequest(r, wl, ns, actor), msg); r.Reasons == nil {
+					warnings = append(warnings, "portcullis: "+msg)
+					r.Allowed = true
+					continue
+				}
+			} else {
+				// The check's own record, if it is ever taken, is refused: its
+				// context ended at the deadline. This one says why.
+				r.Reasons = h.recordFailure(context.WithoutCancel(ctx), h.admitRequest(r, wl, ns, actor), fmt.Errorf("the check timed out after %s", h.cfg.Timeout))
 			}
-			// The check's own record, if it is ever taken, is refused: its
-			// context ended at the deadline. This one says why.
-			r.Reasons = h.recordFailure(context.WithoutCancel(ctx), h.admitRequest(r, wl, ns, actor), fmt.Errorf("the check timed out after %s", h.cfg.Timeout))
 		}
 		for _, w := range r.Warnings {
 			warnings = append(warnings, fmt.Sprintf("portcullis: image %q: %s", r.Image, w))
