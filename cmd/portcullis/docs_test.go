@@ -10,6 +10,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +19,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -425,11 +428,11 @@ func runDocPage(t *testing.T, root, bin string, blocks []docBlock) {
 			}
 		}
 	}
-	reg, err := freeAddr()
+	reg, err := restartableAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	hook, err := freeAddr()
+	hook, err := restartableAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -584,4 +587,27 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("docs/demo.sh: %v\n%s", err, out)
 	}
 	t.Logf("docs/demo.sh:\n%s", out)
+}
+
+// docPorts hands out the ports of the pages' servers: below the kernel's
+// ephemeral range (32768-60999 by default), so that while a page restarts
+// its server on the same port, no outgoing connection (crane, curl, the
+// runner's own probes) and no other test's freeAddr (port 0) can take it.
+var docPorts atomic.Int32
+
+func init() { docPorts.Store(int32(20000 + rand.IntN(8000))) }
+
+// restartableAddr is a loopback address for a page's server that it can
+// stop and start again on: the next free port of docPorts.
+func restartableAddr() (string, error) {
+	for range 1000 {
+		addr := fmt.Sprintf("127.0.0.1:%d", docPorts.Add(1))
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		return addr, nil
+	}
+	return "", errors.New("no free port below the ephemeral range")
 }
