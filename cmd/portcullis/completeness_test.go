@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -101,16 +100,7 @@ func TestAuditCompleteness(t *testing.T) {
 	client := webhookClient(t, data, &pki.Cert)
 	review := func(name string, annotations map[string]string, image string) map[string]any {
 		t.Helper()
-		resp, err := client.Post("https://"+hookAddr+"/validate", "application/json", bytes.NewReader(namedPodReview(name, "shop", "alice", image, annotations)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var out map[string]any
-		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-			t.Fatal(err)
-		}
-		return out["response"].(map[string]any)
+		return postPodReview(t, client, hookAddr, "shop", name, image, annotations)
 	}
 	admit := func(name, image string, want bool) {
 		t.Helper()

@@ -16,10 +16,11 @@ import (
 )
 
 // postPodReview posts the review of Pod name in ns running image, by
-// user alice, to the webhook at hookAddr, and returns its response.
-func postPodReview(t *testing.T, client *http.Client, hookAddr, ns, name, image string) map[string]any {
+// user alice, with annotations, to the webhook at hookAddr, and returns
+// its response.
+func postPodReview(t *testing.T, client *http.Client, hookAddr, ns, name, image string, annotations map[string]string) map[string]any {
 	t.Helper()
-	resp, err := client.Post("https://"+hookAddr+"/validate", "application/json", bytes.NewReader(namedPodReview(name, ns, "alice", image, nil)))
+	resp, err := client.Post("https://"+hookAddr+"/validate", "application/json", bytes.NewReader(namedPodReview(name, ns, "alice", image, annotations)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +83,7 @@ func TestAuditWarnMode(t *testing.T) {
 	client := webhookClient(t, data, &pki.Cert)
 	admitted := func(name, image string) {
 		t.Helper()
-		got := postPodReview(t, client, hookAddr, "shop", name, image)
+		got := postPodReview(t, client, hookAddr, "shop", name, image, nil)
 		if got["allowed"] != true || !strings.Contains(strings.Join(warningsOf(got), "\n"), "warn mode in namespace shop") {
 			t.Fatalf("admission of %s in warn mode: %v, want allowed with the would-be denial as a warning", image, got)
 		}
@@ -127,7 +128,7 @@ func TestAuditWarnMode(t *testing.T) {
 	// record says nothing of warn mode.
 	srv.Stop()
 	_, hookAddr = serve("enforce", srv.Addr)
-	if got := postPodReview(t, client, hookAddr, "shop", "w", bad); got["allowed"] != false {
+	if got := postPodReview(t, client, hookAddr, "shop", "w", bad, nil); got["allowed"] != false {
 		t.Fatalf("admission of %s once enforced: %v, want denied", bad, got)
 	}
 	if r := log.one("denied image, enforced", audit.ActionAdmit, audit.VerdictDeny); r.Enforcement != "" {
