@@ -42,9 +42,9 @@ type Store interface {
 
 // Scanner gives the registry's own vulnerability scan of an image (from
 // cache when fresh; its package inventory is the SBOM policy sees when no
-// SBOM is attested).
+// SBOM is attested). [scanner.Queue] is one.
 type Scanner interface {
-	Scan(ctx context.Context, repo string, d digest.Digest) (*scanner.Report, error)
+	Report(ctx context.Context, repo string, d digest.Digest) (*scanner.Report, error)
 }
 
 // Recorder keeps every decision. A decision that cannot be recorded is
@@ -349,7 +349,7 @@ func (g *Gate) scan(ctx context.Context, registry, repo string, dg digest.Digest
 	default:
 		sctx, span := tracing.Start(ctx, "gate.Scan")
 		var rep *scanner.Report
-		err = panics.Do(sctx, g.log, "gate.Scan", func() (err error) { rep, err = g.o.Scanner.Scan(sctx, repo, dg); return err })
+		err = panics.Do(sctx, g.log, "gate.Scan", func() (err error) { rep, err = g.o.Scanner.Report(sctx, repo, dg); return err })
 		tracing.End(span, err)
 		if err != nil {
 			opts = append(opts, policy.WithCheckError("scan", err))

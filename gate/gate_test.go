@@ -58,7 +58,7 @@ func (r *recorder) last() *gate.Decision {
 // scanFunc is a Scanner made of a function.
 type scanFunc func(ctx context.Context, repo string, d digest.Digest) (*scanner.Report, error)
 
-func (f scanFunc) Scan(ctx context.Context, repo string, d digest.Digest) (*scanner.Report, error) {
+func (f scanFunc) Report(ctx context.Context, repo string, d digest.Digest) (*scanner.Report, error) {
 	return f(ctx, repo, d)
 }
 

@@ -14,6 +14,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/opencontainers/go-digest"
 )
 
 // ErrNotImage means a manifest is not a single-platform image (an index,
@@ -24,10 +25,10 @@ var ErrNotImage = errors.New("not an image")
 // Content is what [NewImage] reads from a registry's stores.
 type Content interface {
 	// Manifest returns a manifest of repo by digest, and its media type.
-	Manifest(ctx context.Context, repo string, d v1.Hash) (mediaType string, body []byte, err error)
+	Manifest(ctx context.Context, repo string, d digest.Digest) (mediaType string, body []byte, err error)
 	// OpenBlob opens a blob of repo for reading. The bytes are verified
 	// against d by the caller.
-	OpenBlob(ctx context.Context, repo string, d v1.Hash) (io.ReadCloser, error)
+	OpenBlob(ctx context.Context, repo string, d digest.Digest) (io.ReadCloser, error)
 }
 
 // maxConfigSize bounds an image config read into memory.
@@ -38,8 +39,13 @@ const maxConfigSize = 8 << 20
 // ctx for every read, so ctx must outlive the image's use. Blob bytes are
 // verified against their digests as they are read; a mismatch is an error
 // wrapping [ErrImage]. A manifest that is not an image (an index, an
-// artifact with a non-image config) is [ErrNotImage].
-func NewImage(ctx context.Context, c Content, repo string, d v1.Hash) (v1.Image, error) {
+// artifact with a non-image config) is [ErrNotImage]. The image is
+// go-containerregistry's, so this is where the project's digests become
+// its v1.Hash.
+func NewImage(ctx context.Context, c Content, repo string, d digest.Digest) (v1.Image, error) {
+	if err := d.Validate(); err != nil {
+		return nil, fmt.Errorf("image %s@%s: %v: %w", repo, d, err, ErrImage)
+	}
 	mt, body, err := c.Manifest(ctx, repo, d)
 	if err != nil {
 		return nil, fmt.Errorf("image %s@%s: %w", repo, d, err)
@@ -120,7 +126,7 @@ func (i *storeImage) open(desc v1.Descriptor) (io.ReadCloser, error) {
 	}
 	// Checked: the store is content-addressed, so the bytes are read
 	// without hashing them a second time.
-	rc, err := i.c.OpenBlob(i.ctx, i.repo, desc.Digest)
+	rc, err := i.c.OpenBlob(i.ctx, i.repo, digest.Digest(desc.Digest.String()))
 	if err != nil {
 		return nil, fmt.Errorf("blob %s: %w", desc.Digest, err)
 	}
@@ -133,7 +139,7 @@ func (i *storeImage) openVerifying(desc v1.Descriptor) (io.ReadCloser, error) {
 	if desc.Digest.Algorithm != "sha256" {
 		return nil, fmt.Errorf("blob %s: unsupported digest algorithm: %w", desc.Digest, ErrImage)
 	}
-	rc, err := i.c.OpenBlob(i.ctx, i.repo, desc.Digest)
+	rc, err := i.c.OpenBlob(i.ctx, i.repo, digest.Digest(desc.Digest.String()))
 	if err != nil {
 		return nil, fmt.Errorf("blob %s: %w", desc.Digest, err)
 	}

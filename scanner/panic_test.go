@@ -7,6 +7,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/opencontainers/go-digest"
 
 	"github.com/portcullis-dev/portcullis/internal/panics"
 	"github.com/portcullis-dev/portcullis/scanner"
@@ -15,7 +16,7 @@ import (
 // panickingScanner panics, as a scanner reading a crafted image might.
 type panickingScanner struct{}
 
-func (panickingScanner) Scan(context.Context, v1.Hash, v1.Image) (*scanner.Report, error) {
+func (panickingScanner) Scan(context.Context, digest.Digest, v1.Image) (*scanner.Report, error) {
 	var r *scanner.Report
 	return r, errors.New(r.Digest) // nil dereference
 }

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/opencontainers/go-digest"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/portcullis-dev/portcullis/internal/panics"
@@ -49,14 +49,14 @@ type Queue struct {
 
 	mu       sync.Mutex
 	closed   bool
-	inflight map[v1.Hash]*call
+	inflight map[digest.Digest]*call
 	cache    map[cacheKey]*Report
 	order    []cacheKey // insertion order, for eviction
 }
 
 type job struct {
 	repo string
-	d    v1.Hash
+	d    digest.Digest
 	c    *call
 }
 
@@ -68,7 +68,7 @@ type call struct {
 }
 
 type cacheKey struct {
-	image v1.Hash
+	image digest.Digest
 	db    string
 }
 
@@ -96,7 +96,7 @@ func NewQueue(s Scanner, c Content, opts QueueOptions) (*Queue, error) {
 	q := &Queue{
 		s: s, c: c, log: opts.Logger, opts: opts, m: m,
 		jobs: make(chan job, opts.Size), ctx: ctx, cancel: cancel,
-		inflight: map[v1.Hash]*call{}, cache: map[cacheKey]*Report{},
+		inflight: map[digest.Digest]*call{}, cache: map[cacheKey]*Report{},
 	}
 	for range opts.Workers {
 		q.wg.Add(1)
@@ -109,7 +109,7 @@ func NewQueue(s Scanner, c Content, opts QueueOptions) (*Queue, error) {
 // not when d is already queued or being scanned, when a report for the
 // current database is cached, when the queue is full, or after Close. It
 // never blocks.
-func (q *Queue) Enqueue(ctx context.Context, repo string, d v1.Hash) bool {
+func (q *Queue) Enqueue(ctx context.Context, repo string, d digest.Digest) bool {
 	if _, ok := q.cached(ctx, d); ok {
 		q.m.enqueued.WithLabelValues("cached").Inc()
 		return false
@@ -144,7 +144,7 @@ func (q *Queue) Enqueue(ctx context.Context, repo string, d v1.Hash) bool {
 // with the current database, by waiting for a queued or running scan of
 // d, or by scanning now in the caller's goroutine. Reports are shared
 // between callers: do not modify them.
-func (q *Queue) Report(ctx context.Context, repo string, d v1.Hash) (*Report, error) {
+func (q *Queue) Report(ctx context.Context, repo string, d digest.Digest) (*Report, error) {
 	if r, ok := q.cached(ctx, d); ok {
 		q.m.cacheHits.Inc()
 		return r, nil
@@ -262,7 +262,7 @@ func (q *Queue) scan(ctx context.Context, j job) (r *Report, err error) {
 // cached returns the report for d made with the scanner's current
 // database. A scanner that cannot say which database it uses is never
 // answered from the cache.
-func (q *Queue) cached(ctx context.Context, d v1.Hash) (*Report, bool) {
+func (q *Queue) cached(ctx context.Context, d digest.Digest) (*Report, bool) {
 	st, ok := q.s.(DBStater)
 	if !ok {
 		return nil, false
@@ -277,7 +277,7 @@ func (q *Queue) cached(ctx context.Context, d v1.Hash) (*Report, bool) {
 	return r, ok
 }
 
-func (q *Queue) store(d v1.Hash, r *Report) {
+func (q *Queue) store(d digest.Digest, r *Report) {
 	if r.DB.Digest == "" {
 		return
 	}

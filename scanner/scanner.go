@@ -13,6 +13,7 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/opencontainers/go-digest"
 )
 
 // Severities, highest first, as they appear in [Report].Counts and
@@ -42,7 +43,7 @@ var (
 // Scanner scans images for known vulnerabilities.
 type Scanner interface {
 	// Scan scans img, whose manifest digest is d.
-	Scan(ctx context.Context, d v1.Hash, img v1.Image) (*Report, error)
+	Scan(ctx context.Context, d digest.Digest, img v1.Image) (*Report, error)
 }
 
 // Report is the result of one scan. It is part of the policy input

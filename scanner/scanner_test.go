@@ -16,6 +16,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/opencontainers/go-digest"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -25,8 +26,8 @@ import (
 // memContent is a scanner.Content over maps, filled from real images.
 type memContent struct {
 	mu        sync.Mutex
-	manifests map[v1.Hash]memManifest
-	blobs     map[v1.Hash][]byte
+	manifests map[digest.Digest]memManifest
+	blobs     map[digest.Digest][]byte
 }
 
 type memManifest struct {
@@ -35,11 +36,11 @@ type memManifest struct {
 }
 
 func newMemContent() *memContent {
-	return &memContent{manifests: map[v1.Hash]memManifest{}, blobs: map[v1.Hash][]byte{}}
+	return &memContent{manifests: map[digest.Digest]memManifest{}, blobs: map[digest.Digest][]byte{}}
 }
 
 // add stores img's manifest, config and layers and returns its digest.
-func (c *memContent) add(t testing.TB, img v1.Image) v1.Hash {
+func (c *memContent) add(t testing.TB, img v1.Image) digest.Digest {
 	t.Helper()
 	raw, err := img.RawManifest()
 	if err != nil {
@@ -63,8 +64,8 @@ func (c *memContent) add(t testing.TB, img v1.Image) v1.Hash {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.manifests[d] = memManifest{string(mt), raw}
-	c.blobs[cn] = cfg
+	c.manifests[dg(d)] = memManifest{string(mt), raw}
+	c.blobs[dg(cn)] = cfg
 	layers, err := img.Layers()
 	if err != nil {
 		t.Fatal(err)
@@ -83,12 +84,15 @@ func (c *memContent) add(t testing.TB, img v1.Image) v1.Hash {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c.blobs[ld] = b
+		c.blobs[dg(ld)] = b
 	}
-	return d
+	return dg(d)
 }
 
-func (c *memContent) Manifest(_ context.Context, _ string, d v1.Hash) (string, []byte, error) {
+// dg is h as the project's digest type.
+func dg(h v1.Hash) digest.Digest { return digest.Digest(h.String()) }
+
+func (c *memContent) Manifest(_ context.Context, _ string, d digest.Digest) (string, []byte, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	m, ok := c.manifests[d]
@@ -98,7 +102,7 @@ func (c *memContent) Manifest(_ context.Context, _ string, d v1.Hash) (string, [
 	return m.mt, m.body, nil
 }
 
-func (c *memContent) OpenBlob(_ context.Context, _ string, d v1.Hash) (io.ReadCloser, error) {
+func (c *memContent) OpenBlob(_ context.Context, _ string, d digest.Digest) (io.ReadCloser, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	b, ok := c.blobs[d]
@@ -123,7 +127,7 @@ func TestNewImage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if gd != d {
+	if dg(gd) != d {
 		t.Fatalf("digest %s, want %s", gd, d)
 	}
 	layers, err := got.Layers()
@@ -149,13 +153,13 @@ func TestNewImage(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		orig := c.blobs[ld]
+		orig := c.blobs[dg(ld)]
 		bad := bytes.Clone(orig)
 		bad[len(bad)/2] ^= 0xff
 		c.mu.Lock()
-		c.blobs[ld] = bad
+		c.blobs[dg(ld)] = bad
 		c.mu.Unlock()
-		t.Cleanup(func() { c.mu.Lock(); c.blobs[ld] = orig; c.mu.Unlock() })
+		t.Cleanup(func() { c.mu.Lock(); c.blobs[dg(ld)] = orig; c.mu.Unlock() })
 		img, err := scanner.NewImage(t.Context(), c, "staging/app", d)
 		if err != nil {
 			t.Fatal(err)
@@ -189,9 +193,9 @@ func TestNewImage(t *testing.T) {
 			t.Fatal(err)
 		}
 		c.mu.Lock()
-		c.manifests[id] = memManifest{string(types.OCIImageIndex), raw}
+		c.manifests[dg(id)] = memManifest{string(types.OCIImageIndex), raw}
 		c.mu.Unlock()
-		if _, err := scanner.NewImage(t.Context(), c, "staging/app", id); !errors.Is(err, scanner.ErrNotImage) {
+		if _, err := scanner.NewImage(t.Context(), c, "staging/app", dg(id)); !errors.Is(err, scanner.ErrNotImage) {
 			t.Fatalf("index: %v, want ErrNotImage", err)
 		}
 	})
@@ -201,7 +205,7 @@ func TestNewImage(t *testing.T) {
 // findings; DB digests come from db, so tests can "update the DB".
 type countingScanner struct {
 	calls   atomic.Int32
-	started chan v1.Hash
+	started chan digest.Digest
 	release chan struct{} // when not nil, each scan waits for it (or ctx)
 	mu      sync.Mutex
 	db      string
@@ -215,7 +219,7 @@ func (s *countingScanner) DBInfo(context.Context) (scanner.DBInfo, error) {
 	return scanner.DBInfo{Version: 2, Digest: s.db}, nil
 }
 
-func (s *countingScanner) Scan(ctx context.Context, d v1.Hash, img v1.Image) (*scanner.Report, error) {
+func (s *countingScanner) Scan(ctx context.Context, d digest.Digest, img v1.Image) (*scanner.Report, error) {
 	s.calls.Add(1)
 	if s.started != nil {
 		s.started <- d
@@ -256,7 +260,7 @@ func TestQueueScansOnceAndCaches(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := c.add(t, img)
-	s := &countingScanner{db: "sha256:db1", started: make(chan v1.Hash, 10), release: make(chan struct{})}
+	s := &countingScanner{db: "sha256:db1", started: make(chan digest.Digest, 10), release: make(chan struct{})}
 	reg := prometheus.NewRegistry()
 	q, err := scanner.NewQueue(s, c, scanner.QueueOptions{Workers: 2, Size: 4, Logger: quietLogger(), Registerer: reg})
 	if err != nil {
@@ -327,13 +331,13 @@ func TestQueueSkipsNonImages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.manifests[id] = memManifest{string(types.OCIImageIndex), raw}
+	c.manifests[dg(id)] = memManifest{string(types.OCIImageIndex), raw}
 	s := &countingScanner{db: "sha256:db1"}
 	q, err := scanner.NewQueue(s, c, scanner.QueueOptions{Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !q.Enqueue(t.Context(), "staging/app", id) {
+	if !q.Enqueue(t.Context(), "staging/app", dg(id)) {
 		t.Fatal("Enqueue refused")
 	}
 	if err := q.Close(t.Context()); err != nil {
@@ -346,12 +350,12 @@ func TestQueueSkipsNonImages(t *testing.T) {
 
 func TestQueueBounded(t *testing.T) {
 	c := newMemContent()
-	s := &countingScanner{db: "sha256:db1", started: make(chan v1.Hash, 10), release: make(chan struct{})}
+	s := &countingScanner{db: "sha256:db1", started: make(chan digest.Digest, 10), release: make(chan struct{})}
 	q, err := scanner.NewQueue(s, c, scanner.QueueOptions{Workers: 1, Size: 1, Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ds []v1.Hash
+	var ds []digest.Digest
 	for range 3 {
 		img, err := random.Image(256, 1)
 		if err != nil {
@@ -383,7 +387,7 @@ func TestQueueBounded(t *testing.T) {
 
 func TestQueueCloseAbandons(t *testing.T) {
 	c := newMemContent()
-	s := &countingScanner{db: "sha256:db1", started: make(chan v1.Hash, 10), release: make(chan struct{})} // never released
+	s := &countingScanner{db: "sha256:db1", started: make(chan digest.Digest, 10), release: make(chan struct{})} // never released
 	q, err := scanner.NewQueue(s, c, scanner.QueueOptions{Workers: 1, Size: 8, Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)

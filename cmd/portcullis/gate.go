@@ -9,14 +9,10 @@ import (
 	"path/filepath"
 	"time"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/opencontainers/go-digest"
-
 	"github.com/portcullis-dev/portcullis/gate"
 	"github.com/portcullis-dev/portcullis/internal/keyfile"
 	"github.com/portcullis-dev/portcullis/policy"
 	"github.com/portcullis-dev/portcullis/registry"
-	"github.com/portcullis-dev/portcullis/scanner"
 	"github.com/portcullis-dev/portcullis/verifier"
 	"github.com/portcullis-dev/portcullis/verifier/source"
 )
@@ -97,17 +93,6 @@ func policyConfig(cfg *Config) (policy.Config, error) {
 	// Kubernetes namespace): what the registry would not promote does not run.
 	return policy.Config{Default: policy.SetConfig{Bundle: dir},
 		Sets: []policy.SetConfig{{Name: "protected", Registry: &policy.RegistryMatch{Prefixes: prefixes}, Bundle: dir}}}, nil
-}
-
-// queueScanner serves the gate's scans from the scan queue's cache.
-type queueScanner struct{ q *scanner.Queue }
-
-func (s queueScanner) Scan(ctx context.Context, repo string, d digest.Digest) (*scanner.Report, error) {
-	h, err := v1.NewHash(d.String())
-	if err != nil {
-		return nil, fmt.Errorf("scan %s@%s: %w", repo, d, err)
-	}
-	return s.q.Report(ctx, repo, h)
 }
 
 // newGate builds the gate in front of reg's protected namespaces.

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/opencontainers/go-digest"
 	"github.com/prometheus/client_golang/prometheus"
@@ -93,12 +92,7 @@ func (h *scanOnPush) pushed(ctx context.Context, repo string, d digest.Digest) {
 	}
 	for _, p := range h.prefixes {
 		if strings.HasPrefix(repo, p) {
-			hash, err := v1.NewHash(d.String())
-			if err != nil {
-				h.log.WarnContext(ctx, "scan on push: bad digest", "digest", d.String(), "err", err)
-				return
-			}
-			h.q.Enqueue(ctx, repo, hash)
+			h.q.Enqueue(ctx, repo, d)
 			return
 		}
 	}
@@ -123,16 +117,16 @@ func (h *scanOnPush) stop(ctx context.Context) {
 // registryContent reads images in-process from the registry's stores.
 type registryContent struct{ r *registry.Registry }
 
-func (c registryContent) Manifest(ctx context.Context, repo string, d v1.Hash) (string, []byte, error) {
-	m, err := c.r.Source().Manifest(ctx, repo, digest.Digest(d.String()))
+func (c registryContent) Manifest(ctx context.Context, repo string, d digest.Digest) (string, []byte, error) {
+	m, err := c.r.Source().Manifest(ctx, repo, d)
 	if err != nil {
 		return "", nil, err
 	}
 	return m.MediaType, m.Content, nil
 }
 
-func (c registryContent) OpenBlob(ctx context.Context, repo string, d v1.Hash) (io.ReadCloser, error) {
-	return c.r.OpenBlob(ctx, repo, digest.Digest(d.String()))
+func (c registryContent) OpenBlob(ctx context.Context, repo string, d digest.Digest) (io.ReadCloser, error) {
+	return c.r.OpenBlob(ctx, repo, d)
 }
 
 const scanUsage = `usage: portcullis scan [flags] IMAGE
@@ -188,10 +182,11 @@ func scanCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(fmt.Errorf("%s: %w", image, err))
 	}
-	d, err := img.Digest()
+	h, err := img.Digest() // go-containerregistry's hash, at the remote.Image boundary
 	if err != nil {
 		return fail(fmt.Errorf("%s: %w", image, err))
 	}
+	d := digest.Digest(h.String())
 	r, err := s.Scan(ctx, d, img)
 	if err != nil {
 		return fail(err)

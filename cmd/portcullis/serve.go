@@ -117,7 +117,7 @@ func serve(ctx context.Context, stderr io.Writer, flags serveFlags) error {
 	}
 	var gateScans gate.Scanner
 	if scans.q != nil {
-		gateScans = queueScanner{scans.q}
+		gateScans = scans.q
 	}
 	auditKey, err := audit.LoadOrCreateSigner(cfg.Data)
 	if err != nil {

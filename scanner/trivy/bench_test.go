@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/opencontainers/go-digest"
 
 	"github.com/portcullis-dev/portcullis/scanner"
 	"github.com/portcullis-dev/portcullis/scanner/trivy/trivytest"
@@ -42,10 +43,11 @@ func benchImage(b *testing.B) v1.Image {
 func BenchmarkScan(b *testing.B) {
 	s := newScanner(b, fixtureDB(b))
 	img := benchImage(b)
-	d, err := img.Digest()
+	h, err := img.Digest()
 	if err != nil {
 		b.Fatal(err)
 	}
+	d := digest.Digest(h.String())
 	var size int64
 	layers, _ := img.Layers()
 	for _, l := range layers {
@@ -67,7 +69,7 @@ func BenchmarkScan(b *testing.B) {
 		}
 	})
 
-	c := &content{manifests: map[v1.Hash][]byte{}, blobs: map[v1.Hash][]byte{}}
+	c := &content{manifests: map[digest.Digest][]byte{}, blobs: map[digest.Digest][]byte{}}
 	c.addImage(b, img)
 
 	// cold-store: as scan on push does, read through scanner.NewImage,
@@ -114,8 +116,8 @@ func (c *content) addImage(tb testing.TB, img v1.Image) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	c.manifests[sha(raw)] = raw
-	c.blobs[sha(cfg)] = cfg
+	c.manifests[digest.FromBytes(raw)] = raw
+	c.blobs[digest.FromBytes(cfg)] = cfg
 	layers, err := img.Layers()
 	if err != nil {
 		tb.Fatal(err)
@@ -130,6 +132,6 @@ func (c *content) addImage(tb testing.TB, img v1.Image) {
 		if err != nil {
 			tb.Fatal(err)
 		}
-		c.blobs[sha(b)] = b
+		c.blobs[digest.FromBytes(b)] = b
 	}
 }

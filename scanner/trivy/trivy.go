@@ -49,6 +49,7 @@ import (
 	"github.com/aquasecurity/trivy/pkg/vulnerability"
 	xos "github.com/aquasecurity/trivy/pkg/x/os"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/opencontainers/go-digest"
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/portcullis-dev/portcullis/scanner"
@@ -259,7 +260,7 @@ func (s *Scanner) swap(path string, fi os.FileInfo) error {
 
 // Scan scans img, whose manifest digest is d. Any failure (database,
 // layers, analysis) is an error, never a partial report.
-func (s *Scanner) Scan(ctx context.Context, d v1.Hash, img v1.Image) (*scanner.Report, error) {
+func (s *Scanner) Scan(ctx context.Context, d digest.Digest, img v1.Image) (*scanner.Report, error) {
 	info, release, err := s.acquire()
 	if err != nil {
 		return nil, fmt.Errorf("scan %s: %w", d, err)
@@ -314,7 +315,7 @@ func (s *Scanner) Scan(ctx context.Context, d v1.Hash, img v1.Image) (*scanner.R
 }
 
 // report converts Trivy's results.
-func (s *Scanner) report(d v1.Hash, info scanner.DBInfo, resp ttypes.ScanResponse) *scanner.Report {
+func (s *Scanner) report(d digest.Digest, info scanner.DBInfo, resp ttypes.ScanResponse) *scanner.Report {
 	r := &scanner.Report{
 		Digest:          d.String(),
 		Scanner:         scanner.ScannerInfo{Name: "trivy", Version: s.version},

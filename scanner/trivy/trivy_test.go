@@ -20,6 +20,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/opencontainers/go-digest"
 
 	"github.com/portcullis-dev/portcullis/scanner"
 	"github.com/portcullis-dev/portcullis/scanner/trivy"
@@ -65,7 +66,7 @@ func scan(t testing.TB, s *trivy.Scanner, img v1.Image) (*scanner.Report, error)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s.Scan(context.Background(), d, img)
+	return s.Scan(context.Background(), digest.Digest(d.String()), img)
 }
 
 func find(r *scanner.Report, id, pkg string) *scanner.Vulnerability {
@@ -293,11 +294,11 @@ func TestDBFailures(t *testing.T) {
 
 // content is a scanner.Content over maps, to serve broken images.
 type content struct {
-	manifests map[v1.Hash][]byte
-	blobs     map[v1.Hash][]byte
+	manifests map[digest.Digest][]byte
+	blobs     map[digest.Digest][]byte
 }
 
-func (c *content) Manifest(_ context.Context, _ string, d v1.Hash) (string, []byte, error) {
+func (c *content) Manifest(_ context.Context, _ string, d digest.Digest) (string, []byte, error) {
 	b, ok := c.manifests[d]
 	if !ok {
 		return "", nil, errors.New("not found")
@@ -305,7 +306,7 @@ func (c *content) Manifest(_ context.Context, _ string, d v1.Hash) (string, []by
 	return string(types.DockerManifestSchema2), b, nil
 }
 
-func (c *content) OpenBlob(_ context.Context, _ string, d v1.Hash) (io.ReadCloser, error) {
+func (c *content) OpenBlob(_ context.Context, _ string, d digest.Digest) (io.ReadCloser, error) {
 	b, ok := c.blobs[d]
 	if !ok {
 		return nil, errors.New("not found")
@@ -320,7 +321,7 @@ func sha(b []byte) v1.Hash {
 
 // storeImage puts a manifest with config and layers into c and returns its
 // digest. diffIDs are what the config claims.
-func (c *content) storeImage(t *testing.T, layers [][]byte, diffIDs []v1.Hash) v1.Hash {
+func (c *content) storeImage(t *testing.T, layers [][]byte, diffIDs []v1.Hash) digest.Digest {
 	t.Helper()
 	cfg := v1.ConfigFile{OS: "linux", Architecture: "amd64", RootFS: v1.RootFS{Type: "layers", DiffIDs: diffIDs}}
 	cb, err := json.Marshal(cfg)
@@ -331,17 +332,17 @@ func (c *content) storeImage(t *testing.T, layers [][]byte, diffIDs []v1.Hash) v
 		SchemaVersion: 2, MediaType: types.DockerManifestSchema2,
 		Config: v1.Descriptor{MediaType: types.DockerConfigJSON, Digest: sha(cb), Size: int64(len(cb))},
 	}
-	c.blobs[sha(cb)] = cb
+	c.blobs[digest.FromBytes(cb)] = cb
 	for _, l := range layers {
 		m.Layers = append(m.Layers, v1.Descriptor{MediaType: types.DockerLayer, Digest: sha(l), Size: int64(len(l))})
-		c.blobs[sha(l)] = l
+		c.blobs[digest.FromBytes(l)] = l
 	}
 	mb, err := json.Marshal(m)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.manifests[sha(mb)] = mb
-	return sha(mb)
+	c.manifests[digest.FromBytes(mb)] = mb
+	return digest.FromBytes(mb)
 }
 
 func TestScanBrokenLayer(t *testing.T) {
@@ -361,7 +362,7 @@ func TestScanBrokenLayer(t *testing.T) {
 	}
 
 	t.Run("control: the same image scans", func(t *testing.T) {
-		c := &content{manifests: map[v1.Hash][]byte{}, blobs: map[v1.Hash][]byte{}}
+		c := &content{manifests: map[digest.Digest][]byte{}, blobs: map[digest.Digest][]byte{}}
 		d := c.storeImage(t, [][]byte{good}, []v1.Hash{gz})
 		img, err := scanner.NewImage(t.Context(), c, "staging/app", d)
 		if err != nil {
@@ -375,7 +376,7 @@ func TestScanBrokenLayer(t *testing.T) {
 
 	t.Run("bad gzip", func(t *testing.T) {
 		bad := append([]byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff}, bytes.Repeat([]byte{0xde, 0xad}, 512)...)
-		c := &content{manifests: map[v1.Hash][]byte{}, blobs: map[v1.Hash][]byte{}}
+		c := &content{manifests: map[digest.Digest][]byte{}, blobs: map[digest.Digest][]byte{}}
 		d := c.storeImage(t, [][]byte{bad}, []v1.Hash{sha(bad)})
 		img, err := scanner.NewImage(t.Context(), c, "staging/app", d)
 		if err != nil {
@@ -389,11 +390,11 @@ func TestScanBrokenLayer(t *testing.T) {
 	})
 
 	t.Run("digest mismatch", func(t *testing.T) {
-		c := &content{manifests: map[v1.Hash][]byte{}, blobs: map[v1.Hash][]byte{}}
+		c := &content{manifests: map[digest.Digest][]byte{}, blobs: map[digest.Digest][]byte{}}
 		d := c.storeImage(t, [][]byte{good}, []v1.Hash{gz})
 		// The store now returns other bytes for the layer's digest.
 		tampered := trivytest.TarGz(t, trivytest.Alpine(map[string]string{"musl": "1.2.5-r1"}))
-		c.blobs[sha(good)] = tampered
+		c.blobs[digest.FromBytes(good)] = tampered
 		img, err := scanner.NewImage(t.Context(), c, "staging/app", d)
 		if err != nil {
 			t.Fatal(err)
