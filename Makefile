@@ -31,12 +31,12 @@ help:
 	@echo '  run          build, then serve on $(ADDR) with data in $(DATA)'
 	@echo '  demo         the README worked example end to end (docs/demo.sh): sign, deny, promote, verify, admit, audit'
 	@echo '  tools        install the pinned test tools into $(TOOLS_BIN)'
-	@echo '  test         tools, go vet, go test -race, conformance'
+	@echo '  test         tools, lint, go test -race, conformance'
 	@echo '  vet, unit    one phase of test'
 	@echo '  conformance  OCI distribution-spec conformance against bin/portcullis'
 	@echo '  fuzz         every Fuzz target for FUZZTIME (default $(FUZZTIME))'
 	@echo '  bench        portcullis vs the distribution registry, side by side'
-	@echo '  lint         gofmt -l must print nothing'
+	@echo '  lint         gofmt -l, go vet, go mod tidy -diff: each must find nothing'
 
 build:
 	$(call phase,build: bin/portcullis)
@@ -81,8 +81,7 @@ GO_TEST = PATH="$(TOOLS_BIN):$$PATH" $(GO) test -race -count=1 -timeout 30m ./..
 # test runs every phase in order; make test re-running tools is a no-op when
 # the cache is complete.
 test: tools
-	$(call phase,vet: go vet ./...)
-	$(GO) vet ./...
+	$(MAKE) --no-print-directory lint
 	$(call phase,tests: go test -race ./...)
 	$(GO_TEST)
 	$(MAKE) --no-print-directory conformance
@@ -108,11 +107,16 @@ bench: build
 	$(call phase,bench: portcullis vs distribution)
 	PORTCULLIS_BIN=bin/portcullis .ci/bench.sh
 
-# Every .go file in the tree, committed or not (testdata is left alone).
+# lint fails on the first finding: gofmt on every .go file in the tree,
+# committed or not (testdata is left alone), go vet, and a go.mod/go.sum
+# that `go mod tidy` would change.
 lint:
-	$(call phase,lint: gofmt -l)
+	$(call phase,lint: gofmt -l + go vet + go mod tidy -diff)
 	@out=$$(find . -name '*.go' -not -path './.git/*' -not -path '*/testdata/*' -print0 | xargs -0 -r gofmt -l); \
 	if [[ -n $$out ]]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi; echo "gofmt: clean"
+	$(GO) vet ./...
+	@echo "go vet: clean"
+	@if ! $(GO) mod tidy -diff; then echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; fi; echo "go mod tidy: clean"
 
 clean:
 	rm -rf bin conformance-results

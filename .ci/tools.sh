@@ -4,8 +4,14 @@
 # Idempotent: a tool already there (at the pinned version) is skipped, so a
 # second run is a fast no-op. Debian packages go to the system with apt-get.
 #
-# usage: .ci/tools.sh [NAME...]     (no NAME: every tool)
-#   PORTCULLIS_TOOLS_JOBS   parallel Go builds (default 4)
+# usage: .ci/tools.sh [NAME...]     (no NAME: every tool CI needs)
+#
+# The Go tools are built ONE AFTER ANOTHER, in the order of the pinned set:
+# each `go build` already uses every CPU, and a tool that shares dependencies
+# with the one before it (kube-apiserver then helm: k8s.io; cosign v2, v3,
+# crane, oras: sigstore, go-containerregistry, oras-go) finds them in the
+# build cache instead of compiling its own copy alongside (the parallel
+# builds of before each compiled the shared packages again, all at once).
 #
 # To add a tool, add one line to "The pinned set" below:
 #   go_tool NAME PKG@VERSION                  go install; binary renamed to NAME
@@ -20,6 +26,9 @@ declare -A TOOL_KIND=() TOOL_SPEC=() TOOL_PKG=()
 
 go_tool() { TOOL_NAMES+=("$1"); TOOL_KIND[$1]=go; TOOL_SPEC[$1]=$2; }
 go_main() { TOOL_NAMES+=("$1"); TOOL_KIND[$1]=gomain; TOOL_SPEC[$1]=$2; TOOL_PKG[$1]=$3; }
+# on_demand NAME: NAME is built only when asked for by name (make bench does).
+declare -A ON_DEMAND=()
+on_demand() { ON_DEMAND[$1]=1; }
 apt_tool() { TOOL_NAMES+=("$1"); TOOL_KIND[$1]=apt; TOOL_SPEC[$1]=$2; }
 kube_tool() { TOOL_NAMES+=("$1"); TOOL_KIND[$1]=kube; TOOL_SPEC[$1]=$2; TOOL_PKG[$1]=$3; }
 
@@ -33,17 +42,21 @@ KUBE_STAGING=(api apiextensions-apiserver apimachinery apiserver cli-runtime cli
 	pod-security-admission sample-apiserver streaming)
 
 # ---- The pinned set --------------------------------------------------------
-# The longest build first: kube_tool NAME k8s.io/kubernetes@vX.Y.Z PKG builds a
-# kubernetes command in a scratch module with the staging replaces (~9 min on
-# 2 cores, 170 MB), for the webhook end-to-end test.
+# In build order (see above). Debian 12 ships none of these at a version the
+# tests can use: no crane, oras, helm, cosign or kube-apiserver package at all,
+# and docker-registry is distribution 2.8, not the v3 reference make bench
+# measures against.
+# kube_tool NAME k8s.io/kubernetes@vX.Y.Z PKG builds a kubernetes command in a
+# scratch module with the staging replaces (170 MB), for the webhook
+# end-to-end test; helm follows it for the k8s.io packages they share.
 kube_tool kube-apiserver k8s.io/kubernetes@v1.37.2 k8s.io/kubernetes/cmd/kube-apiserver
-go_tool crane github.com/google/go-containerregistry/cmd/crane@v0.22.1
-go_tool oras oras.land/oras/cmd/oras@v1.3.6
 go_tool helm helm.sh/helm/v3/cmd/helm@v3.22.0
-go_tool registry github.com/distribution/distribution/v3/cmd/registry@v3.1.2
 # Both cosign CLIs: v2 writes the tag scheme, v3 Sigstore bundles as referrers.
+# crane and oras after them: go-containerregistry and the OCI libraries.
 go_tool cosign2 github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5
 go_tool cosign3 github.com/sigstore/cosign/v3/cmd/cosign@v3.1.3
+go_tool crane github.com/google/go-containerregistry/cmd/crane@v0.22.1
+go_tool oras oras.land/oras/cmd/oras@v1.3.6
 # The S3-compatible server of the scale-out tests: versitygw's POSIX gateway, a
 # maintained S3 server published as a Go module (minio and garage are not in
 # Debian, and Debian's radosgw needs a whole Ceph cluster).
@@ -51,6 +64,9 @@ go_tool versitygw github.com/versity/versitygw/cmd/versitygw@v1.8.0
 go_main conformance \
 	github.com/opencontainers/distribution-spec/conformance@v0.0.0-20260831232431-97274622c111 \
 	github.com/opencontainers/distribution-spec/conformance
+# The reference registry, only for make bench (no test uses it).
+go_tool registry github.com/distribution/distribution/v3/cmd/registry@v3.1.2
+on_demand registry
 apt_tool skopeo skopeo
 apt_tool wrk wrk
 apt_tool nginx nginx # the load balancer of make bench's two-replica setup
@@ -66,10 +82,19 @@ command -v go >/dev/null || die "go is not on PATH"
 
 selected=("$@")
 if ((${#selected[@]} == 0)); then
-	selected=("${TOOL_NAMES[@]}")
+	for n in "${TOOL_NAMES[@]}"; do
+		[[ -n ${ON_DEMAND[$n]:-} ]] || selected+=("$n")
+	done
 fi
 for n in "${selected[@]}"; do
 	[[ -n ${TOOL_KIND[$n]:-} ]] || die "unknown tool $n (known: ${TOOL_NAMES[*]})"
+done
+# Whatever order they were named in, build in the pinned order.
+declare -A wanted=()
+for n in "${selected[@]}"; do wanted[$n]=1; done
+selected=()
+for n in "${TOOL_NAMES[@]}"; do
+	[[ -z ${wanted[$n]:-} ]] || selected+=("$n")
 done
 
 STAMPS="$PORTCULLIS_TOOLS/stamps"
@@ -85,7 +110,7 @@ present() {
 	[[ ! -e $STAMPS/$n ]] || [[ "$(cat "$STAMPS/$n")" == "${TOOL_SPEC[$n]}" ]]
 }
 
-# build_go NAME: runs in the background; writes RESULT "ok MILLIS" or "fail MILLIS".
+# build_go NAME: builds one tool; writes RESULT "ok MILLIS" or "fail MILLIS".
 build_go() {
 	local n=$1 spec=${TOOL_SPEC[$n]} start rc=0 stage="$STAGING/$n" logf="$LOGS/$n.log"
 	start=$(now_ms)
@@ -188,9 +213,8 @@ if ((${#apt_pkgs[@]} > 0)); then
 	install_apt "${apt_pkgs[@]}" || failed+=("${apt_pkgs[@]}")
 fi
 
-# 2. Go tools, built in parallel; each prints one line when it finishes and
-#    keeps its full output in $LOGS/NAME.log.
-jobs_max=${PORTCULLIS_TOOLS_JOBS:-4}
+# 2. Go tools, one after another in the pinned order; each prints one line
+#    when it finishes and keeps its full output in $LOGS/NAME.log.
 to_build=()
 for n in "${selected[@]}"; do
 	[[ ${TOOL_KIND[$n]} != apt ]] || continue
@@ -201,14 +225,10 @@ for n in "${selected[@]}"; do
 	fi
 done
 if ((${#to_build[@]} > 0)); then
-	log "  building ${to_build[*]} (up to $jobs_max at once; logs in $LOGS)"
+	log "  building ${to_build[*]} (one at a time; logs in $LOGS)"
 	for n in "${to_build[@]}"; do
 		rm -f "$STAGING/$n.result"
-		while (($(jobs -rp | wc -l) >= jobs_max)); do wait -n || true; done
-		build_go "$n" &
-	done
-	wait
-	for n in "${to_build[@]}"; do
+		build_go "$n"
 		read -r status _ <"$STAGING/$n.result" 2>/dev/null || status=fail
 		[[ $status == ok ]] || failed+=("$n")
 		rm -f "$STAGING/$n.result"
