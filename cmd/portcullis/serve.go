@@ -17,6 +17,7 @@ import (
 
 	"github.com/portcullis-dev/portcullis/audit"
 	"github.com/portcullis-dev/portcullis/gate"
+	"github.com/portcullis-dev/portcullis/internal/httpmetrics"
 	"github.com/portcullis-dev/portcullis/registry"
 	"github.com/portcullis-dev/portcullis/registry/auth"
 )
@@ -213,7 +214,7 @@ func serve(ctx context.Context, stderr io.Writer, flags serveFlags) error {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	mux.Handle("GET /readyz", readiness(meta.DB(), blobs, policies))
-	httpMetrics, err := newHTTPMetrics(metrics)
+	httpMetrics, err := httpmetrics.New(metrics, registry.RouteLabel)
 	if err != nil {
 		return err
 	}
@@ -228,7 +229,7 @@ func serve(ctx context.Context, stderr io.Writer, flags serveFlags) error {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           tr.handler(httpMetrics.middleware(access.Middleware(mux), log), "registry"),
+		Handler:           tr.handler(httpMetrics.Middleware(access.Middleware(mux), log), "registry"),
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
@@ -269,7 +270,7 @@ func newLogger(c LogConfig, w io.Writer) (*slog.Logger, error) {
 	}
 	opts := &slog.HandlerOptions{Level: level}
 	if c.Format == "json" {
-		return slog.New(requestIDHandler{slog.NewJSONHandler(w, opts)}), nil
+		return slog.New(httpmetrics.LogHandler(slog.NewJSONHandler(w, opts))), nil
 	}
-	return slog.New(requestIDHandler{slog.NewTextHandler(w, opts)}), nil
+	return slog.New(httpmetrics.LogHandler(slog.NewTextHandler(w, opts))), nil
 }

@@ -14,6 +14,8 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/portcullis-dev/portcullis/registry"
 )
 
 // TracingConfig is the "tracing" section of portcullis.yaml: OpenTelemetry
@@ -89,6 +91,6 @@ func (t *tracer) handler(next http.Handler, server string) http.Handler {
 	return otelhttp.NewHandler(next, server,
 		otelhttp.WithTracerProvider(t.tp),
 		otelhttp.WithPropagators(propagation.TraceContext{}),
-		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method + " " + routeOf(r.URL.Path) }),
+		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method + " " + registry.RouteLabel(r.URL.Path) }),
 	)
 }
