@@ -73,7 +73,7 @@ type phasedScanner struct {
 	vulnerable, broken digest.Digest
 }
 
-func (s *phasedScanner) Scan(_ context.Context, _ string, d digest.Digest) (*scanner.Report, error) {
+func (s *phasedScanner) Report(_ context.Context, _ string, d digest.Digest) (*scanner.Report, error) {
 	if d == s.broken {
 		return nil, errors.New("no vulnerability database")
 	}
