@@ -45,6 +45,10 @@ type appendResult struct {
 	err   error
 }
 
+// Verifier returns the key the log's checkpoints are checked with
+// (WithVerifier, or the signer's), nil if it has none.
+func (l *Log) Verifier() note.Verifier { return l.verifier }
+
 // OpenSQLite opens (creating if needed) the log in the SQLite file at path.
 func OpenSQLite(ctx context.Context, path string, opts ...Option) (*Log, error) {
 	return openStore(ctx, opts, func(o options) (*sqlStore, error) { return openSQLiteStore(ctx, path, o.readOnly) })

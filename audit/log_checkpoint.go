@@ -114,6 +114,20 @@ func (l *Log) Checkpoints(ctx context.Context) ([]SignedCheckpoint, error) {
 	return out, nil
 }
 
+// CheckpointNotes returns every stored checkpoint note, by increasing
+// size, as stored: unparsed and unchecked, for a remote verifier to check.
+func (l *Log) CheckpointNotes(ctx context.Context) ([][]byte, error) {
+	cps, err := l.store.Checkpoints(ctx)
+	if err != nil {
+		return nil, err
+	}
+	notes := make([][]byte, len(cps))
+	for i, c := range cps {
+		notes[i] = c.Signed
+	}
+	return notes, nil
+}
+
 // parseStored parses a stored note's body without checking its signature.
 func parseStored(c StoredCheckpoint) (SignedCheckpoint, error) {
 	text, _, ok := strings.Cut(string(c.Signed), "\n\n")

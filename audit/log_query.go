@@ -174,10 +174,12 @@ func (l *Log) Prove(ctx context.Context, index, treeSize uint64) (Proved, error)
 // Export writes the records matching f as JSON lines (one Entry per line,
 // oldest first); f's order, cursor and limit are ignored.
 func (l *Log) Export(ctx context.Context, w io.Writer, f Filter) error {
-	return exportPages(ctx, w, f, l.Search)
+	return ExportPages(ctx, w, f, l.Search)
 }
 
-func exportPages(ctx context.Context, w io.Writer, f Filter, search func(context.Context, Filter) (Page, error)) error {
+// ExportPages writes, as Log.Export does, the records that search pages
+// through: a local log's Search or a remote one's.
+func ExportPages(ctx context.Context, w io.Writer, f Filter, search func(context.Context, Filter) (Page, error)) error {
 	f.Ascending, f.After, f.Limit = true, nil, MaxLimit
 	enc := json.NewEncoder(w)
 	for {

@@ -29,12 +29,6 @@ func TestPostgres(t *testing.T) {
 		"SearchLastPageHasNoCursor":  TestSearchLastPageHasNoCursor,
 		"Running":                    TestRunning,
 		"ExportJSONLines":            TestExportJSONLines,
-		"HTTPSearchMatchesLog":       TestHTTPSearchMatchesLog,
-		"HTTPProveAndCheckpoints":    TestHTTPProveAndCheckpoints,
-		"HTTPRunning":                TestHTTPRunning,
-		"HTTPErrors":                 TestHTTPErrors,
-		"UIPages":                    TestUIPages,
-		"UIPagination":               TestUIPagination,
 	} {
 		t.Run(name, test)
 	}

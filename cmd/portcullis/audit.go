@@ -21,6 +21,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/portcullis-dev/portcullis/audit"
+	"github.com/portcullis-dev/portcullis/audit/httpapi"
 )
 
 // AuditConfig is the "audit" section of portcullis.yaml.
@@ -78,7 +79,7 @@ type auditSource interface {
 
 var (
 	_ auditSource = (*audit.Log)(nil)
-	_ auditSource = (*audit.Client)(nil)
+	_ auditSource = (*httpapi.Client)(nil)
 )
 
 // errNotVerified marks failures that exit with 1.
@@ -208,7 +209,7 @@ func (c *auditCLI) open(ctx context.Context, needKey bool) (auditSource, func(),
 		return nil, nil, errors.New("--pubkey FILE is required with --server (the audit public key you were given)")
 	}
 	if c.server != "" {
-		return audit.NewClient(c.server, v, credentialClient()), func() {}, nil
+		return httpapi.NewClient(c.server, v, credentialClient()), func() {}, nil
 	}
 	opts := []audit.Option{audit.ReadOnly()}
 	if v != nil {
@@ -280,7 +281,7 @@ func (ff *filterFlags) filter(now time.Time) (audit.Filter, error) {
 		return f, fmt.Errorf("--until: %w", err)
 	}
 	// The same validation as the API's.
-	if _, err := audit.ParseFilter(f.Values()); err != nil {
+	if _, err := httpapi.ParseFilter(httpapi.FilterValues(f)); err != nil {
 		return f, err
 	}
 	return f, nil

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/portcullis-dev/portcullis/audit"
+	"github.com/portcullis-dev/portcullis/audit/httpapi"
 )
 
 // auditData writes a data directory with n decisions, checkpointed.
@@ -153,7 +154,7 @@ func TestAuditVerifyServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	srv := httptest.NewServer(audit.Handler(l))
+	srv := httptest.NewServer(httpapi.Handler(l, nil))
 	defer srv.Close()
 	code, out, errs := runAudit("verify", "--server", srv.URL, "--pubkey", filepath.Join(dir, audit.PublicKeyFile))
 	if code != 0 || !strings.Contains(out, "8 records") {

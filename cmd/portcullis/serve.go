@@ -16,6 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/portcullis-dev/portcullis/audit"
+	"github.com/portcullis-dev/portcullis/audit/httpapi"
+	auditui "github.com/portcullis-dev/portcullis/audit/ui"
 	"github.com/portcullis-dev/portcullis/gate"
 	"github.com/portcullis-dev/portcullis/internal/httpmetrics"
 	"github.com/portcullis-dev/portcullis/registry"
@@ -198,10 +200,13 @@ func serve(ctx context.Context, stderr io.Writer, flags serveFlags) error {
 	mux.Handle("/v2/", reg)
 	mux.Handle("/v2", reg)
 	mux.Handle("POST "+registry.PromotionsPath, reg.PromotionsHandler())
-	auditAPI := audit.Handler(decisions)
-	for _, p := range []string{"/portcullis/v1/decisions", "/portcullis/v1/decisions/", "/portcullis/v1/checkpoints", "/portcullis/v1/checkpoints/", "/portcullis/v1/proofs/", "/portcullis/v1/running", audit.PathUIDecisions, audit.PathUIDecisions + "/"} {
+	auditAPI := httpapi.Handler(decisions, log)
+	for _, p := range []string{"/portcullis/v1/decisions", "/portcullis/v1/decisions/", "/portcullis/v1/checkpoints", "/portcullis/v1/checkpoints/", "/portcullis/v1/proofs/", "/portcullis/v1/running"} {
 		mux.Handle(p, auditAPI)
 	}
+	auditUI := auditui.Handler(decisions, log)
+	mux.Handle(auditui.PathDecisions, auditUI)
+	mux.Handle(auditui.PathDecisions+"/", auditUI)
 	reloadFailures := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "portcullis_policy_reload_failures_total", Help: "Policy reloads refused (a bundle that could not be fetched or compiled); the previous bundles kept serving.",
 	})

@@ -1,4 +1,4 @@
-package audit
+package httpapi
 
 import (
 	"context"
@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/portcullis-dev/portcullis/audit"
 )
 
 // Client reads a remote log through the API of Handler. It trusts the
@@ -63,7 +65,7 @@ func (c *Client) get(ctx context.Context, path string, q url.Values, v any) erro
 		}
 		err := fmt.Errorf("GET %s: %s: %s", path, resp.Status, msg)
 		if resp.StatusCode == http.StatusNotFound {
-			err = fmt.Errorf("%w (%w)", err, ErrNotFound)
+			err = fmt.Errorf("%w (%w)", err, audit.ErrNotFound)
 		}
 		return err
 	}
@@ -78,20 +80,20 @@ func (c *Client) get(ctx context.Context, path string, q url.Values, v any) erro
 }
 
 // Search returns one page of records matching f.
-func (c *Client) Search(ctx context.Context, f Filter) (Page, error) {
-	var p Page
-	err := c.get(ctx, PathDecisions, f.Values(), &p)
+func (c *Client) Search(ctx context.Context, f audit.Filter) (audit.Page, error) {
+	var p audit.Page
+	err := c.get(ctx, PathDecisions, FilterValues(f), &p)
 	return p, err
 }
 
 // Running returns the latest allowed admission per workload and image.
-func (c *Client) Running(ctx context.Context, namespace string) ([]Entry, error) {
+func (c *Client) Running(ctx context.Context, namespace string) ([]audit.Entry, error) {
 	q := url.Values{}
 	if namespace != "" {
 		q.Set(ParamNamespace, namespace)
 	}
 	var out struct {
-		Running []Entry `json:"running"`
+		Running []audit.Entry `json:"running"`
 	}
 	err := c.get(ctx, PathRunning, q, &out)
 	return out.Running, err
@@ -99,12 +101,12 @@ func (c *Client) Running(ctx context.Context, namespace string) ([]Entry, error)
 
 // Prove returns record index with its inclusion proof against the
 // checkpoint of treeSize records (0: the latest). Check it with VerifyProved.
-func (c *Client) Prove(ctx context.Context, index, treeSize uint64) (Proved, error) {
+func (c *Client) Prove(ctx context.Context, index, treeSize uint64) (audit.Proved, error) {
 	q := url.Values{}
 	if treeSize > 0 {
 		q.Set("treeSize", strconv.FormatUint(treeSize, 10))
 	}
-	var p Proved
+	var p audit.Proved
 	err := c.get(ctx, PathDecisions+"/"+strconv.FormatUint(index, 10), q, &p)
 	return p, err
 }
@@ -132,93 +134,23 @@ func (c *Client) LatestCheckpoint(ctx context.Context) ([]byte, error) {
 }
 
 // ConsistencyProof fetches a consistency proof between two tree sizes.
-func (c *Client) ConsistencyProof(ctx context.Context, from, to uint64) (ConsistencyProof, error) {
+func (c *Client) ConsistencyProof(ctx context.Context, from, to uint64) (audit.ConsistencyProof, error) {
 	q := url.Values{"from": {strconv.FormatUint(from, 10)}, "to": {strconv.FormatUint(to, 10)}}
-	var p ConsistencyProof
+	var p audit.ConsistencyProof
 	err := c.get(ctx, PathConsistencyProof, q, &p)
 	return p, err
 }
 
 // Export writes the records matching f as JSON lines, oldest first.
-func (c *Client) Export(ctx context.Context, w io.Writer, f Filter) error {
-	return exportPages(ctx, w, f, c.Search)
+func (c *Client) Export(ctx context.Context, w io.Writer, f audit.Filter) error {
+	return audit.ExportPages(ctx, w, f, c.Search)
 }
 
-// Verify downloads every checkpoint and every record and checks them as
-// Log.Verify does, except the database's own columns and head, which the
-// API does not expose; served leaf hashes are recomputed, never trusted.
-// The server's consistency proofs between consecutive checkpoints are
-// checked too.
-func (c *Client) Verify(ctx context.Context) (VerifyReport, error) {
+// Verify downloads every checkpoint and every record and checks them
+// locally (audit.VerifyRemote); it needs the client's verifier.
+func (c *Client) Verify(ctx context.Context) (audit.VerifyReport, error) {
 	if c.verifier == nil {
-		return VerifyReport{}, errors.New("audit verify: no public key")
+		return audit.VerifyReport{}, errors.New("audit verify: no public key")
 	}
-	notes, err := c.Checkpoints(ctx)
-	if err != nil {
-		return VerifyReport{}, err
-	}
-	stored := make([]StoredCheckpoint, 0, len(notes))
-	for _, n := range notes {
-		sc, err := parseStored(StoredCheckpoint{Signed: n})
-		if err != nil {
-			return VerifyReport{}, &TamperError{Index: -1, Reason: err.Error()}
-		}
-		stored = append(stored, StoredCheckpoint{Size: sc.Size, Signed: n})
-	}
-	v, err := newVerification(stored, c.verifier, false)
-	if err != nil {
-		return VerifyReport{}, err
-	}
-	f := Filter{Ascending: true, Limit: MaxLimit}
-	for {
-		p, err := c.Search(ctx, f)
-		if err != nil {
-			return VerifyReport{}, err
-		}
-		for _, e := range p.Entries {
-			if err := v.add(StoredLeaf{Index: e.Index, Leaf: e.Leaf, LeafHash: e.LeafHash}); err != nil {
-				return VerifyReport{}, err
-			}
-		}
-		if p.Next == "" {
-			break
-		}
-		if f.After, err = ParseCursor(p.Next); err != nil {
-			return VerifyReport{}, err
-		}
-	}
-	rep, err := v.finish(nil)
-	if err != nil {
-		return rep, err
-	}
-	for i := 1; i < len(v.cps); i++ {
-		older, newer := v.cps[i-1], v.cps[i]
-		if older.Size == 0 {
-			continue
-		}
-		p, err := c.ConsistencyProof(ctx, older.Size, newer.Size)
-		if err != nil {
-			return rep, err
-		}
-		if err := VerifyConsistency(older, newer, p); err != nil {
-			return rep, &TamperError{Index: -1, Checkpoint: newer.Size, Reason: err.Error()}
-		}
-	}
-	return rep, nil
-}
-
-// VerifyProved checks offline a Proved (from Log.Prove or Client.Prove):
-// the checkpoint's signature with v, then the record's inclusion in it.
-func VerifyProved(p Proved, v note.Verifier) (Checkpoint, error) {
-	if p.Checkpoint == "" || p.Proof == nil {
-		return Checkpoint{}, fmt.Errorf("record %d is not covered by a checkpoint yet", p.Entry.Index)
-	}
-	cp, err := ParseCheckpoint([]byte(p.Checkpoint), v)
-	if err != nil {
-		return Checkpoint{}, err
-	}
-	if p.Proof.Index != p.Entry.Index {
-		return cp, fmt.Errorf("%w: proof is for record %d, not %d", ErrProof, p.Proof.Index, p.Entry.Index)
-	}
-	return cp, VerifyInclusion(cp, p.Entry.Leaf, *p.Proof)
+	return audit.VerifyRemote(ctx, c, c.verifier)
 }

@@ -1,4 +1,4 @@
-package audit
+package ui
 
 import (
 	"context"
@@ -6,12 +6,30 @@ import (
 	"html"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/portcullis-dev/portcullis/audit"
+	"github.com/portcullis-dev/portcullis/audit/audittest"
+	"github.com/portcullis-dev/portcullis/audit/httpapi"
 )
+
+// testServer serves l's pages and its API (the pages link to it), as
+// portcullis serve mounts them.
+func testServer(t *testing.T, l *audit.Log) *httptest.Server {
+	t.Helper()
+	mux := http.NewServeMux()
+	mux.Handle("/portcullis/v1/", httpapi.Handler(l, nil))
+	mux.Handle(PathDecisions, Handler(l, nil))
+	mux.Handle(PathDecisions+"/", Handler(l, nil))
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv
+}
 
 // getPage fetches a page and checks the headers every page must carry,
 // whatever its status.
@@ -61,13 +79,13 @@ func rowIndexes(t *testing.T, body string) []uint64 {
 
 func TestUIPages(t *testing.T) {
 	ctx := context.Background()
-	l, _ := testLog(t)
-	appendN(t, l, 0, 60)
+	l, _ := audittest.OpenSQLite(t)
+	audittest.AppendN(t, l, 0, 60)
 	if _, err := l.Checkpoint(ctx); err != nil {
 		t.Fatal(err)
 	}
 	srv := testServer(t, l)
-	digest := record(7).Subject.Digest // records 7 and 57
+	digest := audittest.Record(7).Subject.Digest // records 7 and 57
 	tests := []struct {
 		name       string
 		method     string
@@ -88,7 +106,7 @@ func TestUIPages(t *testing.T) {
 		{"bad limit", "GET", "/ui/decisions?limit=0", 400, nil, []string{`limit "0": want 1 to 1000`}},
 		{"read-only", "POST", "/ui/decisions", 405, nil, []string{"read-only"}},
 		{"record", "GET", "/ui/decisions/7", 200, nil, []string{
-			`<p id="proof-status" class="ok">proof verifies</p>`, "reason 7", digest, record(7).PolicyRevision,
+			`<p id="proof-status" class="ok">proof verifies</p>`, "reason 7", digest, audittest.Record(7).PolicyRevision,
 			"https://slsa.dev/provenance/v1", "CRITICAL: 1<br>HIGH: 3", "Tree size</th><td>60"}},
 		{"record against an older checkpoint", "GET", "/ui/decisions/7?treeSize=60", 200, nil, []string{"proof verifies"}},
 		{"no such checkpoint", "GET", "/ui/decisions/7?treeSize=8", 404, nil, []string{"no checkpoint of size 8"}},
@@ -118,8 +136,8 @@ func TestUIPages(t *testing.T) {
 var olderLink = regexp.MustCompile(`<a id="older" href="([^"]+)"`)
 
 func TestUIPagination(t *testing.T) {
-	l, _ := testLog(t)
-	appendN(t, l, 0, 25)
+	l, _ := audittest.OpenSQLite(t)
+	audittest.AppendN(t, l, 0, 25)
 	srv := testServer(t, l)
 	var got []uint64
 	path := "/ui/decisions?repository=staging/app3&limit=1" // 3, 13, 23
@@ -148,8 +166,8 @@ func TestUIPagination(t *testing.T) {
 
 func TestUIEscapesRecords(t *testing.T) {
 	ctx := context.Background()
-	l, _ := testLog(t)
-	r := record(0)
+	l, _ := audittest.OpenSQLite(t)
+	r := audittest.Record(0)
 	r.Reasons = []string{`<script>alert("x")</script>`}
 	r.Subject.Repository = `"><img src=x>`
 	if _, err := l.Append(ctx, r); err != nil {
@@ -167,20 +185,20 @@ func TestUIEscapesRecords(t *testing.T) {
 func TestUIProofStatus(t *testing.T) {
 	ctx := context.Background()
 	t.Run("not checkpointed", func(t *testing.T) {
-		l, _ := testLog(t)
-		appendN(t, l, 0, 3)
+		l, _ := audittest.OpenSQLite(t)
+		audittest.AppendN(t, l, 0, 3)
 		_, body := getPage(t, "GET", testServer(t, l).URL+"/ui/decisions/1")
 		if !strings.Contains(body, "No signed checkpoint covers this record yet") {
 			t.Errorf("page does not say the record is not checkpointed yet:\n%s", body)
 		}
 	})
 	t.Run("wrong key", func(t *testing.T) {
-		other, err := LoadOrCreateSigner(t.TempDir())
+		other, err := audit.LoadOrCreateSigner(t.TempDir())
 		if err != nil {
 			t.Fatal(err)
 		}
-		l, _ := testLog(t, WithVerifier(other.Verifier()))
-		appendN(t, l, 0, 3)
+		l, _ := audittest.OpenSQLite(t, audit.WithVerifier(other.Verifier()))
+		audittest.AppendN(t, l, 0, 3)
 		if _, err := l.Checkpoint(ctx); err != nil {
 			t.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package audit
+package httpapi
 
 import (
 	"fmt"
@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/portcullis-dev/portcullis/audit"
 )
 
 // Query parameters of GET /portcullis/v1/decisions (and the CLI flags of
@@ -32,8 +34,8 @@ const (
 var FilterParams = []string{ParamDigest, ParamRepository, ParamAction, ParamVerdict, ParamActor,
 	ParamPolicyRevision, ParamNamespace, ParamSince, ParamUntil, ParamOrder, ParamCursor, ParamLimit}
 
-// Values encodes f as query parameters.
-func (f Filter) Values() url.Values {
+// FilterValues encodes f as query parameters, as ParseFilter reads them.
+func FilterValues(f audit.Filter) url.Values {
 	v := url.Values{}
 	set := func(k, s string) {
 		if s != "" {
@@ -68,13 +70,13 @@ func (f Filter) Values() url.Values {
 // ParseFilter decodes query parameters into a Filter, rejecting bad values
 // and unknown parameters (a mistyped filter would otherwise match
 // everything).
-func ParseFilter(v url.Values) (Filter, error) {
+func ParseFilter(v url.Values) (audit.Filter, error) {
 	for _, k := range slices.Sorted(maps.Keys(v)) {
 		if !slices.Contains(FilterParams, k) {
-			return Filter{}, fmt.Errorf("unknown parameter %q: want %s", k, strings.Join(FilterParams, ", "))
+			return audit.Filter{}, fmt.Errorf("unknown parameter %q: want %s", k, strings.Join(FilterParams, ", "))
 		}
 	}
-	f := Filter{
+	f := audit.Filter{
 		Digest:         v.Get(ParamDigest),
 		Repository:     v.Get(ParamRepository),
 		Action:         v.Get(ParamAction),
@@ -84,12 +86,12 @@ func ParseFilter(v url.Values) (Filter, error) {
 		Namespace:      v.Get(ParamNamespace),
 	}
 	switch f.Action {
-	case "", ActionPush, ActionPromote, ActionAdmit, ActionBreakGlass, ActionDelete:
+	case "", audit.ActionPush, audit.ActionPromote, audit.ActionAdmit, audit.ActionBreakGlass, audit.ActionDelete:
 	default:
 		return f, fmt.Errorf("action %q: want push, promote, admit, break-glass or delete", f.Action)
 	}
 	switch f.Verdict {
-	case "", VerdictAllow, VerdictDeny, VerdictError:
+	case "", audit.VerdictAllow, audit.VerdictDeny, audit.VerdictError:
 	default:
 		return f, fmt.Errorf("verdict %q: want allow, deny or error", f.Verdict)
 	}
@@ -107,13 +109,13 @@ func ParseFilter(v url.Values) (Filter, error) {
 	default:
 		return f, fmt.Errorf("order %q: want asc or desc", v.Get(ParamOrder))
 	}
-	if f.After, err = ParseCursor(v.Get(ParamCursor)); err != nil {
+	if f.After, err = audit.ParseCursor(v.Get(ParamCursor)); err != nil {
 		return f, err
 	}
 	if s := v.Get(ParamLimit); s != "" {
 		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > MaxLimit {
-			return f, fmt.Errorf("limit %q: want 1 to %d", s, MaxLimit)
+		if err != nil || n < 1 || n > audit.MaxLimit {
+			return f, fmt.Errorf("limit %q: want 1 to %d", s, audit.MaxLimit)
 		}
 		f.Limit = n
 	}

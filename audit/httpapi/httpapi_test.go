@@ -1,22 +1,30 @@
-package audit
+package httpapi
 
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/portcullis-dev/portcullis/audit"
+	"github.com/portcullis-dev/portcullis/audit/audittest"
 )
 
-func testServer(t *testing.T, l *Log) *httptest.Server {
+func testServer(t *testing.T, l *audit.Log) *httptest.Server {
 	t.Helper()
-	srv := httptest.NewServer(Handler(l))
+	srv := httptest.NewServer(Handler(l, nil))
 	t.Cleanup(srv.Close)
 	return srv
 }
@@ -37,20 +45,20 @@ func httpGet(t *testing.T, url string) string {
 }
 
 func TestHTTPSearchMatchesLog(t *testing.T) {
-	l, _ := testLog(t)
-	appendN(t, l, 0, 120)
-	c := NewClient(testServer(t, l).URL, l.verifier, nil)
-	for _, f := range []Filter{
+	l, _ := audittest.OpenSQLite(t)
+	audittest.AppendN(t, l, 0, 120)
+	c := NewClient(testServer(t, l).URL, l.Verifier(), nil)
+	for _, f := range []audit.Filter{
 		{},
-		{Digest: record(4).Subject.Digest},
+		{Digest: audittest.Record(4).Subject.Digest},
 		{Repository: "prod/app2", Ascending: true},
-		{Action: ActionAdmit, Verdict: VerdictAllow},
-		{Actor: "alice", Since: t0.Add(30 * time.Second), Until: t0.Add(90 * time.Second)},
-		{PolicyRevision: record(2).PolicyRevision, Namespace: "prod"},
+		{Action: audit.ActionAdmit, Verdict: audit.VerdictAllow},
+		{Actor: "alice", Since: audittest.T0.Add(30 * time.Second), Until: audittest.T0.Add(90 * time.Second)},
+		{PolicyRevision: audittest.Record(2).PolicyRevision, Namespace: "prod"},
 	} {
 		f.Limit = 9
-		local := searchAll(t, l.Search, f)
-		remote := searchAll(t, c.Search, f)
+		local := audittest.SearchAll(t, l.Search, f)
+		remote := audittest.SearchAll(t, c.Search, f)
 		if !slices.Equal(local, remote) || len(local) == 0 {
 			t.Errorf("filter %+v: server returned %v, log %v", f, remote, local)
 		}
@@ -59,9 +67,9 @@ func TestHTTPSearchMatchesLog(t *testing.T) {
 
 func TestHTTPProveAndCheckpoints(t *testing.T) {
 	ctx := context.Background()
-	l, _ := testLog(t)
-	appendN(t, l, 0, 10)
-	c := NewClient(testServer(t, l).URL, l.verifier, nil)
+	l, _ := audittest.OpenSQLite(t)
+	audittest.AppendN(t, l, 0, 10)
+	c := NewClient(testServer(t, l).URL, l.Verifier(), nil)
 	// Not yet checkpointed: the record, without proof.
 	p, err := c.Prove(ctx, 3, 0)
 	if err != nil {
@@ -70,14 +78,14 @@ func TestHTTPProveAndCheckpoints(t *testing.T) {
 	if p.Proof != nil {
 		t.Fatalf("proof without a checkpoint: %+v", p.Proof)
 	}
-	if _, err := c.LatestCheckpoint(ctx); !errors.Is(err, ErrNotFound) {
+	if _, err := c.LatestCheckpoint(ctx); !errors.Is(err, audit.ErrNotFound) {
 		t.Fatalf("latest checkpoint of a new log: %v, want not found", err)
 	}
 	cp10, err := l.Checkpoint(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	appendN(t, l, 10, 7)
+	audittest.AppendN(t, l, 10, 7)
 	cp17, err := l.Checkpoint(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -87,7 +95,7 @@ func TestHTTPProveAndCheckpoints(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cp, err := VerifyProved(p, l.verifier)
+		cp, err := audit.VerifyProved(p, l.Verifier())
 		if err != nil {
 			t.Fatalf("treeSize %d: %v", size, err)
 		}
@@ -95,7 +103,7 @@ func TestHTTPProveAndCheckpoints(t *testing.T) {
 			t.Errorf("treeSize %d: proved against %d, want %d", size, cp.Size, want)
 		}
 		p.Entry.Leaf = bytes.Replace(p.Entry.Leaf, []byte("reason 3"), []byte("reason 4"), 1)
-		if _, err := VerifyProved(p, l.verifier); !errors.Is(err, ErrProof) {
+		if _, err := audit.VerifyProved(p, l.Verifier()); !errors.Is(err, audit.ErrProof) {
 			t.Errorf("altered record verified: %v", err)
 		}
 	}
@@ -117,7 +125,7 @@ func TestHTTPProveAndCheckpoints(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := VerifyConsistency(cp10.Checkpoint, cp17.Checkpoint, cp); err != nil {
+	if err := audit.VerifyConsistency(cp10.Checkpoint, cp17.Checkpoint, cp); err != nil {
 		t.Error(err)
 	}
 	rep, err := c.Verify(ctx)
@@ -130,8 +138,8 @@ func TestHTTPProveAndCheckpoints(t *testing.T) {
 }
 
 func TestHTTPRunning(t *testing.T) {
-	l, _ := testLog(t)
-	appendN(t, l, 0, 40)
+	l, _ := audittest.OpenSQLite(t)
+	audittest.AppendN(t, l, 0, 40)
 	c := NewClient(testServer(t, l).URL, nil, nil)
 	got, err := c.Running(context.Background(), "ns1")
 	if err != nil {
@@ -152,8 +160,8 @@ func TestHTTPRunning(t *testing.T) {
 }
 
 func TestHTTPErrors(t *testing.T) {
-	l, _ := testLog(t)
-	appendN(t, l, 0, 3)
+	l, _ := audittest.OpenSQLite(t)
+	audittest.AppendN(t, l, 0, 3)
 	if _, err := l.Checkpoint(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -205,21 +213,98 @@ func TestHTTPErrors(t *testing.T) {
 	}
 }
 
+// TestRemoteVerifyDetectsTampering: a record rewritten in the database
+// together with its leaf hash is caught by the client's own check against
+// the signed checkpoints.
 func TestRemoteVerifyDetectsTampering(t *testing.T) {
 	ctx := context.Background()
-	path, v := tamperFixture(t)
-	db := rawDB(t, path)
-	leaf := editLeaf(t, db, 17, `"reason 17"`, `"ok"`)
-	execSQL(t, db, `UPDATE records SET leaf = ?, leaf_hash = ? WHERE idx = 17`, leaf, LeafHash(leaf))
+	dir := t.TempDir()
+	s, err := audit.LoadOrCreateSigner(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "audit.db")
+	w, err := audit.OpenSQLite(ctx, path, audit.WithSigner(s), audit.WithCheckpointEvery(10, time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 30 {
+		if _, err := w.Append(ctx, audittest.Record(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var leaf []byte
+	if err := db.QueryRow(`SELECT leaf FROM records WHERE idx = 17`).Scan(&leaf); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(leaf, []byte(`"reason 17"`)) {
+		t.Fatalf("record 17 has no reason 17: %s", leaf)
+	}
+	leaf = bytes.Replace(leaf, []byte(`"reason 17"`), []byte(`"ok"`), 1)
+	if _, err := db.Exec(`UPDATE records SET leaf = ?, leaf_hash = ? WHERE idx = 17`, leaf, audit.LeafHash(leaf)); err != nil {
+		t.Fatal(err)
+	}
 	db.Close()
-	l, err := OpenSQLite(ctx, path, ReadOnly())
+	l, err := audit.OpenSQLite(ctx, path, audit.ReadOnly())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	_, err = NewClient(testServer(t, l).URL, v, nil).Verify(ctx)
-	var te *TamperError
+	_, err = NewClient(testServer(t, l).URL, s.Verifier(), nil).Verify(ctx)
+	var te *audit.TamperError
 	if !errors.As(err, &te) || te.Index != 10 || te.Checkpoint != 20 {
 		t.Fatalf("remote verify = %v, want records [10, 20) not matching checkpoint 20", err)
+	}
+}
+
+func FuzzParseFilter(f *testing.F) {
+	f.Add("digest=sha256:abc&since=2026-01-01T00:00:00Z&limit=10&cursor=5&order=asc")
+	f.Add("action=admit&verdict=deny&until=2026-01-01T00:00:00.5Z")
+	f.Fuzz(func(t *testing.T, q string) {
+		v, err := url.ParseQuery(q)
+		if err != nil {
+			return
+		}
+		flt, err := ParseFilter(v)
+		if err != nil {
+			return
+		}
+		// What parses re-encodes to the same filter.
+		again, err := ParseFilter(FilterValues(flt))
+		if err != nil {
+			t.Fatalf("%q: re-encoded filter does not parse: %v", q, err)
+		}
+		if !reflect.DeepEqual(FilterValues(again), FilterValues(flt)) || again.Limit != flt.Limit {
+			t.Fatalf("%q: %+v re-parses as %+v", q, flt, again)
+		}
+	})
+}
+
+// TestLastPageHasNoCursor: the API leaves nextCursor out of a full last
+// page, as the log does (audit's TestSearchLastPageHasNoCursor).
+func TestLastPageHasNoCursor(t *testing.T) {
+	const limit = 5
+	for _, n := range []int{limit, limit + 1, 2 * limit} {
+		l, _ := audittest.OpenSQLite(t)
+		audittest.AppendN(t, l, 0, n)
+		srv := testServer(t, l)
+		if got := audittest.SearchAll(t, NewClient(srv.URL, nil, nil).Search, audit.Filter{Limit: limit}); len(got) != n {
+			t.Errorf("%d records: the API listed %v", n, got)
+		}
+		q := url.Values{ParamLimit: {fmt.Sprint(limit)}, ParamCursor: {fmt.Sprint(n - limit)}}
+		if n == limit {
+			q.Del(ParamCursor)
+		}
+		body := httpGet(t, srv.URL+PathDecisions+"?"+q.Encode())
+		if strings.Contains(body, "nextCursor") {
+			t.Errorf("last page of %d records has a cursor: %s", n, body)
+		}
 	}
 }

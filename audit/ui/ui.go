@@ -1,4 +1,7 @@
-package audit
+// Package ui serves the auditors' read-only web pages over a decision log
+// (package audit): a searchable list of decisions and one decision with its
+// evidence and inclusion proof.
+package ui
 
 import (
 	"bytes"
@@ -8,33 +11,62 @@ import (
 	"encoding/json"
 	"fmt"
 	"html/template"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/portcullis-dev/portcullis/audit"
+	"github.com/portcullis-dev/portcullis/audit/httpapi"
 )
 
-// PathUIDecisions is the auditors' web page: the searchable list of
-// decisions; PathUIDecisions + "/{index}" shows one record with its evidence
+// PathDecisions is the auditors' web page: the searchable list of
+// decisions; PathDecisions + "/{index}" shows one record with its evidence
 // and its inclusion proof.
-const PathUIDecisions = "/ui/decisions"
+const PathDecisions = "/ui/decisions"
+
+// Handler serves the pages:
+//
+//	GET /ui/decisions?<the filters of the API's /portcullis/v1/decisions>   searchable list
+//	GET /ui/decisions/{index}                                               one record, its evidence and inclusion proof
+//
+// Errors are HTML pages; other methods than GET and HEAD get 405. It
+// claims only these paths, so a server mounts it on "/ui/decisions" and
+// "/ui/decisions/". Authentication is the caller's: wrap it. Internal
+// errors are logged to log (nil: slog.Default()).
+func Handler(l *audit.Log, log *slog.Logger) http.Handler {
+	if log == nil {
+		log = slog.Default()
+	}
+	h := &handler{l: l, log: log}
+	mux := http.NewServeMux()
+	mux.Handle(PathDecisions, h.page(h.decisions))
+	mux.Handle(PathDecisions+"/{index}", h.page(h.decision))
+	return mux
+}
+
+type handler struct {
+	l   *audit.Log
+	log *slog.Logger
+}
 
 // The pages are server-rendered HTML with no script and no external
 // resource; forms are plain GETs.
 //
-//go:embed ui/*.html
+//go:embed *.html
 var uiFiles embed.FS
 
 var (
-	uiList     = parsePage("ui/list.html")
-	uiDecision = parsePage("ui/decision.html")
-	uiError    = parsePage("ui/error.html")
+	uiList     = parsePage("list.html")
+	uiDecision = parsePage("decision.html")
+	uiError    = parsePage("error.html")
 )
 
 func parsePage(name string) *template.Template {
-	return template.Must(template.New(name).Funcs(uiFuncs).ParseFS(uiFiles, "ui/layout.html", name))
+	return template.Must(template.New(name).Funcs(uiFuncs).ParseFS(uiFiles, "layout.html", name))
 }
 
 // uiCSP allows the inline style sheet and nothing else: no script, no
@@ -51,10 +83,10 @@ var uiFuncs = template.FuncMap{
 	"short": shortDigest,
 	"b64":   base64.StdEncoding.EncodeToString,
 	"decisionURL": func(index uint64) string {
-		return PathUIDecisions + "/" + strconv.FormatUint(index, 10)
+		return PathDecisions + "/" + strconv.FormatUint(index, 10)
 	},
 	"searchURL": func(param, value string) string {
-		return PathUIDecisions + "?" + url.Values{param: {value}}.Encode()
+		return PathDecisions + "?" + url.Values{param: {value}}.Encode()
 	},
 	"target":     targetText,
 	"actor":      actorText,
@@ -70,14 +102,14 @@ func shortDigest(d string) string {
 	return alg + ":" + hex[:12] + "…"
 }
 
-func targetText(t Target) string {
+func targetText(t audit.Target) string {
 	if t.Kind != "" || t.Name != "" {
 		return t.Namespace + "/" + t.Kind + "/" + t.Name
 	}
 	return cmp.Or(t.Repository, t.Namespace)
 }
 
-func actorText(a Actor) string {
+func actorText(a audit.Actor) string {
 	var s []string
 	for _, v := range []string{a.Identity, a.KubernetesUser, a.ServiceAccount} {
 		if v != "" {
@@ -112,7 +144,7 @@ func severities(counts map[string]int) []severityCount {
 
 // page serves f for GET and HEAD, rendering its error as an HTML page.
 func (h *handler) page(f func(http.ResponseWriter, *http.Request) error) http.Handler {
-	return h.serve(f, func(w http.ResponseWriter, status int, msg string) {
+	return httpapi.Serve(h.log, f, func(w http.ResponseWriter, status int, msg string) {
 		data := struct {
 			Status     int
 			StatusText string
@@ -145,7 +177,7 @@ func renderPage(w http.ResponseWriter, status int, t *template.Template, data an
 type uiListData struct {
 	Query     url.Values // as given, to fill the form in again
 	Ascending bool
-	Entries   []Entry
+	Entries   []audit.Entry
 	// Older is the next page's URL ("" on the last page), First the first
 	// page's ("" on the first page).
 	Older, First string
@@ -153,11 +185,11 @@ type uiListData struct {
 	Verdicts     []string
 }
 
-func (h *handler) uiDecisions(w http.ResponseWriter, r *http.Request) error {
+func (h *handler) decisions(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	f, err := ParseFilter(q)
+	f, err := httpapi.ParseFilter(q)
 	if err != nil {
-		return badRequest(err)
+		return httpapi.BadRequest(err)
 	}
 	p, err := h.l.Search(r.Context(), f)
 	if err != nil {
@@ -167,45 +199,45 @@ func (h *handler) uiDecisions(w http.ResponseWriter, r *http.Request) error {
 		Query:     q,
 		Ascending: f.Ascending,
 		Entries:   p.Entries,
-		Actions:   []string{ActionPush, ActionPromote, ActionAdmit, ActionBreakGlass, ActionDelete},
-		Verdicts:  []string{VerdictAllow, VerdictDeny, VerdictError},
+		Actions:   []string{audit.ActionPush, audit.ActionPromote, audit.ActionAdmit, audit.ActionBreakGlass, audit.ActionDelete},
+		Verdicts:  []string{audit.VerdictAllow, audit.VerdictDeny, audit.VerdictError},
 	}
 	if p.Next != "" {
-		v := f.Values()
-		v.Set(ParamCursor, p.Next)
-		d.Older = PathUIDecisions + "?" + v.Encode()
+		v := httpapi.FilterValues(f)
+		v.Set(httpapi.ParamCursor, p.Next)
+		d.Older = PathDecisions + "?" + v.Encode()
 	}
 	if f.After != nil {
-		v := f.Values()
-		v.Del(ParamCursor)
-		d.First = PathUIDecisions + "?" + v.Encode()
+		v := httpapi.FilterValues(f)
+		v.Del(httpapi.ParamCursor)
+		d.First = PathDecisions + "?" + v.Encode()
 	}
 	return renderPage(w, http.StatusOK, uiList, d)
 }
 
 type uiDecisionData struct {
-	Entry    Entry
+	Entry    audit.Entry
 	LeafJSON string // the hashed bytes, indented for reading
 	APIURL   string
 	// Checkpoint is the signed note the proof is against ("" if no
 	// checkpoint covers the record yet).
 	Checkpoint string
-	Proof      *InclusionProof
+	Proof      *audit.InclusionProof
 	// Verified is the server's own check of Proof against Checkpoint with
 	// the log's public key; VerifyError says why it failed.
 	Verified    bool
 	VerifyError string
 }
 
-func (h *handler) uiDecision(w http.ResponseWriter, r *http.Request) error {
-	p, err := h.prove(r)
+func (h *handler) decision(w http.ResponseWriter, r *http.Request) error {
+	p, err := httpapi.Prove(h.l, r)
 	if err != nil {
 		return err
 	}
 	d := uiDecisionData{
 		Entry:      p.Entry,
 		LeafJSON:   string(p.Entry.Leaf),
-		APIURL:     PathDecisions + "/" + strconv.FormatUint(p.Entry.Index, 10),
+		APIURL:     httpapi.PathDecisions + "/" + strconv.FormatUint(p.Entry.Index, 10),
 		Checkpoint: p.Checkpoint,
 		Proof:      p.Proof,
 	}
@@ -214,14 +246,14 @@ func (h *handler) uiDecision(w http.ResponseWriter, r *http.Request) error {
 		d.LeafJSON = buf.String()
 	}
 	if size := r.URL.Query().Get("treeSize"); size != "" {
-		d.APIURL += "?treeSize=" + url.QueryEscape(size) // h.prove checked it
+		d.APIURL += "?treeSize=" + url.QueryEscape(size) // httpapi.Prove checked it
 	}
 	if p.Proof != nil {
 		switch {
-		case h.l.verifier == nil:
+		case h.l.Verifier() == nil:
 			d.VerifyError = "this server has no public key to check it with"
 		default:
-			if _, err := VerifyProved(p, h.l.verifier); err != nil {
+			if _, err := audit.VerifyProved(p, h.l.Verifier()); err != nil {
 				d.VerifyError = err.Error()
 			} else {
 				d.Verified = true

@@ -1,9 +1,8 @@
-package audit
+package ui
 
 import (
 	"context"
 	"encoding/base64"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"slices"
@@ -13,6 +12,9 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/portcullis-dev/portcullis/audit"
+	"github.com/portcullis-dev/portcullis/audit/audittest"
 )
 
 // chromium returns the path of a Chromium to drive, or skips the test when
@@ -39,26 +41,26 @@ func chromium(t *testing.T) string {
 func TestUIBrowser(t *testing.T) {
 	exe := chromium(t)
 	ctx := context.Background()
-	l, _ := testLog(t)
-	appendN(t, l, 0, 40) // promote, admit, push; allow, deny, error; 40 digests
+	l, _ := audittest.OpenSQLite(t)
+	audittest.AppendN(t, l, 0, 40) // promote, admit, push; allow, deny, error; 40 digests
 	const digest = "sha256:d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1d1"
-	denied := record(40)
+	denied := audittest.Record(40)
 	denied.Subject.Digest = digest
-	breakGlass := Record{
-		Time:    t0.Add(41 * time.Second),
-		Action:  ActionBreakGlass,
-		Verdict: VerdictAllow,
-		Subject: Subject{Repository: "registry.example/prod/web", Digest: digest, Tag: "v9"},
-		Target:  Target{Namespace: "prod", Kind: "Deployment", Name: "web"},
-		Actor:   Actor{KubernetesUser: "oncall@example.com", ServiceAccount: "prod/web"},
-		Evidence: Evidence{
-			Signers: []EvidenceSigner{
+	breakGlass := audit.Record{
+		Time:    audittest.T0.Add(41 * time.Second),
+		Action:  audit.ActionBreakGlass,
+		Verdict: audit.VerdictAllow,
+		Subject: audit.Subject{Repository: "registry.example/prod/web", Digest: digest, Tag: "v9"},
+		Target:  audit.Target{Namespace: "prod", Kind: "Deployment", Name: "web"},
+		Actor:   audit.Actor{KubernetesUser: "oncall@example.com", ServiceAccount: "prod/web"},
+		Evidence: audit.Evidence{
+			Signers: []audit.EvidenceSigner{
 				{Authority: "release", KeyID: "SHA256:releasekey"},
 				{Authority: "github", Subject: "https://github.com/acme/web/.github/workflows/release.yml@refs/tags/v9", Issuer: "https://token.actions.githubusercontent.com"},
 			},
-			Attestations: []Attestation{{PredicateType: "https://slsa.dev/provenance/v1", Digest: "sha256:a77e"}},
+			Attestations: []audit.Attestation{{PredicateType: "https://slsa.dev/provenance/v1", Digest: "sha256:a77e"}},
 			SBOMDigest:   "sha256:5b0b",
-			Scan:         &Scan{DBVersion: "2", DBBuiltAt: t0, Counts: map[string]int{"HIGH": 2, "CRITICAL": 1}},
+			Scan:         &audit.Scan{DBVersion: "2", DBBuiltAt: audittest.T0, Counts: map[string]int{"HIGH": 2, "CRITICAL": 1}},
 			VSADigest:    "sha256:75a0",
 		},
 		PolicyRevision:          "sha256:9011c7",
@@ -66,14 +68,14 @@ func TestUIBrowser(t *testing.T) {
 		Warnings:                []string{"image is 40 days old"},
 		BreakGlassJustification: "INC-4242: payment outage",
 	}
-	if _, err := l.AppendAll(ctx, []Record{denied, breakGlass}); err != nil { // 40, 41
+	if _, err := l.AppendAll(ctx, []audit.Record{denied, breakGlass}); err != nil { // 40, 41
 		t.Fatal(err)
 	}
-	appendN(t, l, 42, 10)
+	audittest.AppendN(t, l, 42, 10)
 	if _, err := l.Checkpoint(ctx); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(Handler(l))
+	srv := testServer(t, l)
 	t.Cleanup(srv.Close)
 
 	opts := append(slices.Clone(chromedp.DefaultExecAllocatorOptions[:]), // headless
@@ -109,7 +111,7 @@ func TestUIBrowser(t *testing.T) {
 	}
 
 	err := chromedp.Do(bctx,
-		chromedp.Navigate(srv.URL+PathUIDecisions),
+		chromedp.Navigate(srv.URL+PathDecisions),
 		chromedp.WaitVisible(chromedp.CSS(`#decisions`)),
 		chromedp.SendKeys(chromedp.CSS(`#filters input[name="digest"]`), digest),
 	)
@@ -142,7 +144,7 @@ func TestUIBrowser(t *testing.T) {
 	if resp.Status != 200 {
 		t.Fatalf("open the record: status %d", resp.Status)
 	}
-	if url := location(); !strings.HasSuffix(url, PathUIDecisions+"/41") {
+	if url := location(); !strings.HasSuffix(url, PathDecisions+"/41") {
 		t.Errorf("the first row links to %s, want record 41", url)
 	}
 	if status := text(`#proof-status`); status != "proof verifies" {
@@ -164,7 +166,7 @@ func TestUIBrowser(t *testing.T) {
 		{evidence, "https://token.actions.githubusercontent.com"}, {evidence, "https://slsa.dev/provenance/v1"},
 		{evidence, "sha256:a77e"}, {evidence, "sha256:5b0b"}, {evidence, "sha256:75a0"},
 		{evidence, "CRITICAL: 1"}, {evidence, "HIGH: 2"},
-		{checkpoint, l.verifier.Name() + "\n52\n"},
+		{checkpoint, l.Verifier().Name() + "\n52\n"},
 	} {
 		if !strings.Contains(c.section, c.text) {
 			t.Errorf("the record page lacks %q in:\n%s", c.text, c.section)

@@ -1,4 +1,6 @@
-package audit
+// Package httpapi serves a decision log (package audit) over HTTP, read
+// only, and reads one back: Handler is the API, Client its client.
+package httpapi
 
 import (
 	"encoding/json"
@@ -6,6 +8,8 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+
+	"github.com/portcullis-dev/portcullis/audit"
 )
 
 // API paths served by Handler.
@@ -26,62 +30,60 @@ const (
 //	GET /portcullis/v1/proofs/consistency?from=&to=
 //	GET /portcullis/v1/running[?namespace=]
 //
-// and the auditors' read-only web pages (see ui.go):
-//
-//	GET /ui/decisions?<the same filters>                 searchable list
-//	GET /ui/decisions/{index}                            one record, its evidence and inclusion proof
-//
-// API errors are JSON {"error": "..."}, page errors HTML; other methods than
-// GET and HEAD get 405. It claims only these paths, so a server mounts it on
-// each of them (or on "/portcullis/v1/decisions", "/portcullis/v1/decisions/",
+// Errors are JSON {"error": "..."}; other methods than GET and HEAD get
+// 405. It claims only these paths, so a server mounts it on each of them
+// (or on "/portcullis/v1/decisions", "/portcullis/v1/decisions/",
 // "/portcullis/v1/checkpoints", "/portcullis/v1/checkpoints/",
-// "/portcullis/v1/proofs/", "/portcullis/v1/running", "/ui/decisions" and
-// "/ui/decisions/"). Authentication is the caller's: wrap it.
-func Handler(l *Log) http.Handler {
-	h := &handler{l: l, log: l.log}
+// "/portcullis/v1/proofs/" and "/portcullis/v1/running"). Authentication
+// is the caller's: wrap it. Internal errors are logged to log (nil:
+// slog.Default()). The auditors' web pages are package audit/ui.
+func Handler(l *audit.Log, log *slog.Logger) http.Handler {
+	if log == nil {
+		log = slog.Default()
+	}
+	h := &handler{l: l}
+	get := func(f func(http.ResponseWriter, *http.Request) error) http.Handler {
+		return Serve(log, f, func(w http.ResponseWriter, status int, msg string) {
+			writeJSON(w, status, map[string]string{"error": msg})
+		})
+	}
 	mux := http.NewServeMux()
-	mux.Handle(PathDecisions, h.get(h.decisions))
-	mux.Handle(PathDecisions+"/{index}", h.get(h.decision))
-	mux.Handle(PathCheckpoints, h.get(h.checkpoints))
-	mux.Handle(PathLatestCheckpoint, h.get(h.latest))
-	mux.Handle(PathConsistencyProof, h.get(h.consistency))
-	mux.Handle(PathRunning, h.get(h.running))
-	mux.Handle(PathUIDecisions, h.page(h.uiDecisions))
-	mux.Handle(PathUIDecisions+"/{index}", h.page(h.uiDecision))
+	mux.Handle(PathDecisions, get(h.decisions))
+	mux.Handle(PathDecisions+"/{index}", get(h.decision))
+	mux.Handle(PathCheckpoints, get(h.checkpoints))
+	mux.Handle(PathLatestCheckpoint, get(h.latest))
+	mux.Handle(PathConsistencyProof, get(h.consistency))
+	mux.Handle(PathRunning, get(h.running))
 	return mux
 }
 
 type handler struct {
-	l   *Log
-	log *slog.Logger
+	l *audit.Log
 }
 
-type httpError struct {
-	status int
-	msg    string
+// Error is an error answered with its own status and message.
+type Error struct {
+	Status int
+	Msg    string
 }
 
-func (e *httpError) Error() string { return e.msg }
+func (e *Error) Error() string { return e.Msg }
 
-func badRequest(err error) error {
-	return &httpError{status: http.StatusBadRequest, msg: err.Error()}
+// BadRequest answers err with 400 and its message.
+func BadRequest(err error) error {
+	return &Error{Status: http.StatusBadRequest, Msg: err.Error()}
 }
 
-// get serves f for GET and HEAD, rendering its error as JSON.
-func (h *handler) get(f func(http.ResponseWriter, *http.Request) error) http.Handler {
-	return h.serve(f, func(w http.ResponseWriter, status int, msg string) {
-		writeJSON(w, status, map[string]string{"error": msg})
-	})
-}
-
-// serve serves f for GET and HEAD and renders its error with render: the
-// one place that decides an error's status and message.
-func (h *handler) serve(f func(http.ResponseWriter, *http.Request) error, render func(w http.ResponseWriter, status int, msg string)) http.Handler {
+// Serve serves f for GET and HEAD (405 otherwise) and renders its error
+// with render: the one place that decides an error's status and message.
+// An *Error has its own; audit.ErrNotFound is 404, audit.ErrOutOfRange
+// 400; anything else is a 500 "internal error", logged to log.
+func Serve(log *slog.Logger, f func(http.ResponseWriter, *http.Request) error, render func(w http.ResponseWriter, status int, msg string)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var err error
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
-			err = &httpError{status: http.StatusMethodNotAllowed, msg: "the audit API is read-only"}
+			err = &Error{Status: http.StatusMethodNotAllowed, Msg: "the audit API is read-only"}
 		} else {
 			err = f(w, r)
 		}
@@ -89,16 +91,16 @@ func (h *handler) serve(f func(http.ResponseWriter, *http.Request) error, render
 			return
 		}
 		status, msg := http.StatusInternalServerError, "internal error"
-		var he *httpError
+		var he *Error
 		switch {
 		case errors.As(err, &he):
-			status, msg = he.status, he.msg
-		case errors.Is(err, ErrNotFound):
+			status, msg = he.Status, he.Msg
+		case errors.Is(err, audit.ErrNotFound):
 			status, msg = http.StatusNotFound, err.Error()
-		case errors.Is(err, ErrOutOfRange):
+		case errors.Is(err, audit.ErrOutOfRange):
 			status, msg = http.StatusBadRequest, err.Error()
 		default:
-			h.log.ErrorContext(r.Context(), "audit API", "path", r.URL.Path, "err", err)
+			log.ErrorContext(r.Context(), "audit API", "path", r.URL.Path, "err", err)
 		}
 		render(w, status, msg)
 	})
@@ -115,7 +117,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func (h *handler) decisions(w http.ResponseWriter, r *http.Request) error {
 	f, err := ParseFilter(r.URL.Query())
 	if err != nil {
-		return badRequest(err)
+		return BadRequest(err)
 	}
 	p, err := h.l.Search(r.Context(), f)
 	if err != nil {
@@ -125,32 +127,32 @@ func (h *handler) decisions(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func uintParam(r *http.Request, name, s string) (uint64, error) {
+func uintParam(name, s string) (uint64, error) {
 	n, err := strconv.ParseUint(s, 10, 64)
 	if err != nil {
-		return 0, &httpError{status: http.StatusBadRequest, msg: name + " " + strconv.Quote(s) + ": want a non-negative integer"}
+		return 0, &Error{Status: http.StatusBadRequest, Msg: name + " " + strconv.Quote(s) + ": want a non-negative integer"}
 	}
 	return n, nil
 }
 
-// prove answers .../{index}?treeSize=N: the record and its inclusion
-// proof (for the latest checkpoint without treeSize).
-func (h *handler) prove(r *http.Request) (Proved, error) {
-	index, err := uintParam(r, "index", r.PathValue("index"))
+// Prove answers .../{index}?treeSize=N from l: the record and its
+// inclusion proof (for the latest checkpoint without treeSize).
+func Prove(l *audit.Log, r *http.Request) (audit.Proved, error) {
+	index, err := uintParam("index", r.PathValue("index"))
 	if err != nil {
-		return Proved{}, err
+		return audit.Proved{}, err
 	}
 	var size uint64
 	if s := r.URL.Query().Get("treeSize"); s != "" {
-		if size, err = uintParam(r, "treeSize", s); err != nil {
-			return Proved{}, err
+		if size, err = uintParam("treeSize", s); err != nil {
+			return audit.Proved{}, err
 		}
 	}
-	return h.l.Prove(r.Context(), index, size)
+	return l.Prove(r.Context(), index, size)
 }
 
 func (h *handler) decision(w http.ResponseWriter, r *http.Request) error {
-	p, err := h.prove(r)
+	p, err := Prove(h.l, r)
 	if err != nil {
 		return err
 	}
@@ -159,13 +161,13 @@ func (h *handler) decision(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *handler) checkpoints(w http.ResponseWriter, r *http.Request) error {
-	cps, err := h.l.store.Checkpoints(r.Context())
+	cps, err := h.l.CheckpointNotes(r.Context())
 	if err != nil {
 		return err
 	}
 	notes := make([]string, len(cps))
 	for i, c := range cps {
-		notes[i] = string(c.Signed)
+		notes[i] = string(c)
 	}
 	writeJSON(w, http.StatusOK, map[string][]string{"checkpoints": notes})
 	return nil
@@ -184,11 +186,11 @@ func (h *handler) latest(w http.ResponseWriter, r *http.Request) error {
 
 func (h *handler) consistency(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	from, err := uintParam(r, "from", q.Get("from"))
+	from, err := uintParam("from", q.Get("from"))
 	if err != nil {
 		return err
 	}
-	to, err := uintParam(r, "to", q.Get("to"))
+	to, err := uintParam("to", q.Get("to"))
 	if err != nil {
 		return err
 	}
@@ -205,6 +207,6 @@ func (h *handler) running(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string][]Entry{"running": es})
+	writeJSON(w, http.StatusOK, map[string][]audit.Entry{"running": es})
 	return nil
 }
