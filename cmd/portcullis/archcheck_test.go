@@ -10,20 +10,25 @@ const module = "github.com/portcullis-dev/portcullis"
 
 // allowedImports is the one-way import order of ../shared/ARCHITECTURE.md:
 // for each top-level folder, the project folders its packages may import
-// (a folder may always import its own subpackages).
+// (a folder may always import its own subpackages). A subpackage listed in
+// leafPackages is a row of its own: it imports only what its row allows,
+// and a folder (its own included) imports it only if its row names it.
 var allowedImports = map[string][]string{
-	"attest":   {},
-	"scanner":  {},
-	"rego":     {},
-	"testdata": {},
-	"verifier": {"attest", "scanner", "internal"}, // internal/tracing
-	"policy":   {"rego", "verifier", "attest", "scanner", "internal"},
-	"audit":    {"policy", "internal"},
+	// policy/contract: the types registry, webhook and the gate share; no
+	// engine (policy/contract/depcheck_test.go).
+	"policy/contract": {},
+	"attest":          {},
+	"scanner":         {},
+	"rego":            {},
+	"testdata":        {},
+	"verifier":        {"attest", "scanner", "internal"}, // internal/tracing
+	"policy":          {"policy/contract", "rego", "verifier", "attest", "scanner", "internal"},
+	"audit":           {"policy/contract", "policy", "internal"},
 	// gate also uses attest (it writes VSAs) and scanner's Report type;
 	// registry uses policy's Request type in its Gate interface.
-	"gate":     {"verifier", "policy", "audit", "attest", "scanner", "internal"},
-	"registry": {"gate", "verifier", "policy", "internal"},
-	"webhook":  {"gate", "policy"}, // policy: the Request and Target types of gate.Request
+	"gate":     {"policy/contract", "verifier", "policy", "audit", "attest", "scanner", "internal"},
+	"registry": {"policy/contract", "gate", "verifier", "policy", "internal"},
+	"webhook":  {"policy/contract", "gate", "policy"}, // policy: the Request and Target types of gate.Request
 	"internal": {},
 }
 
@@ -34,8 +39,16 @@ var importableEverywhere = map[string]bool{
 	module + "/internal/panics": true,
 }
 
+// leafPackages are the subpackages with a row of their own in allowedImports.
+var leafPackages = []string{"policy/contract"}
+
 func topFolder(importPath string) string {
 	rest := strings.TrimPrefix(strings.TrimPrefix(importPath, module), "/")
+	for _, leaf := range leafPackages {
+		if rest == leaf || strings.HasPrefix(rest, leaf+"/") {
+			return leaf
+		}
+	}
 	top, _, _ := strings.Cut(rest, "/")
 	return top
 }
