@@ -3,11 +3,15 @@ package gate
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/portcullis-dev/portcullis/internal/yamltypes"
 )
 
-// Config is the "gate" section of portcullis.yaml.
+// Config is the "gate" section of portcullis.yaml (docs/configuration.md),
+// the one declaration of it: the server embeds it as it is.
 //
 //	gate:
 //	  staging: [staging]
@@ -23,16 +27,21 @@ type Config struct {
 	Protected []Protected `json:"protected,omitempty"`
 	// EvidenceTimeout bounds evidence collection and scanning for one
 	// decision; past it the check counts as failed (default 10s).
-	EvidenceTimeout time.Duration `json:"-"`
+	EvidenceTimeout yamltypes.Duration `json:"evidenceTimeout,omitempty"`
 	// CacheSize bounds the verified-evidence cache (entries, default 4096).
 	CacheSize int `json:"cacheSize,omitempty"`
 	// CacheTTL bounds how long verified evidence is reused (default 10m):
 	// keyless certificates checked against the current time expire.
-	CacheTTL time.Duration `json:"-"`
+	CacheTTL yamltypes.Duration `json:"cacheTTL,omitempty"`
 	// VSAMaxAge bounds how old a verification summary may be for an
 	// admission to rest on it instead of a full check (default 24h): past
 	// it, new vulnerabilities in the scanner's database count again.
-	VSAMaxAge time.Duration `json:"-"`
+	VSAMaxAge yamltypes.Duration `json:"vsaMaxAge,omitempty"`
+	// VSAKey is a PEM private key file (ECDSA P-256, PKCS#8) that signs the
+	// verification summaries attached on promotion; the server loads it
+	// (or creates it, with VSAKey+".pub" beside it) and passes it in
+	// [Options].VSAKey. Default <data>/vsa.key ([Config.Defaults]).
+	VSAKey string `json:"vsaKey,omitempty" yamlconf:"path"`
 }
 
 // Protected is a production namespace.
@@ -53,27 +62,59 @@ func DefaultConfig() Config {
 	return Config{Staging: []string{"staging"}, Protected: []Protected{{Prefix: "prod", From: []string{"staging"}}}}
 }
 
-func (c *Config) defaults() error {
-	if c.EvidenceTimeout <= 0 {
-		c.EvidenceTimeout = 10 * time.Second
+// Defaults fills what portcullis.yaml left unset: the namespaces of
+// [DefaultConfig] when neither Staging nor Protected is set, VSAKey under
+// the data directory dataDir, and the bounds (as [New] does).
+func (c *Config) Defaults(dataDir string) {
+	if len(c.Staging) == 0 && len(c.Protected) == 0 {
+		d := DefaultConfig()
+		c.Staging, c.Protected = d.Staging, d.Protected
 	}
-	if c.CacheSize <= 0 {
+	if c.VSAKey == "" && dataDir != "" {
+		c.VSAKey = filepath.Join(dataDir, "vsa.key")
+	}
+	c.bounds()
+}
+
+// bounds fills the unset bounds: a zero one is its default.
+func (c *Config) bounds() {
+	if c.EvidenceTimeout == 0 {
+		c.EvidenceTimeout = yamltypes.Duration(10 * time.Second)
+	}
+	if c.CacheSize == 0 {
 		c.CacheSize = 4096
 	}
-	if c.VSAMaxAge <= 0 {
-		c.VSAMaxAge = 24 * time.Hour
+	if c.VSAMaxAge == 0 {
+		c.VSAMaxAge = yamltypes.Duration(24 * time.Hour)
 	}
-	if c.CacheTTL <= 0 {
-		c.CacheTTL = 10 * time.Minute
+	if c.CacheTTL == 0 {
+		c.CacheTTL = yamltypes.Duration(10 * time.Minute)
 	}
+}
+
+// Validate reports every setting that cannot work, each as a
+// *yamltypes.FieldError naming it inside the section
+// ("protected[0].prefix").
+func (c *Config) Validate() error {
 	var errs []error
+	for _, d := range []struct {
+		name string
+		d    yamltypes.Duration
+	}{{"evidenceTimeout", c.EvidenceTimeout}, {"cacheTTL", c.CacheTTL}, {"vsaMaxAge", c.VSAMaxAge}} {
+		if d.d < 0 {
+			errs = append(errs, yamltypes.Errorf(d.name, "%s: a duration must not be negative", d.d))
+		}
+	}
+	if c.CacheSize < 0 {
+		errs = append(errs, yamltypes.Errorf("cacheSize", "%d: must not be negative", c.CacheSize))
+	}
 	for i, p := range c.Protected {
 		if strings.Trim(p.Prefix, "/") == "" {
-			errs = append(errs, fmt.Errorf("gate.protected[%d]: prefix is required", i))
+			errs = append(errs, yamltypes.Errorf(fmt.Sprintf("protected[%d].prefix", i), "a protected namespace needs a prefix"))
 		}
 		for _, s := range c.Staging {
 			if hasPrefix(s, p.Prefix) || hasPrefix(p.Prefix, s) {
-				errs = append(errs, fmt.Errorf("gate.protected[%d]: %q overlaps the staging prefix %q", i, p.Prefix, s))
+				errs = append(errs, yamltypes.Errorf(fmt.Sprintf("protected[%d].prefix", i), "%q overlaps the staging prefix %q", p.Prefix, s))
 			}
 		}
 	}

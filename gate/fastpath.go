@@ -173,7 +173,7 @@ func (g *Gate) checkVSA(ctx context.Context, repo string, d, m digest.Digest, tr
 		return nil, nil, errors.New("the evidence stored with the image changed since it was verified")
 	case v.TimeVerified.After(now.Add(time.Minute)):
 		return nil, nil, fmt.Errorf("verified in the future (%s)", v.TimeVerified)
-	case now.Sub(v.TimeVerified) > g.cfg.VSAMaxAge:
+	case now.Sub(v.TimeVerified) > g.cfg.VSAMaxAge.D():
 		return nil, nil, fmt.Errorf("verified %s ago, more than %s", now.Sub(v.TimeVerified).Round(time.Second), g.cfg.VSAMaxAge)
 	}
 	rev := ""

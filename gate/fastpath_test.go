@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/portcullis-dev/portcullis/gate"
+	"github.com/portcullis-dev/portcullis/internal/yamltypes"
 	"github.com/portcullis-dev/portcullis/policy"
 	"github.com/portcullis-dev/portcullis/verifier"
 	vt "github.com/portcullis-dev/portcullis/verifier/verifiertest"
@@ -69,7 +70,7 @@ func TestAdmissionFastPath(t *testing.T) {
 			mod: func(_ *gate.Config, o *gate.Options) { o.Policies = bundleEverywhere(t, references) },
 			req: func(r *gate.Request) { r.Tag, r.Reference = "1.0", "registry.local/prod/app:1.0" }},
 		{name: "summary too old", allow: true, mod: func(c *gate.Config, o *gate.Options) {
-			c.VSAMaxAge = time.Hour
+			c.VSAMaxAge = yamltypes.Duration(time.Hour)
 			o.Now = func() time.Time { return time.Now().Add(2 * time.Hour) }
 		}},
 		{name: "not a protected repository", allow: true, req: func(r *gate.Request) { r.Repository = "staging/app" }},

@@ -85,8 +85,9 @@ type Gate struct {
 
 // New returns a gate over cfg.
 func New(cfg Config, o Options) (*Gate, error) {
-	if err := cfg.defaults(); err != nil {
-		return nil, err
+	cfg.bounds()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("gate: %w", err)
 	}
 	if o.Store == nil || o.Verifier == nil || o.Policies == nil {
 		return nil, errors.New("gate: a store, a verifier and policies are required")
@@ -97,7 +98,7 @@ func New(cfg Config, o Options) (*Gate, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	g := &Gate{cfg: cfg, o: o, log: o.Logger, cache: newEvidenceCache(cfg.CacheSize, cfg.CacheTTL, o.Now)}
+	g := &Gate{cfg: cfg, o: o, log: o.Logger, cache: newEvidenceCache(cfg.CacheSize, cfg.CacheTTL.D(), o.Now)}
 	if o.VSAKey != nil {
 		v, err := newVSASigner(o.VSAKey)
 		if err != nil {
@@ -298,7 +299,7 @@ func (g *Gate) decide(ctx context.Context, req Request, now time.Time) *Decision
 			d.Error = joinErr(d.Error, "the request is denied: "+internal.Error())
 		}
 	}()
-	ectx, cancel := context.WithTimeout(ctx, g.cfg.EvidenceTimeout)
+	ectx, cancel := context.WithTimeout(ctx, g.cfg.EvidenceTimeout.D())
 	defer cancel()
 	subject := policy.Subject{Repository: req.fullRepository(), Digest: req.Digest.String(), Tag: req.Tag, Reference: req.Reference}
 	// The verification summary stands in for collecting and verifying the

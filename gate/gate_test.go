@@ -24,6 +24,7 @@ import (
 
 	"github.com/portcullis-dev/portcullis/attest"
 	"github.com/portcullis-dev/portcullis/gate"
+	"github.com/portcullis-dev/portcullis/internal/yamltypes"
 	"github.com/portcullis-dev/portcullis/policy"
 	"github.com/portcullis-dev/portcullis/registry"
 	"github.com/portcullis-dev/portcullis/registry/registrytest"
@@ -325,7 +326,7 @@ deny contains msg if { msg := sprintf("%d", [count(input.evidence.signatures.byA
 			}, "could not check scan"},
 		{"evidence collection times out", func(t *testing.T) string { return policyDir(t, requireRelease, nil) },
 			func(c *gate.Config, o *gate.Options) {
-				c.EvidenceTimeout = time.Nanosecond
+				c.EvidenceTimeout = yamltypes.Duration(time.Nanosecond)
 			}, "could not check evidence"},
 		{"recording fails", func(t *testing.T) string { return policyDir(t, requireRelease, nil) },
 			func(_ *gate.Config, o *gate.Options) { o.Recorder = &recorder{fail: errors.New("disk full")} },

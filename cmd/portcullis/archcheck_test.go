@@ -34,9 +34,12 @@ var allowedImports = map[string][]string{
 
 // importableEverywhere are leaf packages of the standard library only, that
 // every folder may import: internal/panics turns a panic at a decision
-// boundary into a denial (docs/gate.md, I3), in every package that decides.
+// boundary into a denial (docs/gate.md, I3), in every package that decides;
+// internal/yamltypes holds the value types (Duration) of every package's
+// serialisable Config.
 var importableEverywhere = map[string]bool{
-	module + "/internal/panics": true,
+	module + "/internal/panics":    true,
+	module + "/internal/yamltypes": true,
 }
 
 // leafPackages are the subpackages with a row of their own in allowedImports.

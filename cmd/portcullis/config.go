@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -9,10 +10,16 @@ import (
 	"strings"
 	"time"
 
+	"github.com/portcullis-dev/portcullis/gate"
 	"github.com/portcullis-dev/portcullis/internal/yamlconf"
+	"github.com/portcullis-dev/portcullis/internal/yamltypes"
 	"github.com/portcullis-dev/portcullis/policy"
 	"github.com/portcullis-dev/portcullis/registry/auth"
 )
+
+// Duration is the shared YAML duration ("30s") of internal/yamltypes, for
+// the sections still declared here until their packages own them.
+type Duration = yamltypes.Duration
 
 // Config is portcullis.yaml. Every field is optional; docs/configuration.md
 // documents each one and its default. Unknown fields are an error. Fields
@@ -34,8 +41,8 @@ type Config struct {
 	ShutdownTimeout Duration `json:"shutdownTimeout"`
 	// Trust names the authorities whose signatures count (trust.go).
 	Trust TrustConfig `json:"trust"`
-	// Gate says which namespaces are protected (gate.go).
-	Gate GateConfig `json:"gate"`
+	// Gate says which namespaces are protected (gate.Config).
+	Gate gate.Config `json:"gate"`
 	// Webhook serves Kubernetes admission (webhook.go).
 	Webhook WebhookConfig `json:"webhook"`
 	// Policies maps targets to policy bundles (policy.Config).
@@ -67,6 +74,15 @@ func (c *Config) at(path string, err error) error {
 		return fmt.Errorf("config: %w", err)
 	}
 	return c.src.At(path, err)
+}
+
+// inSection places err, a package's Config.Validate error about its
+// section at path, at the line of the setting it names.
+func (c *Config) inSection(path string, err error) error {
+	if fe, ok := errors.AsType[*yamltypes.FieldError](err); ok {
+		return c.errorf(path+"."+fe.Path, "%w", fe.Err)
+	}
+	return c.errorf(path, "%w", err)
 }
 
 // errorf is an error about the setting at path ("log.format"), placed at
@@ -257,7 +273,7 @@ func (c *Config) defaults() error {
 	if c.Audit.CheckpointEvery < 0 {
 		return c.errorf("audit.checkpointEvery", "%d: must not be negative", c.Audit.CheckpointEvery)
 	}
-	c.Gate.defaults(c.Data)
+	c.Gate.Defaults(c.Data)
 	if err := c.Scanner.defaults(c.Data, c.errorf); err != nil {
 		return err
 	}
@@ -301,6 +317,9 @@ func (c *Config) defaults() error {
 // it gets to them (or a request would): every command that reads the file
 // refuses them at start, at their line.
 func (c *Config) check() error {
+	if err := c.Gate.Validate(); err != nil {
+		return c.inSection("gate", err)
+	}
 	for i, q := range c.Quotas {
 		if q.Namespace == "" {
 			return c.errorf(fmt.Sprintf("quotas[%d]", i), "a quota needs a namespace")

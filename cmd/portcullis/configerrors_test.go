@@ -46,6 +46,8 @@ func TestConfigErrorsSayWhere(t *testing.T) {
 		{"a boolean that is not true or false", "tls: {allowPlainHTTP: yes}\n", `:1:23: tls.allowPlainHTTP: want true or false, got "yes"`},
 		{"given twice", "addr: a\naddr: b\n", `:2:1: addr: given twice (first at line 1)`},
 		{"negative duration", "gate:\n  evidenceTimeout: -1s\n", `:2:20: gate.evidenceTimeout: -1s: a duration must not be negative`},
+		{"gate setting placed by its package's Validate", "gate:\n  staging: [prod/ci]\n  protected:\n  - {prefix: prod}\n", `:4:14: gate.protected[0].prefix: "prod" overlaps the staging prefix "prod/ci"`},
+		{"negative gate cache size", "gate:\n  cacheSize: -1\n", `:2:14: gate.cacheSize: -1: must not be negative`},
 		{"negative duration in a list", "gc:\n  retention:\n  - {namespace: a, keepAdmittedWithin: -1h}\n", `:3:40: gc.retention[0].keepAdmittedWithin: -1h0m0s: a duration must not be negative`},
 		{"bad quota size", "quotas:\n- {namespace: staging, size: lots}\n", `:2:30: quotas[0].size: `},
 		{"quota without a namespace", "quotas:\n- {size: 1GiB}\n", `:2:3: quotas[0]: a quota needs a namespace`},

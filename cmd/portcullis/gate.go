@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/portcullis-dev/portcullis/gate"
 	"github.com/portcullis-dev/portcullis/internal/keyfile"
@@ -16,30 +15,6 @@ import (
 	"github.com/portcullis-dev/portcullis/verifier"
 	"github.com/portcullis-dev/portcullis/verifier/source"
 )
-
-// GateConfig is the "gate" section of portcullis.yaml.
-type GateConfig struct {
-	// Staging and Protected are as in gate.Config; default: staging/ is
-	// free, prod/ is protected and promoted from staging/.
-	Staging   []string         `json:"staging,omitempty"`
-	Protected []gate.Protected `json:"protected,omitempty"`
-	// EvidenceTimeout bounds evidence collection per decision (default 10s).
-	EvidenceTimeout Duration `json:"evidenceTimeout,omitempty"`
-	// VSAKey is a PEM private key (ECDSA P-256, PKCS#8) that signs the
-	// verification summaries attached on promotion. Default
-	// <data>/vsa.key, created on first start with vsa.pub beside it.
-	VSAKey string `json:"vsaKey,omitempty" yamlconf:"path"`
-}
-
-func (g *GateConfig) defaults(data string) {
-	if len(g.Staging) == 0 && len(g.Protected) == 0 {
-		d := gate.DefaultConfig()
-		g.Staging, g.Protected = d.Staging, d.Protected
-	}
-	if g.VSAKey == "" {
-		g.VSAKey = filepath.Join(data, "vsa.key")
-	}
-}
 
 // defaultProdPolicy is the policy protected namespaces get when
 // portcullis.yaml configures none: at least one signature verified by a
@@ -109,8 +84,7 @@ func newGate(ctx context.Context, cfg *Config, reg *registry.Registry, v *verifi
 	if err != nil {
 		return nil, nil, err
 	}
-	gc := gate.Config{Staging: cfg.Gate.Staging, Protected: cfg.Gate.Protected, EvidenceTimeout: time.Duration(cfg.Gate.EvidenceTimeout)}
-	g, err := gate.New(gc, gate.Options{Store: reg, Verifier: v, Policies: ps, Scanner: sc, Recorder: rec, VSAKey: key, Remote: remote, Logger: log})
+	g, err := gate.New(cfg.Gate, gate.Options{Store: reg, Verifier: v, Policies: ps, Scanner: sc, Recorder: rec, VSAKey: key, Remote: remote, Logger: log})
 	if err != nil {
 		return nil, nil, err
 	}
