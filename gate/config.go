@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/portcullis-dev/portcullis/internal/yamltypes"
+	"github.com/portcullis-dev/portcullis/policy/contract"
 )
 
 // Config is the "gate" section of portcullis.yaml (docs/configuration.md),
@@ -113,18 +114,12 @@ func (c *Config) Validate() error {
 			errs = append(errs, yamltypes.Errorf(fmt.Sprintf("protected[%d].prefix", i), "a protected namespace needs a prefix"))
 		}
 		for _, s := range c.Staging {
-			if hasPrefix(s, p.Prefix) || hasPrefix(p.Prefix, s) {
+			if contract.InNamespace(s, p.Prefix) || contract.InNamespace(p.Prefix, s) {
 				errs = append(errs, yamltypes.Errorf(fmt.Sprintf("protected[%d].prefix", i), "%q overlaps the staging prefix %q", p.Prefix, s))
 			}
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// hasPrefix reports whether repo is prefix or below it.
-func hasPrefix(repo, prefix string) bool {
-	prefix = strings.Trim(prefix, "/")
-	return repo == prefix || strings.HasPrefix(repo, prefix+"/")
 }
 
 // IsProtected reports whether repo is in a protected namespace, i.e.
@@ -134,7 +129,7 @@ func (c *Config) IsProtected(repo string) bool { return c.protected(repo) != nil
 // protected returns the protected namespace of repo, if any.
 func (c *Config) protected(repo string) *Protected {
 	for i := range c.Protected {
-		if hasPrefix(repo, c.Protected[i].Prefix) {
+		if contract.InNamespace(repo, c.Protected[i].Prefix) {
 			return &c.Protected[i]
 		}
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/portcullis-dev/portcullis/internal/panics"
 	"github.com/portcullis-dev/portcullis/policy"
+	"github.com/portcullis-dev/portcullis/policy/contract"
 	"github.com/portcullis-dev/portcullis/verifier/source"
 )
 
@@ -361,7 +362,7 @@ func (g *Gate) sourceRepository(ctx context.Context, ns *Protected, to string, d
 	var first string
 	for _, r := range repos {
 		for _, from := range ns.From {
-			if !hasPrefix(r, from) {
+			if !contract.InNamespace(r, from) {
 				continue
 			}
 			if strings.TrimPrefix(strings.TrimPrefix(r, strings.Trim(from, "/")), "/") == rest {
@@ -377,7 +378,7 @@ func (g *Gate) sourceRepository(ctx context.Context, ns *Protected, to string, d
 
 func matchesAny(repo string, prefixes []string) bool {
 	for _, p := range prefixes {
-		if hasPrefix(repo, p) {
+		if contract.InNamespace(repo, p) {
 			return true
 		}
 	}

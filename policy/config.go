@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/portcullis-dev/portcullis/policy/contract"
 )
 
 // Config is the "policies" section of portcullis.yaml: which bundle decides
@@ -99,8 +101,7 @@ func (s *SetConfig) library() bool { return s.Library == nil || *s.Library }
 func (s *SetConfig) matches(t Target) bool {
 	if r := t.Registry; r != nil && s.Registry != nil {
 		for _, p := range s.Registry.Prefixes {
-			p = strings.Trim(p, "/")
-			if r.Repository == p || strings.HasPrefix(r.Repository, p+"/") {
+			if contract.InNamespace(r.Repository, p) {
 				return true
 			}
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/time/rate"
 
+	"github.com/portcullis-dev/portcullis/policy/contract"
 	"github.com/portcullis-dev/portcullis/registry/blobstore"
 	"github.com/portcullis-dev/portcullis/registry/metadata"
 )
@@ -236,11 +237,6 @@ func (rep *GCReport) fill(p *gcPlan) {
 	}
 }
 
-// inNamespace reports whether repo is ns or below it.
-func inNamespace(repo, ns string) bool {
-	return repo == ns || strings.HasPrefix(repo, strings.TrimSuffix(ns, "/")+"/")
-}
-
 // retainedTags returns the tags the retention rules delete.
 func retainedTags(ctx context.Context, tags []metadata.GCTag, opts GCOptions, now time.Time) ([]metadata.GCTag, error) {
 	var drop []metadata.GCTag
@@ -254,7 +250,7 @@ func retainedTags(ctx context.Context, tags []metadata.GCTag, opts GCOptions, no
 			return nil, err
 		}
 		for repo, ts := range byRepo {
-			if !inNamespace(repo, rule.Namespace) {
+			if !contract.InNamespace(repo, rule.Namespace) {
 				continue
 			}
 			slices.SortFunc(ts, func(a, b metadata.GCTag) int {

@@ -18,6 +18,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/portcullis-dev/portcullis/policy/contract"
 	"github.com/portcullis-dev/portcullis/registry"
 	"github.com/portcullis-dev/portcullis/scanner"
 	"github.com/portcullis-dev/portcullis/scanner/trivy"
@@ -91,7 +92,7 @@ func (h *scanOnPush) pushed(ctx context.Context, repo string, d digest.Digest) {
 		return
 	}
 	for _, p := range h.prefixes {
-		if strings.HasPrefix(repo, p) {
+		if contract.InNamespace(repo, p) {
 			h.q.Enqueue(ctx, repo, d)
 			return
 		}

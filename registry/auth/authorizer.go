@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/portcullis-dev/portcullis/policy/contract"
 	"github.com/portcullis-dev/portcullis/registry"
 )
 
@@ -204,7 +205,7 @@ func inNamespace(repo, ns string) bool {
 	if ns == AllNamespaces {
 		return true
 	}
-	return repo != "" && (repo == ns || strings.HasPrefix(repo, ns+"/"))
+	return contract.InNamespace(repo, ns)
 }
 
 // Allowed reports whether p may do action on repo (repo "" for the
