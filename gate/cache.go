@@ -29,8 +29,8 @@ func fingerprint(ctx context.Context, src source.Source, repo string, d digest.D
 		return "", err
 	}
 	h := sha256.New()
-	for _, suffix := range CosignTags {
-		td, err := src.Resolve(ctx, repo, CosignTag(d, suffix))
+	for _, suffix := range source.CosignSuffixes() {
+		td, err := src.Resolve(ctx, repo, source.CosignTag(d, suffix))
 		if err != nil && !errors.Is(err, source.ErrNotFound) {
 			return "", err
 		}
@@ -58,8 +58,8 @@ func evidenceFingerprint(ctx context.Context, src source.Source, repo string, d 
 		return "", err
 	}
 	h := sha256.New()
-	for _, suffix := range CosignTags {
-		td, err := src.Resolve(ctx, repo, CosignTag(d, suffix))
+	for _, suffix := range source.CosignSuffixes() {
+		td, err := src.Resolve(ctx, repo, source.CosignTag(d, suffix))
 		if err != nil && !errors.Is(err, source.ErrNotFound) {
 			return "", err
 		}

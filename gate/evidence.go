@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 	"unicode/utf8"
 
@@ -71,32 +70,9 @@ const (
 	MaxCarriedEvidence = 256
 )
 
-// The cosign tag scheme: evidence about sha256:<hex> is kept under the tags
-// sha256-<hex>.sig, .att and .sbom.
-var cosignTagRE = regexp.MustCompile(`^sha256-([0-9a-f]{64})\.(sig|att|sbom)$`)
-
-// cosignSuffixKind maps a cosign tag suffix to the evidence it holds.
-var cosignSuffixKind = map[string]EvidenceKind{"sig": EvidenceSignature, "att": EvidenceAttestation, "sbom": EvidenceSBOM}
-
-// CosignTags lists the suffixes of the cosign tag scheme, in a fixed order.
-var CosignTags = []string{"sig", "att", "sbom"}
-
-// CosignTag returns the tag under which cosign keeps evidence of kind
-// suffix ("sig", "att" or "sbom") about d.
-func CosignTag(d digest.Digest, suffix string) string {
-	return d.Algorithm().String() + "-" + d.Encoded() + "." + suffix
-}
-
-// ParseCosignTag reports whether tag is one of cosign's evidence tags, and
-// for which digest and suffix. Only the exact form counts: anything else is
-// an ordinary tag.
-func ParseCosignTag(tag string) (digest.Digest, string, bool) {
-	m := cosignTagRE.FindStringSubmatch(tag)
-	if m == nil {
-		return "", "", false
-	}
-	return digest.NewDigestFromEncoded(digest.SHA256, m[1]), m[2], true
-}
+// cosignSuffixKind maps a cosign tag suffix (source.CosignTag) to the
+// evidence it holds.
+var cosignSuffixKind = map[string]EvidenceKind{source.CosignSignature: EvidenceSignature, source.CosignAttestation: EvidenceAttestation, source.CosignSBOM: EvidenceSBOM}
 
 // NotEvidenceError says why a manifest is not evidence about a digest.
 type NotEvidenceError struct {

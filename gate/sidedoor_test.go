@@ -16,6 +16,7 @@ import (
 
 	"github.com/portcullis-dev/portcullis/gate"
 	"github.com/portcullis-dev/portcullis/registry"
+	"github.com/portcullis-dev/portcullis/verifier/source"
 	vt "github.com/portcullis-dev/portcullis/verifier/verifiertest"
 )
 
@@ -200,8 +201,8 @@ func TestNoSideDoorIntoProd(t *testing.T) {
 			return imageManifest(t, mtOCIManifest, config, []ocispec.Descriptor{payload}, s, "")
 		}},
 	}
-	tags := []string{"", "1.0", "new", gate.CosignTag(d, "sig"), gate.CosignTag(d, "att"), gate.CosignTag(d, "sbom"),
-		gate.CosignTag(denied, "sig"), registry.FallbackTag(d), "sha256-" + d.Encoded() + ".sig.x"}
+	tags := []string{"", "1.0", "new", source.CosignTag(d, "sig"), source.CosignTag(d, "att"), source.CosignTag(d, "sbom"),
+		source.CosignTag(denied, "sig"), registry.FallbackTag(d), "sha256-" + d.Encoded() + ".sig.x"}
 	for _, b := range bodies {
 		for _, withSubject := range []bool{false, true} {
 			for _, tag := range tags {
@@ -258,11 +259,11 @@ func TestNoSideDoorIntoProd(t *testing.T) {
 		e.mount(t, "prod/app", "staging/app", digest.FromBytes(p))
 		good := imageManifest(t, mtOCIManifest, config, []ocispec.Descriptor{{MediaType: mtSimpleSign, Digest: digest.FromBytes(p),
 			Size: int64(len(p)), Annotations: map[string]string{"dev.cosignproject.cosign/signature": sig}}}, nil, "")
-		if status, resp := e.putManifest(t, "prod/app", gate.CosignTag(d, "sig"), mtOCIManifest, good); status != http.StatusCreated {
+		if status, resp := e.putManifest(t, "prod/app", source.CosignTag(d, "sig"), mtOCIManifest, good); status != http.StatusCreated {
 			t.Fatalf("a signature of the promoted image under its .sig tag: %d %s", status, resp)
 		}
 		// The same signature under the .att tag is the wrong kind.
-		if status, _ := e.putManifest(t, "prod/app", gate.CosignTag(d, "att"), mtOCIManifest, good); status != http.StatusForbidden {
+		if status, _ := e.putManifest(t, "prod/app", source.CosignTag(d, "att"), mtOCIManifest, good); status != http.StatusForbidden {
 			t.Fatalf("a signature under the .att tag: %d, want 403", status)
 		}
 		md := e.PushKeyBundle(t, e.release, "staging/app", d, vt.Statement(t, d, vt.CosignSign, `{}`))
@@ -310,7 +311,7 @@ func TestPromotionCarriesOnlyEvidence(t *testing.T) {
 				t.Fatalf("push the referrer: %d %s", status, resp)
 			}
 			underTag := imageManifest(t, mtOCIManifest, config, []ocispec.Descriptor{layer}, nil, "")
-			if status, resp := e.putManifest(t, "staging/app", gate.CosignTag(d, "att"), mtOCIManifest, underTag); status != http.StatusCreated {
+			if status, resp := e.putManifest(t, "staging/app", source.CosignTag(d, "att"), mtOCIManifest, underTag); status != http.StatusCreated {
 				t.Fatalf("push under the .att tag: %d %s", status, resp)
 			}
 			// An SBOM referrer is evidence, and goes along.
@@ -334,7 +335,7 @@ func TestPromotionCarriesOnlyEvidence(t *testing.T) {
 					t.Errorf("prod/app serves the attacker's %s", md)
 				}
 			}
-			if e.exists(t, "prod/app", gate.CosignTag(d, "att")) {
+			if e.exists(t, "prod/app", source.CosignTag(d, "att")) {
 				t.Error("the .att tag holding an image was carried")
 			}
 			if !e.exists(t, "prod/app", sbom.String()) {
@@ -395,7 +396,7 @@ func TestEvidenceAfterPromotion(t *testing.T) {
 	// payload and config are new content in prod/app.
 	p, sig := e.SignPayload(t, e.release, "prod/app", d)
 	e.PushSignature(t, "prod/app", d, p, sig)
-	sigTag := gate.CosignTag(d, "sig")
+	sigTag := source.CosignTag(d, "sig")
 	if !e.exists(t, "prod/app", sigTag) {
 		t.Fatal("the co-signature is not in prod/app")
 	}
@@ -455,7 +456,7 @@ func TestEvidenceAfterPromotion(t *testing.T) {
 		{"an image under a tag", "evil", image},
 		{"an image by digest", imageDigest.String(), image},
 		{"an image under the cosign tag", sigTag, image},
-		{"an image under the .att tag", gate.CosignTag(d, "att"), image},
+		{"an image under the .att tag", source.CosignTag(d, "att"), image},
 		{"an image with the promoted image as subject", "", imageManifest(t, mtOCIManifest, config, layers, subject, "")},
 		{"an image typed as a signature referrer", "", imageManifest(t, mtOCIManifest, config, layers, subject, mtCosignSig)},
 		{"tar layers typed as a signature under the cosign tag", sigTag, imageManifest(t, mtOCIManifest, config, disguised, nil, "")},
@@ -516,7 +517,7 @@ func TestEvidenceAfterPromotion(t *testing.T) {
 	}
 	otherSig := imageManifest(t, mtOCIManifest, emptyConfig, []ocispec.Descriptor{{MediaType: mtSimpleSign, Digest: digest.FromBytes(po), Size: int64(len(po)),
 		Annotations: map[string]string{"dev.cosignproject.cosign/signature": so}}}, nil, "")
-	if status, body := e.putManifest(t, "prod/app", gate.CosignTag(other, "sig"), mtOCIManifest, otherSig); status != http.StatusForbidden {
+	if status, body := e.putManifest(t, "prod/app", source.CosignTag(other, "sig"), mtOCIManifest, otherSig); status != http.StatusForbidden {
 		t.Fatalf("a signature of an image not promoted: %d %s", status, body)
 	}
 	if status, _ := e.do(t, http.MethodGet, "/v2/prod/app/blobs/"+digest.FromBytes(po).String(), "", nil); status != http.StatusNotFound {

@@ -110,7 +110,7 @@ func (g *Gate) AuthorizeManifest(ctx context.Context, w ManifestWrite) (p *Plan,
 	if ns == nil {
 		return &Plan{Direct: true}, nil
 	}
-	if subject, suffix, ok := ParseCosignTag(w.Tag); ok {
+	if subject, suffix, ok := source.ParseCosignTag(w.Tag); ok {
 		return g.authorizeEvidence(ctx, w, subject, suffix)
 	}
 	if w.Tag == "" && w.Subject != "" {
@@ -288,8 +288,8 @@ func (g *Gate) evidenceClosure(ctx context.Context, from string, d digest.Digest
 			return nil, nil, nil, err
 		}
 	}
-	for _, suffix := range CosignTags {
-		t := CosignTag(d, suffix)
+	for _, suffix := range source.CosignSuffixes() {
+		t := source.CosignTag(d, suffix)
 		td, err := src.Resolve(ctx, from, t)
 		if errors.Is(err, source.ErrNotFound) {
 			continue
@@ -312,7 +312,7 @@ func cosignTagOrEmpty(d digest.Digest, suffix string) string {
 	if suffix == "" {
 		return ""
 	}
-	return CosignTag(d, suffix)
+	return source.CosignTag(d, suffix)
 }
 
 // childManifests lists the manifests an index references.

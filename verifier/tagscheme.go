@@ -27,14 +27,9 @@ const (
 	predicateTypeAnnotation = "predicateType"
 )
 
-// cosignTag is the tag under which cosign keeps evidence of d.
-func cosignTag(d digest.Digest, suffix string) string {
-	return d.Algorithm().String() + "-" + d.Encoded() + "." + suffix
-}
-
 // tagSignatures verifies the signatures cosign keeps under sha256-<hex>.sig.
 func (c *collection) tagSignatures(ctx context.Context) error {
-	return c.tagged(ctx, "sig", func(ctx context.Context, md digest.Digest, man *ocispec.Manifest) error {
+	return c.tagged(ctx, source.CosignSignature, func(ctx context.Context, md digest.Digest, man *ocispec.Manifest) error {
 		return c.signatureLayers(ctx, SourceTag, md, man)
 	})
 }
@@ -42,7 +37,7 @@ func (c *collection) tagSignatures(ctx context.Context) error {
 // tagAttestations verifies the attestations cosign keeps under
 // sha256-<hex>.att.
 func (c *collection) tagAttestations(ctx context.Context) error {
-	return c.tagged(ctx, "att", func(ctx context.Context, md digest.Digest, man *ocispec.Manifest) error {
+	return c.tagged(ctx, source.CosignAttestation, func(ctx context.Context, md digest.Digest, man *ocispec.Manifest) error {
 		for _, layer := range man.Layers {
 			if layer.MediaType != dsseMediaType {
 				continue
@@ -59,7 +54,7 @@ func (c *collection) tagAttestations(ctx context.Context) error {
 // to each. A manifest that is not valid JSON is recorded as a broken
 // signature or attestation.
 func (c *collection) tagged(ctx context.Context, suffix string, each func(context.Context, digest.Digest, *ocispec.Manifest) error) error {
-	tag := cosignTag(c.subj.Digest, suffix)
+	tag := source.CosignTag(c.subj.Digest, suffix)
 	md, err := c.src.Resolve(ctx, c.subj.Repository, tag)
 	if errors.Is(err, source.ErrNotFound) {
 		return nil
@@ -77,7 +72,7 @@ func (c *collection) tagged(ctx context.Context, suffix string, each func(contex
 	var man ocispec.Manifest
 	if err := json.Unmarshal(m.Content, &man); err != nil {
 		reason := fmt.Sprintf("manifest under tag %s is not valid JSON: %v", tag, err)
-		if suffix == "att" {
+		if suffix == source.CosignAttestation {
 			c.ev.Attestations = append(c.ev.Attestations, Attestation{Source: SourceTag, Manifest: md, Reason: reason})
 		} else {
 			c.ev.Signatures = append(c.ev.Signatures, Signature{Source: SourceTag, Manifest: md, Reason: reason})
