@@ -3,11 +3,6 @@ package attest
 import (
 	"bytes"
 	"encoding/json"
-	"go/parser"
-	"go/token"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -133,45 +128,5 @@ func TestCosignGeneratedStatements(t *testing.T) {
 				t.Fatalf("Kind() = %q, want %q", p.Kind(), tt.wantKind)
 			}
 		})
-	}
-}
-
-// TestImports guards ARCHITECTURE.md: attest imports nothing from the
-// project, and keeps heavy dependencies out of the binary's parse path.
-func TestImports(t *testing.T) {
-	// A path ending in "/" forbids everything under it; otherwise the path
-	// itself is forbidden.
-	forbidden := []string{
-		"github.com/portcullis-dev/portcullis/",     // attest imports no project package
-		"github.com/in-toto/in-toto-golang/in_toto", // its slsa_provenance subpackages are fine
-		"github.com/sigstore/",
-		"github.com/aquasecurity/", // Trivy lives in scanner/trivy only
-		"net/http",
-	}
-	files, err := filepath.Glob("*.go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	fset := token.NewFileSet()
-	for _, name := range files {
-		if strings.HasSuffix(name, "_test.go") {
-			continue
-		}
-		src, err := os.ReadFile(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f, err := parser.ParseFile(fset, name, src, parser.ImportsOnly)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, imp := range f.Imports {
-			path, _ := strconv.Unquote(imp.Path.Value)
-			for _, bad := range forbidden {
-				if path == bad || (strings.HasSuffix(bad, "/") && strings.HasPrefix(path, bad)) {
-					t.Errorf("%s imports %s", name, path)
-				}
-			}
-		}
 	}
 }

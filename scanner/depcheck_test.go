@@ -4,31 +4,23 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
-)
 
-const module = "github.com/portcullis-dev/portcullis"
+	"github.com/portcullis-dev/portcullis/internal/archcheck"
+)
 
 // TestTrivyStaysInScannerTrivy: Trivy triples build time and binary size,
 // so only scanner/trivy (and its test helpers, and the final binary) may
 // import it; package scanner must not even depend on it.
 func TestTrivyStaysInScannerTrivy(t *testing.T) {
-	out, err := exec.Command("go", "list", "-deps", module+"/scanner").Output()
-	if err != nil {
-		t.Fatalf("go list -deps: %v", err)
-	}
-	for _, p := range strings.Fields(string(out)) {
-		if strings.HasPrefix(p, "github.com/aquasecurity/") {
-			t.Errorf("package scanner depends on %s", p)
-		}
-	}
-	out, err = exec.Command("go", "list", "-e", "-f", `{{.ImportPath}} {{join .Imports " "}}`, module+"/...").Output()
+	archcheck.NeverLinks(t, "scanner", "github.com/aquasecurity/")
+	out, err := exec.Command("go", "list", "-e", "-f", `{{.ImportPath}} {{join .Imports " "}}`, archcheck.Module+"/...").Output()
 	if err != nil {
 		t.Fatalf("go list: %v", err)
 	}
 	allowed := map[string]bool{
-		module + "/scanner/trivy":           true,
-		module + "/scanner/trivy/trivytest": true,
-		module + "/cmd/portcullis":          true,
+		archcheck.Module + "/scanner/trivy":           true,
+		archcheck.Module + "/scanner/trivy/trivytest": true,
+		archcheck.Module + "/cmd/portcullis":          true,
 	}
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		fields := strings.Fields(line)

@@ -2,16 +2,10 @@ package webhook
 
 import (
 	"bytes"
-	"go/parser"
-	"go/token"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"slices"
-	"sort"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 )
@@ -73,33 +67,4 @@ func FuzzReview(f *testing.F) {
 			}
 		}
 	})
-}
-
-// TestImports keeps the package's project imports to what
-// docs/ARCHITECTURE.md allows: gate, policy for the request types, and
-// internal/panics (a standard-library leaf every package may use, I3).
-func TestImports(t *testing.T) {
-	const mod = "github.com/portcullis-dev/portcullis/"
-	allowed := []string{mod + "gate", mod + "policy", mod + "internal/panics"}
-	files, _ := filepath.Glob("*.go")
-	var got []string
-	for _, name := range files {
-		if strings.HasSuffix(name, "_test.go") {
-			continue
-		}
-		f, err := parser.ParseFile(token.NewFileSet(), name, nil, parser.ImportsOnly)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, im := range f.Imports {
-			p, _ := strconv.Unquote(im.Path.Value)
-			if strings.HasPrefix(p, mod) && !slices.Contains(allowed, p) {
-				got = append(got, name+": "+p)
-			}
-		}
-	}
-	sort.Strings(got)
-	if len(got) > 0 {
-		t.Errorf("webhook imports project packages it may not:\n%s", strings.Join(got, "\n"))
-	}
 }
