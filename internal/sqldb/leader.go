@@ -67,7 +67,7 @@ func (db *DB) leadOnce(ctx context.Context, key int64, check time.Duration, fn f
 	}
 	cancel()
 	<-done
-	_, _ = conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, key)
+	unlock(ctx, conn, key)
 	return true
 }
 

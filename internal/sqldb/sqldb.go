@@ -9,10 +9,10 @@ package sqldb
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"math/rand/v2"
 	"net/url"
 	"strconv"
 	"strings"
@@ -50,6 +50,9 @@ type DB struct {
 	Dialect Dialect
 
 	rebound sync.Map // query -> PostgreSQL query
+
+	retryOnce sync.Once
+	retry     chan struct{} // see retryQueue
 }
 
 // OpenSQLite opens the SQLite file at path: a single writer connection
@@ -194,9 +197,13 @@ func (t *Tx) Prepare(ctx context.Context, q string) (*sql.Stmt, error) {
 	return t.tx.PrepareContext(ctx, t.db.Rebind(q))
 }
 
-// maxAttempts bounds the retries of a PostgreSQL transaction that lost a
-// serialization conflict to a concurrent one.
-const maxAttempts = 12
+// retryBudget bounds how long a transaction that keeps losing serialization
+// conflicts is run again when its context has no deadline of its own.
+const retryBudget = time.Minute
+
+// retryLock names the session advisory lock that the transactions run
+// again after a lost conflict hold, one at a time across the deployment.
+var retryLock = lockKey("serial retry")
 
 // InTx runs f in a transaction on the writer, committing if f returns nil
 // and rolling back otherwise.
@@ -206,30 +213,127 @@ const maxAttempts = 12
 // taken? is every referenced blob linked?) must behave as if transactions
 // ran one at a time, as they do on SQLite. A transaction that loses a
 // serialization conflict or a deadlock is run again (f must only touch the
-// database), up to maxAttempts times.
+// database), and it must eventually get through however many writers
+// contend: retrying a fixed number of times with a random backoff lets one
+// writer lose to the others every time under contention (32 pushes of one
+// tag did). So every run after the first holds a session advisory lock
+// (retryLock): the runs again of all the replicas go one at a time, and
+// each competes only with first attempts, never with the other losers.
+// Each first attempt either commits or joins the queue, so once the first
+// attempts of the moment are through, the holder runs alone and commits
+// (only an endless stream of new writers to the same rows could keep it
+// losing, and the bound below ends that); while it holds the lock it runs
+// again at once, keeping its place.
+//
+// The lock is taken on a dedicated connection BEFORE BEGIN, and the
+// transaction runs on that connection: PostgreSQL takes a SERIALIZABLE
+// transaction's snapshot at its first statement, so a lock taken inside
+// the transaction (pg_advisory_xact_lock) would take the snapshot before
+// waiting and lose again to whatever committed meanwhile. Within a process
+// the losers queue for the connection in Go first, so that they do not
+// hold pool connections while they wait. The lock is released after
+// commit or rollback even if ctx has ended; a connection whose release
+// fails is discarded, never put back in the pool still holding it.
+//
+// Running again is bounded by ctx, or by retryBudget if ctx has no
+// deadline: then InTx returns an error saying so, wrapping the last
+// conflict.
 func (db *DB) InTx(ctx context.Context, f func(*Tx) error) error {
 	if db.Dialect != Postgres {
-		return db.inTx(ctx, nil, f)
+		return db.inTx(ctx, db.W, nil, f)
 	}
-	opts := &sql.TxOptions{Isolation: sql.LevelSerializable}
-	var err error
-	for attempt := range maxAttempts {
-		if err = db.inTx(ctx, opts, f); err == nil || !Retryable(err) {
-			return err
-		}
-		// Back off a little, randomly, so the losers do not collide again.
-		d := time.Duration(1+rand.IntN(4<<min(attempt, 5))) * time.Millisecond
-		select {
-		case <-ctx.Done():
-			return errors.Join(err, ctx.Err())
-		case <-time.After(d):
-		}
+	err := db.inTx(ctx, db.W, serializable, f)
+	if err == nil || !Retryable(err) {
+		return err
 	}
-	return fmt.Errorf("after %d attempts: %w", maxAttempts, err)
+	return db.retryInTx(ctx, err, f)
 }
 
-func (db *DB) inTx(ctx context.Context, opts *sql.TxOptions, f func(*Tx) error) error {
-	tx, err := db.W.BeginTx(ctx, opts)
+var serializable = &sql.TxOptions{Isolation: sql.LevelSerializable}
+
+// retryInTx runs f again, under retryLock, until it commits, fails for
+// another reason than a conflict, or the retry's time is up; lost is the
+// first attempt's conflict.
+func (db *DB) retryInTx(ctx context.Context, lost error, f func(*Tx) error) error {
+	rctx := ctx
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		rctx, cancel = context.WithTimeout(ctx, retryBudget)
+		defer cancel()
+	}
+	// gaveUp wraps the last conflict lost and what ended the retries.
+	gaveUp := func(attempts int, err error) error {
+		return fmt.Errorf("sqldb: transaction given up after %d attempts that lost serialization conflicts: %w",
+			attempts, errors.Join(lost, err, rctx.Err()))
+	}
+	queue := db.retryQueue()
+	select {
+	case queue <- struct{}{}:
+		defer func() { <-queue }()
+	case <-rctx.Done():
+		return gaveUp(1, nil)
+	}
+	conn, err := db.W.Conn(rctx)
+	if err != nil {
+		return gaveUp(1, err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(rctx, `SELECT pg_advisory_lock($1)`, retryLock); err != nil {
+		// The lock may have been granted as the wait was cancelled.
+		discard(conn)
+		return gaveUp(1, fmt.Errorf("take the retry lock: %w", err))
+	}
+	defer unlock(ctx, conn, retryLock)
+	for attempts := 2; ; attempts++ {
+		err := db.inTx(ctx, conn, serializable, f)
+		switch {
+		case err == nil:
+			return nil
+		case rctx.Err() != nil:
+			if Retryable(err) {
+				lost = err
+				err = nil
+			}
+			return gaveUp(attempts, err)
+		case !Retryable(err):
+			return err
+		}
+		lost = err
+	}
+}
+
+// retryQueue is the queue of this process's transactions waiting to run
+// again under retryLock: a channel of capacity one.
+func (db *DB) retryQueue() chan struct{} {
+	db.retryOnce.Do(func() { db.retry = make(chan struct{}, 1) })
+	return db.retry
+}
+
+// unlock releases the session advisory lock key that conn holds, even if
+// ctx has ended. If that fails conn may still hold it: conn is discarded
+// rather than put back in the pool, where the lock would live on with it.
+func unlock(ctx context.Context, conn *sql.Conn, key int64) {
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	var released bool
+	if err := conn.QueryRowContext(uctx, `SELECT pg_advisory_unlock($1)`, key).Scan(&released); err != nil || !released {
+		discard(conn)
+	}
+}
+
+// discard closes conn's connection to the database instead of returning it
+// to the pool.
+func discard(conn *sql.Conn) {
+	_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+}
+
+// beginner is a *sql.DB or a *sql.Conn.
+type beginner interface {
+	BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error)
+}
+
+func (db *DB) inTx(ctx context.Context, on beginner, opts *sql.TxOptions, f func(*Tx) error) error {
+	tx, err := on.BeginTx(ctx, opts)
 	if err != nil {
 		return err
 	}
@@ -278,7 +382,6 @@ func (db *DB) MigrateSchema(ctx context.Context, table string, sqlite []string) 
 // version's transaction holds the write lock from BEGIN and checks the
 // version inside it.
 func (db *DB) Migrate(ctx context.Context, table string, migrations []string) error {
-	var unlock func()
 	if db.Dialect == Postgres {
 		conn, err := db.W.Conn(ctx)
 		if err != nil {
@@ -287,18 +390,16 @@ func (db *DB) Migrate(ctx context.Context, table string, migrations []string) er
 		defer conn.Close()
 		key := lockKey("migrate " + table)
 		if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, key); err != nil {
+			discard(conn) // the lock may have been granted as the wait was cancelled
 			return fmt.Errorf("lock migrations: %w", err)
 		}
-		unlock = func() {
-			_, _ = conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock($1)`, key)
-		}
-		defer unlock()
+		defer unlock(ctx, conn, key)
 	}
 	if _, err := db.W.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS `+table+` (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
 		return err
 	}
 	for v := 1; v < len(migrations); v++ {
-		err := db.inTx(ctx, nil, func(tx *Tx) error {
+		err := db.inTx(ctx, db.W, nil, func(tx *Tx) error {
 			var n int
 			if err := tx.QueryRow(ctx, `SELECT count(*) FROM `+table+` WHERE version = ?`, v).Scan(&n); err != nil {
 				return err
