@@ -7,16 +7,10 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
-
-	"github.com/portcullis-dev/portcullis/internal/pgtest"
 )
 
-// testPostgres makes testLog open its logs on PostgreSQL (TestPostgres
-// sets it while it runs the shared tests; they are not parallel).
-var testPostgres bool
-
-// testLog opens a fresh log in t's temp dir (or a fresh PostgreSQL
-// database); it is closed at cleanup.
+// testLog opens a fresh SQLite log in t's temp dir; it is closed at
+// cleanup. (What every store must do is audittest.RunStore's.)
 func testLog(t testing.TB, opts ...Option) (*Log, string) {
 	t.Helper()
 	dir := t.TempDir()
@@ -25,12 +19,7 @@ func testLog(t testing.TB, opts ...Option) (*Log, string) {
 		t.Fatal(err)
 	}
 	opts = append([]Option{WithSigner(s)}, opts...)
-	var l *Log
-	if testPostgres {
-		l, err = OpenPostgres(context.Background(), pgtest.DSN(t), opts...)
-	} else {
-		l, err = OpenSQLite(context.Background(), filepath.Join(dir, "audit.db"), opts...)
-	}
+	l, err := OpenSQLite(context.Background(), filepath.Join(dir, "audit.db"), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,38 +8,12 @@ import (
 	"github.com/portcullis-dev/portcullis/internal/pgtest"
 )
 
-// TestPostgres runs the log's tests that do not reach into a SQLite file
-// against a real PostgreSQL server: the same contract on both stores.
-func TestPostgres(t *testing.T) {
-	pgtest.DSN(t) // skip (or fail under CI) before any subtest without PostgreSQL
-	testPostgres = true
-	t.Cleanup(func() { testPostgres = false })
-	for name, test := range map[string]func(*testing.T){
-		"AppendAndGet":               TestAppendAndGet,
-		"AppendSetsTimeAndValidates": TestAppendSetsTimeAndValidates,
-		"ConcurrentAppends":          TestConcurrentAppends,
-		"CheckpointsEveryNRecords":   TestCheckpointsEveryNRecords,
-		"RunCheckpointsIdleLog":      TestRunCheckpointsIdleLog,
-		"VerifyDuringAppends":        TestVerifyDuringAppends,
-		"InclusionProofs":            TestInclusionProofs,
-		"ConsistencyProofs":          TestConsistencyProofs,
-		"SearchFilters":              TestSearchFilters,
-		"SearchTimeOrder":            TestSearchTimeOrder,
-		"SearchDefaultLimit":         TestSearchDefaultLimit,
-		"SearchLastPageHasNoCursor":  TestSearchLastPageHasNoCursor,
-		"Running":                    TestRunning,
-		"ExportJSONLines":            TestExportJSONLines,
-	} {
-		t.Run(name, test)
-	}
-	t.Run("TwoReplicas", testTwoReplicas)
-}
-
-// testTwoReplicas appends through two Logs on one database at once, as two
-// replicas do: every acknowledged record is in the log at the index it was
-// given, with no index given twice, and the whole log verifies against the
-// checkpoints both signed.
-func testTwoReplicas(t *testing.T) {
+// TestPostgresTwoReplicas appends through two Logs on one database at
+// once, as two replicas do: every acknowledged record is in the log at the
+// index it was given, with no index given twice, and the whole log
+// verifies against the checkpoints both signed.
+func TestPostgresTwoReplicas(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	dsn := pgtest.DSN(t)
 	dir := t.TempDir()

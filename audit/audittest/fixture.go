@@ -1,4 +1,4 @@
-// Package audittest tests implementations of audit.Store: Run is the
+// Package audittest tests implementations of audit.Store: RunStore is the
 // conformance suite every store runs (the SQLite and PostgreSQL stores of
 // package audit), and the fixtures here (Record, AppendN, OpenSQLite) serve
 // the tests of the packages built on a log.
@@ -81,13 +81,17 @@ func OpenSQLite(t testing.TB, opts ...audit.Option) (*audit.Log, string) {
 	return l, path
 }
 
-// SearchAll pages through a search from f on, checking page sizes, and
-// returns the indexes found.
+// SearchAll pages through a search from f on, checking that no page holds
+// more than f's limit (as the log reads it: DefaultLimit if unset, at most
+// MaxLimit), and returns the indexes found.
 func SearchAll(t testing.TB, search func(context.Context, audit.Filter) (audit.Page, error), f audit.Filter) []uint64 {
 	t.Helper()
 	limit := f.Limit
-	if limit == 0 {
+	switch {
+	case limit <= 0:
 		limit = audit.DefaultLimit
+	case limit > audit.MaxLimit:
+		limit = audit.MaxLimit
 	}
 	var got []uint64
 	for pages := 0; ; pages++ {
