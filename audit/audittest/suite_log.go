@@ -71,28 +71,49 @@ func testAppendSetsTimeAndValidates(t *testing.T, h Harness) {
 	}
 }
 
+// testConcurrentAppends: appends from many goroutines at once (committed
+// in shared batches) get indexes 0..n-1 without gaps, the entries they
+// return are the stored ones, and the log verifies. The goroutines start
+// together, and the test checks that appends were in flight at the same
+// time: run one after the other, it would test nothing.
 func testConcurrentAppends(t *testing.T, h Harness) {
 	ctx := context.Background()
 	l, _ := newLog(t, h, audit.WithCheckpointEvery(37, time.Hour), audit.WithMaxBatch(3))
 	const goroutines, each = 16, 25
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var got []audit.Entry
+	var (
+		wg, ready     sync.WaitGroup
+		start         = make(chan struct{})
+		mu            sync.Mutex // guards the three below
+		inFlight, top int        // appends called and not returned; the most at once
+		got           []audit.Entry
+	)
 	errs := make(chan error, goroutines)
+	ready.Add(goroutines)
 	for g := range goroutines {
 		wg.Go(func() {
+			ready.Done()
+			<-start
 			for i := range each {
+				mu.Lock()
+				inFlight++
+				top = max(top, inFlight)
+				mu.Unlock()
 				e, err := l.Append(ctx, Record(g*each+i))
+				mu.Lock()
+				inFlight--
+				if err == nil {
+					got = append(got, e)
+				}
+				mu.Unlock()
 				if err != nil {
 					errs <- err
 					return
 				}
-				mu.Lock()
-				got = append(got, e)
-				mu.Unlock()
 			}
 		})
 	}
+	ready.Wait()
+	close(start)
 	wg.Wait()
 	close(errs)
 	for err := range errs {
@@ -111,6 +132,10 @@ func testConcurrentAppends(t *testing.T, h Harness) {
 			t.Fatalf("record %d: returned entry differs from the stored one", e.Index)
 		}
 	}
+	if top < 2 {
+		t.Errorf("at most %d append in flight at once: the appends did not overlap", top)
+	}
+	t.Logf("at most %d of %d goroutines' appends in flight at once", top, goroutines)
 	rep, err := l.Verify(ctx)
 	if err != nil {
 		t.Fatal(err)
