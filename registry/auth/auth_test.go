@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -506,11 +507,15 @@ func TestRobots(t *testing.T) {
 	}
 
 	// Expired.
-	old, _, err := e.robots.Create(ctx, "nightly", []Scope{{Namespace: "ci", Roles: []registry.Action{registry.ActionPull}}}, time.Nanosecond, "")
+	old, nightly, err := e.robots.Create(ctx, "nightly", []Scope{{Namespace: "ci", Roles: []registry.Action{registry.ActionPull}}}, time.Nanosecond, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(time.Millisecond)
+	// Its expiry has passed on the wall clock, which the store reads
+	// (Round(0) drops the monotonic reading): a wait of a nanosecond or so.
+	for expires := nightly.ExpiresAt.Round(0); !time.Now().After(expires); {
+		runtime.Gosched()
+	}
 	if r := e.do(http.MethodGet, "/v2/ci/app/tags/list", basic("robot$nightly", old), nil); r.status != http.StatusUnauthorized {
 		t.Fatalf("expired robot: %d", r.status)
 	}

@@ -16,7 +16,9 @@ func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 // TestRobotsSharedPostgres runs two robot stores on one PostgreSQL
 // database, as two replicas do: a robot created on one authenticates on
 // the other, its name stays unique across both, and a revocation on one
-// is refused by the other within the refresh interval.
+// is refused by the other once the other's view of the robots is older
+// than the refresh interval (until then it answers from that view, without
+// reading the database).
 func TestRobotsSharedPostgres(t *testing.T) {
 	dsn := pgtest.DSN(t)
 	ctx := t.Context()
@@ -29,9 +31,16 @@ func TestRobotsSharedPostgres(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r.refresh = 100 * time.Millisecond
+		r.refresh = time.Hour // never on its own during the test: see outdate
 		t.Cleanup(func() { r.Close() })
 		return r
+	}
+	// outdate makes r's view of the robots older than the refresh
+	// interval, as if that much time had passed since r read them.
+	outdate := func(r *Robots) {
+		r.mu.Lock()
+		r.loaded = time.Now().Add(-r.refresh - time.Second)
+		r.mu.Unlock()
 	}
 	a, b := open(), open()
 	scopes := []Scope{{Namespace: "ci", Roles: []registry.Action{registry.ActionPush}}}
@@ -39,18 +48,10 @@ func TestRobotsSharedPostgres(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	until := func(what string, ok func() bool) {
-		t.Helper()
-		for deadline := time.Now().Add(5 * time.Second); !ok(); time.Sleep(20 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("after 5s: %s", what)
-			}
-		}
+	// b has not read the robots yet: its first authentication does.
+	if r, err := b.Authenticate(ctx, tok); err != nil || r.ID != rb.ID {
+		t.Fatalf("the other replica authenticates the new robot: %+v, %v", r, err)
 	}
-	until("the other replica authenticates the new robot", func() bool {
-		r, err := b.Authenticate(ctx, tok)
-		return err == nil && r.ID == rb.ID
-	})
 	if _, _, err := b.Create(ctx, "ci", scopes, 0, ""); err == nil || !strings.Contains(err.Error(), "exists") {
 		t.Fatalf("a second active robot ci on the other replica: %v, want \"exists\"", err)
 	}
@@ -60,10 +61,16 @@ func TestRobotsSharedPostgres(t *testing.T) {
 	if err := b.Revoke(ctx, "ci"); err != nil {
 		t.Fatal(err)
 	}
-	until("the first replica refuses the revoked robot", func() bool {
-		_, err := a.Authenticate(ctx, tok)
-		return err != nil
-	})
+	if _, err := b.Authenticate(ctx, tok); err == nil {
+		t.Fatal("the replica that revoked the robot still authenticates it")
+	}
+	if _, err := a.Authenticate(ctx, tok); err != nil {
+		t.Fatalf("within the refresh interval the first replica answers from its view: %v", err)
+	}
+	outdate(a)
+	if _, err := a.Authenticate(ctx, tok); err == nil {
+		t.Fatal("the first replica still authenticates the revoked robot once its view is outdated")
+	}
 	if l, err := a.List(ctx); err != nil || len(l) != 1 || l[0].RevokedAt.IsZero() {
 		t.Fatalf("List after the revocation: %+v, %v", l, err)
 	}
