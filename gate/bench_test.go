@@ -19,7 +19,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/portcullis-dev/portcullis/gate"
-	"github.com/portcullis-dev/portcullis/policy"
+	"github.com/portcullis-dev/portcullis/policy/contract"
 	vt "github.com/portcullis-dev/portcullis/verifier/verifiertest"
 )
 
@@ -44,8 +44,8 @@ func BenchmarkEvaluate(b *testing.B) {
 			d := e.PushImage(b, "staging/app", "1")
 			e.PushKeyBundle(b, e.release, "staging/app", d, vt.Statement(b, d, vt.CosignSign, `{}`))
 			e.PushKeyBundle(b, e.release, "staging/app", d, vt.Statement(b, d, vt.SLSAv1, vt.ProvenanceV1))
-			req := gate.Request{Action: policy.ActionPromote, Repository: "staging/app", Digest: d,
-				Target: policy.Target{Registry: &policy.RegistryTarget{Namespace: "prod", Repository: "prod/app"}}}
+			req := contract.Request{Action: contract.ActionPromote, Repository: "staging/app", Digest: d,
+				Target: contract.Target{Registry: &contract.RegistryTarget{Namespace: "prod", Repository: "prod/app"}}}
 			if dec := e.gate.Evaluate(b.Context(), req); !dec.Allow {
 				b.Fatalf("not allowed: %v", dec.Reasons())
 			}

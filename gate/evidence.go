@@ -15,27 +15,8 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/portcullis-dev/portcullis/attest"
+	"github.com/portcullis-dev/portcullis/policy/contract"
 	"github.com/portcullis-dev/portcullis/verifier/source"
-)
-
-// EvidenceKind says what an evidence manifest holds.
-type EvidenceKind string
-
-// The kinds of evidence a protected namespace may hold besides the images
-// the gate allowed (see docs/gate.md, I1).
-const (
-	// EvidenceSignature is cosign's simple-signing signature (tag scheme
-	// ".sig", or a referrer of artifact type cosign.artifact.sig).
-	EvidenceSignature EvidenceKind = "signature"
-	// EvidenceAttestation is a DSSE envelope of an in-toto statement
-	// (cosign's ".att" tag scheme, or a DSSE referrer).
-	EvidenceAttestation EvidenceKind = "attestation"
-	// EvidenceBundle is a Sigstore bundle referrer (cosign v3 signatures
-	// and attestations, and the gate's own VSA).
-	EvidenceBundle EvidenceKind = "bundle"
-	// EvidenceSBOM is an SBOM document (cosign's ".sbom" tag scheme, or an
-	// SBOM referrer).
-	EvidenceSBOM EvidenceKind = "sbom"
 )
 
 // Media types the filter knows.
@@ -72,7 +53,7 @@ const (
 
 // cosignSuffixKind maps a cosign tag suffix (source.CosignTag) to the
 // evidence it holds.
-var cosignSuffixKind = map[string]EvidenceKind{source.CosignSignature: EvidenceSignature, source.CosignAttestation: EvidenceAttestation, source.CosignSBOM: EvidenceSBOM}
+var cosignSuffixKind = map[string]contract.EvidenceKind{source.CosignSignature: contract.EvidenceSignature, source.CosignAttestation: contract.EvidenceAttestation, source.CosignSBOM: contract.EvidenceSBOM}
 
 // NotEvidenceError says why a manifest is not evidence about a digest.
 type NotEvidenceError struct {
@@ -99,7 +80,7 @@ func notEvidence(m digest.Digest, format string, args ...any) error {
 // runnable image, and nothing about another image, passes. Errors reading
 // the store are returned as they are; a *NotEvidenceError says why m is not
 // evidence.
-func CheckEvidence(ctx context.Context, src source.Source, repo string, m source.Manifest, subject digest.Digest, viaTag string) (EvidenceKind, error) {
+func CheckEvidence(ctx context.Context, src source.Source, repo string, m source.Manifest, subject digest.Digest, viaTag string) (contract.EvidenceKind, error) {
 	if m.MediaType != ocispec.MediaTypeImageManifest && m.MediaType != mediaTypeDockerV2 {
 		return "", notEvidence(m.Digest, "a %s is never evidence", mediaTypeName(m.MediaType))
 	}
@@ -127,7 +108,7 @@ func CheckEvidence(ctx context.Context, src source.Source, repo string, m source
 	if viaTag != "" && cosignSuffixKind[viaTag] != kind {
 		return "", notEvidence(m.Digest, "the .%s tag holds only %s evidence, not %s", viaTag, cosignSuffixKind[viaTag], kind)
 	}
-	if kind == EvidenceBundle && man.Subject == nil {
+	if kind == contract.EvidenceBundle && man.Subject == nil {
 		return "", notEvidence(m.Digest, "a Sigstore bundle must name its subject")
 	}
 	var total int64
@@ -156,18 +137,18 @@ func CheckEvidence(ctx context.Context, src source.Source, repo string, m source
 
 // evidenceKind classifies a manifest by its artifact type, config media
 // type and layer media types, which must all agree.
-func evidenceKind(md digest.Digest, man *ocispec.Manifest) (EvidenceKind, error) {
+func evidenceKind(md digest.Digest, man *ocispec.Manifest) (contract.EvidenceKind, error) {
 	first := man.Layers[0].MediaType
-	var kind EvidenceKind
+	var kind contract.EvidenceKind
 	switch {
 	case first == mediaTypeSimpleSigning:
-		kind = EvidenceSignature
+		kind = contract.EvidenceSignature
 	case first == mediaTypeDSSE:
-		kind = EvidenceAttestation
+		kind = contract.EvidenceAttestation
 	case strings.HasPrefix(first, mediaTypeBundlePrefix):
-		kind = EvidenceBundle
+		kind = contract.EvidenceBundle
 	case sbomMediaTypes[first]:
-		kind = EvidenceSBOM
+		kind = contract.EvidenceSBOM
 	default:
 		return "", notEvidence(md, "layer media type %s is not an evidence type", first)
 	}
@@ -185,30 +166,30 @@ func evidenceKind(md digest.Digest, man *ocispec.Manifest) (EvidenceKind, error)
 	return kind, nil
 }
 
-func layerKind(mt string) EvidenceKind {
+func layerKind(mt string) contract.EvidenceKind {
 	switch {
 	case mt == mediaTypeSimpleSigning:
-		return EvidenceSignature
+		return contract.EvidenceSignature
 	case mt == mediaTypeDSSE:
-		return EvidenceAttestation
+		return contract.EvidenceAttestation
 	case strings.HasPrefix(mt, mediaTypeBundlePrefix):
-		return EvidenceBundle
+		return contract.EvidenceBundle
 	case sbomMediaTypes[mt]:
-		return EvidenceSBOM
+		return contract.EvidenceSBOM
 	}
 	return ""
 }
 
 // typeFits reports whether an artifact or config media type names kind.
-func typeFits(kind EvidenceKind, mt string) bool {
+func typeFits(kind contract.EvidenceKind, mt string) bool {
 	switch kind {
-	case EvidenceSignature:
+	case contract.EvidenceSignature:
 		return mt == mediaTypeCosignSig || mt == mediaTypeSimpleSigning
-	case EvidenceAttestation:
+	case contract.EvidenceAttestation:
 		return mt == mediaTypeDSSE
-	case EvidenceBundle:
+	case contract.EvidenceBundle:
 		return strings.HasPrefix(mt, mediaTypeBundlePrefix)
-	case EvidenceSBOM:
+	case contract.EvidenceSBOM:
 		return sbomMediaTypes[mt]
 	}
 	return false
@@ -223,9 +204,9 @@ func neutralConfig(mt string) bool {
 }
 
 // checkLayer checks that a layer's bytes are evidence of kind about d.
-func checkLayer(kind EvidenceKind, mediaType string, b []byte, d digest.Digest) error {
+func checkLayer(kind contract.EvidenceKind, mediaType string, b []byte, d digest.Digest) error {
 	switch kind {
-	case EvidenceSignature:
+	case contract.EvidenceSignature:
 		var p struct {
 			Critical struct {
 				Image struct {
@@ -239,7 +220,7 @@ func checkLayer(kind EvidenceKind, mediaType string, b []byte, d digest.Digest) 
 		if p.Critical.Image.Digest != d.String() {
 			return fmt.Errorf("the payload signs %q, not %s", p.Critical.Image.Digest, d)
 		}
-	case EvidenceAttestation:
+	case contract.EvidenceAttestation:
 		env, err := attest.ParseEnvelope(b)
 		if err != nil {
 			return err
@@ -251,7 +232,7 @@ func checkLayer(kind EvidenceKind, mediaType string, b []byte, d digest.Digest) 
 		if !st.HasSubjectDigest(d.String()) {
 			return fmt.Errorf("the statement is not about %s", d)
 		}
-	case EvidenceBundle:
+	case contract.EvidenceBundle:
 		var bundle protobundle.Bundle
 		if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(b, &bundle); err != nil {
 			return fmt.Errorf("bundle: %w", err)
@@ -273,7 +254,7 @@ func checkLayer(kind EvidenceKind, mediaType string, b []byte, d digest.Digest) 
 		if !st.HasSubjectDigest(d.String()) {
 			return fmt.Errorf("the statement is not about %s", d)
 		}
-	case EvidenceSBOM:
+	case contract.EvidenceSBOM:
 		if strings.HasSuffix(mediaType, "+json") || mediaType == "application/vnd.cyclonedx" {
 			if !json.Valid(b) {
 				return errors.New("the SBOM is not JSON")

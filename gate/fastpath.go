@@ -14,24 +14,8 @@ import (
 	"github.com/secure-systems-lab/go-securesystemslib/dsse"
 
 	"github.com/portcullis-dev/portcullis/attest"
-	"github.com/portcullis-dev/portcullis/policy"
+	"github.com/portcullis-dev/portcullis/policy/contract"
 )
-
-// VSAProof is what the evidence of an admission came from on the fast
-// path: a verification summary this gate signed when it promoted the
-// digest, carrying the evidence it had verified.
-type VSAProof struct {
-	// Manifest is the VSA referrer's manifest digest.
-	Manifest digest.Digest `json:"manifest"`
-	// TimeVerified is when the evidence was verified.
-	TimeVerified time.Time `json:"timeVerified"`
-	// Revision is the policy revision the promotion passed (recorded only:
-	// the admission's own policy decides the admission).
-	Revision string `json:"revision"`
-	// TrustRevision is the trust configuration the evidence was verified
-	// under, the same as the admission's.
-	TrustRevision string `json:"trustRevision"`
-}
 
 // vsaExtension is the key of the VSA predicate field holding what the gate
 // binds the summary to and the evidence itself ([vsaEvidence]); consumers
@@ -51,7 +35,7 @@ type vsaEvidence struct {
 	// Evidence is the verified evidence, as policy sees it
 	// ([policy.VerifiedEvidence]: signatures, attestations and what they
 	// say; no scan, no check errors).
-	Evidence policy.Evidence `json:"evidence"`
+	Evidence contract.Evidence `json:"evidence"`
 }
 
 // fastPath finds the evidence of an admission in a verification summary,
@@ -63,8 +47,8 @@ type vsaEvidence struct {
 // verifying signatures and attestations only: the caller scans and
 // evaluates the admission's policy on it. It returns nil, and the reason,
 // when the evidence must be collected.
-func (g *Gate) fastPath(ctx context.Context, req Request, now time.Time) (*VSAProof, *policy.Evidence, string) {
-	if g.vsa == nil || req.Action != policy.ActionAdmit || req.Registry != "" || g.cfg.protected(req.Repository) == nil {
+func (g *Gate) fastPath(ctx context.Context, req contract.Request, now time.Time) (*contract.VSAProof, *contract.Evidence, string) {
+	if g.vsa == nil || req.Action != contract.ActionAdmit || req.Registry != "" || g.cfg.protected(req.Repository) == nil {
 		return nil, nil, ""
 	}
 	return g.findVSA(ctx, req.Repository, req.Digest, now)
@@ -77,7 +61,7 @@ func isVSA(desc ocispec.Descriptor) bool {
 }
 
 // findVSA returns the newest valid VSA of repo@d and its evidence.
-func (g *Gate) findVSA(ctx context.Context, repo string, d digest.Digest, now time.Time) (*VSAProof, *policy.Evidence, string) {
+func (g *Gate) findVSA(ctx context.Context, repo string, d digest.Digest, now time.Time) (*contract.VSAProof, *contract.Evidence, string) {
 	src := g.o.Store.Source()
 	refs, err := src.Referrers(ctx, repo, d)
 	if err != nil {
@@ -92,8 +76,8 @@ func (g *Gate) findVSA(ctx context.Context, repo string, d digest.Digest, now ti
 	}
 	trust := g.o.Verifier.Revision()
 	var (
-		best *VSAProof
-		ev   *policy.Evidence
+		best *contract.VSAProof
+		ev   *contract.Evidence
 	)
 	why := "no verification summary"
 	for _, desc := range refs {
@@ -120,7 +104,7 @@ var errNotOurs = errors.New("not signed with this gate's key")
 // checkVSA verifies one VSA referrer manifest m of repo@d: signed with
 // this gate's key, about repo@d, verified under trust revision trust over
 // the evidence with fingerprint fp, and young enough.
-func (g *Gate) checkVSA(ctx context.Context, repo string, d, m digest.Digest, trust, fp string, now time.Time) (*VSAProof, *policy.Evidence, error) {
+func (g *Gate) checkVSA(ctx context.Context, repo string, d, m digest.Digest, trust, fp string, now time.Time) (*contract.VSAProof, *contract.Evidence, error) {
 	src := g.o.Store.Source()
 	man, err := src.Manifest(ctx, repo, m)
 	if err != nil {
@@ -180,7 +164,7 @@ func (g *Gate) checkVSA(ctx context.Context, repo string, d, m digest.Digest, tr
 	for alg, hex := range v.Policy.Digest {
 		rev = alg + ":" + hex
 	}
-	return &VSAProof{Manifest: m, TimeVerified: v.TimeVerified, Revision: rev, TrustRevision: trust}, &bound.Evidence, nil
+	return &contract.VSAProof{Manifest: m, TimeVerified: v.TimeVerified, Revision: rev, TrustRevision: trust}, &bound.Evidence, nil
 }
 
 // open checks that bundle raw is a DSSE envelope of an in-toto statement

@@ -9,6 +9,7 @@ import (
 	"github.com/portcullis-dev/portcullis/gate"
 	"github.com/portcullis-dev/portcullis/internal/yamltypes"
 	"github.com/portcullis-dev/portcullis/policy"
+	"github.com/portcullis-dev/portcullis/policy/contract"
 	"github.com/portcullis-dev/portcullis/verifier"
 	vt "github.com/portcullis-dev/portcullis/verifier/verifiertest"
 )
@@ -45,14 +46,14 @@ func TestAdmissionFastPath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	admit := gate.Request{Action: policy.ActionAdmit, Repository: "prod/app", Digest: d,
+	admit := contract.Request{Action: contract.ActionAdmit, Repository: "prod/app", Digest: d,
 		Reference: "registry.local/prod/app@" + d.String(),
-		Target:    policy.Target{Kubernetes: &policy.KubernetesTarget{Namespace: "shop", Workload: policy.Workload{Kind: "Pod", Name: "web"}}}}
+		Target:    contract.Target{Kubernetes: &contract.KubernetesTarget{Namespace: "shop", Workload: contract.Workload{Kind: "Pod", Name: "web"}}}}
 	references := policyDir(t, `{"portcullis":{"config":{"signatures":{"authorities":["release"]},"references":{}}}}`, nil)
 	for _, tc := range []struct {
 		name     string
 		mod      func(*gate.Config, *gate.Options)
-		req      func(r *gate.Request)
+		req      func(r *contract.Request)
 		before   func(t *testing.T)
 		fastPath bool
 		allow    bool
@@ -65,19 +66,19 @@ func TestAdmissionFastPath(t *testing.T) {
 			mod: func(_ *gate.Config, o *gate.Options) { o.Policies = bundleEverywhere(t, references) }},
 		{name: "admission rules apply on the summary: latest", fastPath: true, reason: `"latest"`,
 			mod: func(_ *gate.Config, o *gate.Options) { o.Policies = bundleEverywhere(t, references) },
-			req: func(r *gate.Request) { r.Tag, r.Reference = "latest", "registry.local/prod/app:latest@"+d.String() }},
+			req: func(r *contract.Request) { r.Tag, r.Reference = "latest", "registry.local/prod/app:latest@"+d.String() }},
 		{name: "admission rules apply on the summary: tag only", fastPath: true, reason: "not pinned by digest",
 			mod: func(_ *gate.Config, o *gate.Options) { o.Policies = bundleEverywhere(t, references) },
-			req: func(r *gate.Request) { r.Tag, r.Reference = "1.0", "registry.local/prod/app:1.0" }},
+			req: func(r *contract.Request) { r.Tag, r.Reference = "1.0", "registry.local/prod/app:1.0" }},
 		{name: "summary too old", allow: true, mod: func(c *gate.Config, o *gate.Options) {
 			c.VSAMaxAge = yamltypes.Duration(time.Hour)
 			o.Now = func() time.Time { return time.Now().Add(2 * time.Hour) }
 		}},
-		{name: "not a protected repository", allow: true, req: func(r *gate.Request) { r.Repository = "staging/app" }},
-		{name: "a promotion never takes the fast path", allow: true, req: func(r *gate.Request) {
-			r.Action, r.Repository, r.Target = policy.ActionPromote, "staging/app", policy.Target{Registry: &policy.RegistryTarget{Repository: "prod/app"}}
+		{name: "not a protected repository", allow: true, req: func(r *contract.Request) { r.Repository = "staging/app" }},
+		{name: "a promotion never takes the fast path", allow: true, req: func(r *contract.Request) {
+			r.Action, r.Repository, r.Target = contract.ActionPromote, "staging/app", contract.Target{Registry: &contract.RegistryTarget{Repository: "prod/app"}}
 		}},
-		{name: "another digest", reason: "release", req: func(r *gate.Request) { r.Digest = e.signed(t, e.release, "") }},
+		{name: "another digest", reason: "release", req: func(r *contract.Request) { r.Digest = e.signed(t, e.release, "") }},
 		// Last: it changes prod/app@d for good.
 		{name: "evidence added since promotion", allow: true, before: func(t *testing.T) {
 			// A second signature, as `cosign sign` on prod/app@d writes it

@@ -11,18 +11,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/opencontainers/go-digest"
 	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/portcullis-dev/portcullis/attest"
-	"github.com/portcullis-dev/portcullis/audit"
 	"github.com/portcullis-dev/portcullis/internal/panics"
 	"github.com/portcullis-dev/portcullis/internal/tracing"
 	"github.com/portcullis-dev/portcullis/policy"
+	"github.com/portcullis-dev/portcullis/policy/contract"
 	"github.com/portcullis-dev/portcullis/scanner"
 	"github.com/portcullis-dev/portcullis/verifier"
 	"github.com/portcullis-dev/portcullis/verifier/source"
@@ -50,7 +48,7 @@ type Scanner interface {
 // Recorder keeps every decision. A decision that cannot be recorded is
 // not acted upon.
 type Recorder interface {
-	Record(ctx context.Context, d *Decision) error
+	Record(ctx context.Context, d *contract.Decision) error
 }
 
 // Options are the gate's collaborators.
@@ -109,96 +107,14 @@ func New(cfg Config, o Options) (*Gate, error) {
 	return g, nil
 }
 
-// Request asks for a decision about one image.
-type Request struct {
-	Action policy.Action `json:"action"`
-	// Registry is the host of another registry the image and its
-	// evidence are read from (admission only; Options.Remote must allow
-	// it), or "" for the registry the gate guards.
-	Registry string `json:"registry,omitempty"`
-	// Repository is where the image and its evidence are read from.
-	Repository string        `json:"repository"`
-	Digest     digest.Digest `json:"digest"`
-	Tag        string        `json:"tag,omitempty"`
-	// Reference is the image as the requester wrote it, if any.
-	Reference string         `json:"reference,omitempty"`
-	Target    policy.Target  `json:"target"`
-	Actor     policy.Request `json:"actor"`
-	// LeftBehind, on a promotion, are the manifests about the digest that
-	// are not evidence and so are not carried (recorded; policy does not
-	// see them).
-	LeftBehind []LeftBehind `json:"leftBehind,omitempty"`
-	// Enforcement is, at admission, how the webhook acts on the decision
-	// in the workload's namespace: EnforcementWarn (warn mode: admitted
-	// whatever the verdict) or "" (enforced). Recorded; policy does not
-	// see it, and a cached decision is recorded with the current
-	// request's (RecordCached).
-	Enforcement string `json:"enforcement,omitempty"`
-}
-
-// EnforcementWarn is the Request.Enforcement of an admission in a
-// namespace in warn mode (audit.EnforcementWarn in the record).
-const EnforcementWarn = audit.EnforcementWarn
-
-// fullRepository is the repository, prefixed with the host of another
-// registry (so that policy never mistakes another registry's prod/app for
-// this registry's).
-func (r Request) fullRepository() string {
-	if r.Registry != "" {
-		return r.Registry + "/" + r.Repository
-	}
-	return r.Repository
-}
-
-// Decision is the gate's answer, with what it was based on.
-type Decision struct {
-	policy.Decision
-	Time     time.Time     `json:"time"`
-	Duration time.Duration `json:"duration"`
-	Request  Request       `json:"request"`
-	// Input is what policy saw: the evidence, the scan, the request.
-	Input *policy.Input `json:"input,omitempty"`
-	// CachedEvidence says the verified evidence came from the cache.
-	CachedEvidence bool `json:"cachedEvidence,omitempty"`
-	// PolicyDuration is how long policy evaluation took (for metrics; not
-	// recorded, as Duration is the decision's).
-	PolicyDuration time.Duration `json:"-"`
-	// VSA is set when an admission's evidence came from the verification
-	// summary the gate signed at promotion instead of being collected and
-	// verified again; policy still decided, on Input.
-	VSA *VSAProof `json:"vsa,omitempty"`
-	// TrustRevision is the revision of the trust configuration the
-	// evidence was verified under ([verifier.Verifier.Revision]).
-	TrustRevision string `json:"trustRevision,omitempty"`
-	// Cached says the decision repeats an earlier one (the webhook's
-	// decision cache) for this request ([Gate.RecordCached]).
-	Cached bool `json:"cached,omitempty"`
-	// Note says why an allow that policy did not take was given (the
-	// evidence filter); it is the record's reason.
-	Note string `json:"note,omitempty"`
-}
-
-// Reasons are the messages a person reads: the policy's denials, and the
-// error when no denial already says it.
-func (d *Decision) Reasons() []string {
-	var out []string
-	for _, m := range d.Deny {
-		out = append(out, m.Msg)
-	}
-	if d.Error != "" && !slices.ContainsFunc(out, func(m string) bool { return strings.Contains(m, d.Error) }) {
-		out = append(out, d.Error)
-	}
-	return out
-}
-
 // Evaluate decides on req. The decision is recorded before it is
 // returned; if recording fails the decision is returned as a denial with
 // the error. Allow is true only when everything succeeded and policy
 // allowed. A panic while deciding is a recorded denial whose error says so
 // (I3, docs/gate.md), never a crash.
-func (g *Gate) Evaluate(ctx context.Context, req Request) (d *Decision) {
+func (g *Gate) Evaluate(ctx context.Context, req contract.Request) (d *contract.Decision) {
 	ctx, span := tracing.Start(ctx, "gate.Evaluate", attribute.String("portcullis.action", string(req.Action)),
-		attribute.String("portcullis.repository", req.fullRepository()), attribute.String("portcullis.digest", req.Digest.String()))
+		attribute.String("portcullis.repository", req.FullRepository()), attribute.String("portcullis.digest", req.Digest.String()))
 	start := g.o.Now()
 	if err := panics.Do(ctx, g.log, "gate.Evaluate", func() error { d = g.decide(ctx, req, start); return nil }); err != nil {
 		d = g.internalDenial(req, start, err)
@@ -220,7 +136,7 @@ func (g *Gate) Evaluate(ctx context.Context, req Request) (d *Decision) {
 // RecordFailure records, and returns, the denial of req because deciding
 // it failed with err outside Evaluate (a panic in the webhook or in a write
 // the gate plans): every denial has its record (I3).
-func (g *Gate) RecordFailure(ctx context.Context, req Request, err error) *Decision {
+func (g *Gate) RecordFailure(ctx context.Context, req contract.Request, err error) *contract.Decision {
 	start := g.o.Now()
 	d := g.internalDenial(req, start, err)
 	g.record(ctx, d, start)
@@ -231,7 +147,7 @@ func (g *Gate) RecordFailure(ctx context.Context, req Request, err error) *Decis
 // decision (from a decision cache) answers: its verdict, evidence and
 // revisions, with req's time, target, actor and enforcement. Every admission is a
 // record, cached or not; one that cannot be recorded is a denial.
-func (g *Gate) RecordCached(ctx context.Context, req Request, earlier *Decision) *Decision {
+func (g *Gate) RecordCached(ctx context.Context, req contract.Request, earlier *contract.Decision) *contract.Decision {
 	start := g.o.Now()
 	d := *earlier
 	d.Time, d.Request, d.Cached = start.UTC(), req, true
@@ -242,27 +158,27 @@ func (g *Gate) RecordCached(ctx context.Context, req Request, earlier *Decision)
 // RecordUnchecked records, and returns, the admission of req without a
 // decision, for why (the webhook's allow-unsafe failure mode): an allow
 // whose warning says it was not checked.
-func (g *Gate) RecordUnchecked(ctx context.Context, req Request, why string) *Decision {
+func (g *Gate) RecordUnchecked(ctx context.Context, req contract.Request, why string) *contract.Decision {
 	start := g.o.Now()
-	d := &Decision{Time: start.UTC(), Request: req, TrustRevision: g.o.Verifier.Revision(),
-		Decision: policy.Decision{Allow: true, Deny: []policy.Message{}, Warn: []policy.Message{{Msg: why}}}}
+	d := &contract.Decision{Time: start.UTC(), Request: req, TrustRevision: g.o.Verifier.Revision(),
+		Verdict: contract.Verdict{Allow: true, Deny: []contract.Message{}, Warn: []contract.Message{{Msg: why}}}}
 	g.record(ctx, d, start)
 	return d
 }
 
 // internalDenial is the decision on req when deciding failed with err.
-func (g *Gate) internalDenial(req Request, start time.Time, err error) *Decision {
+func (g *Gate) internalDenial(req contract.Request, start time.Time, err error) *contract.Decision {
 	msg := err.Error()
 	if pe := (*panics.Error)(nil); errors.As(err, &pe) {
 		msg = "the request is denied: " + msg
 	}
-	return &Decision{Time: start.UTC(), Request: req, TrustRevision: g.o.Verifier.Revision(),
-		Decision: policy.Decision{Deny: []policy.Message{}, Warn: []policy.Message{}, Error: msg}}
+	return &contract.Decision{Time: start.UTC(), Request: req, TrustRevision: g.o.Verifier.Revision(),
+		Verdict: contract.Verdict{Deny: []contract.Message{}, Warn: []contract.Message{}, Error: msg}}
 }
 
 // record sets d's duration, records it (a decision that cannot be recorded
 // is a denial) and logs it.
-func (g *Gate) record(ctx context.Context, d *Decision, start time.Time) {
+func (g *Gate) record(ctx context.Context, d *contract.Decision, start time.Time) {
 	d.Duration = g.o.Now().Sub(start)
 	if g.o.Recorder != nil {
 		if err := panics.Do(ctx, g.log, "gate.Record", func() error { return g.o.Recorder.Record(ctx, d) }); err != nil {
@@ -284,9 +200,9 @@ func joinErr(a, b string) string {
 	return a + "; " + b
 }
 
-func (g *Gate) decide(ctx context.Context, req Request, now time.Time) *Decision {
-	d := &Decision{Time: now.UTC(), Request: req, TrustRevision: g.o.Verifier.Revision()}
-	if !req.Action.Valid() || req.Digest.Validate() != nil || req.Repository == "" || (req.Registry != "" && req.Action != policy.ActionAdmit) {
+func (g *Gate) decide(ctx context.Context, req contract.Request, now time.Time) *contract.Decision {
+	d := &contract.Decision{Time: now.UTC(), Request: req, TrustRevision: g.o.Verifier.Revision()}
+	if !req.Action.Valid() || req.Digest.Validate() != nil || req.Repository == "" || (req.Registry != "" && req.Action != contract.ActionAdmit) {
 		d.Error = fmt.Sprintf("invalid request: action %q, %s@%s", req.Action, req.Repository, req.Digest)
 		return d
 	}
@@ -301,7 +217,7 @@ func (g *Gate) decide(ctx context.Context, req Request, now time.Time) *Decision
 	}()
 	ectx, cancel := context.WithTimeout(ctx, g.cfg.EvidenceTimeout.D())
 	defer cancel()
-	subject := policy.Subject{Repository: req.fullRepository(), Digest: req.Digest.String(), Tag: req.Tag, Reference: req.Reference}
+	subject := contract.Subject{Repository: req.FullRepository(), Digest: req.Digest.String(), Tag: req.Tag, Reference: req.Reference}
 	// The verification summary stands in for collecting and verifying the
 	// signatures and attestations, never for the scan or policy: those
 	// are taken now, on this request's own input, either way (I4).
@@ -330,7 +246,7 @@ func (g *Gate) decide(ctx context.Context, req Request, now time.Time) *Decision
 	pstart := g.o.Now()
 	pd, err := g.o.Policies.Eval(ctx, d.Input)
 	d.PolicyDuration = g.o.Now().Sub(pstart)
-	d.Decision = pd
+	d.Verdict = pd
 	if err != nil {
 		d.Allow = false
 		if d.Error == "" {
@@ -403,7 +319,7 @@ func (g *Gate) evidence(ctx context.Context, registry, repo string, d digest.Dig
 
 // RevisionFor returns the revision of the policy that decides for t now
 // (the webhook's decision cache keys decisions by it).
-func (g *Gate) RevisionFor(t policy.Target) string {
+func (g *Gate) RevisionFor(t contract.Target) string {
 	return g.o.Policies.For(t).Engine().Revision()
 }
 

@@ -26,6 +26,7 @@ import (
 	"github.com/portcullis-dev/portcullis/gate"
 	"github.com/portcullis-dev/portcullis/internal/yamltypes"
 	"github.com/portcullis-dev/portcullis/policy"
+	"github.com/portcullis-dev/portcullis/policy/contract"
 	"github.com/portcullis-dev/portcullis/registry"
 	"github.com/portcullis-dev/portcullis/registry/registrytest"
 	"github.com/portcullis-dev/portcullis/scanner"
@@ -36,18 +37,18 @@ import (
 // recorder keeps decisions; fail makes recording fail.
 type recorder struct {
 	mu   sync.Mutex
-	all  []*gate.Decision
+	all  []*contract.Decision
 	fail error
 }
 
-func (r *recorder) Record(_ context.Context, d *gate.Decision) error {
+func (r *recorder) Record(_ context.Context, d *contract.Decision) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.all = append(r.all, d)
 	return r.fail
 }
 
-func (r *recorder) last() *gate.Decision {
+func (r *recorder) last() *contract.Decision {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(r.all) == 0 {
@@ -181,7 +182,7 @@ func TestPromoteThroughManifestPut(t *testing.T) {
 		t.Fatalf("promotion of a signed image: %v", err)
 	}
 	dec := e.rec.last()
-	if dec == nil || !dec.Allow || dec.Request.Action != policy.ActionPromote || dec.Request.Repository != "staging/app" {
+	if dec == nil || !dec.Allow || dec.Request.Action != contract.ActionPromote || dec.Request.Repository != "staging/app" {
 		t.Fatalf("recorded decision %+v", dec)
 	}
 	// prod serves the image under its tag, with its evidence and a VSA

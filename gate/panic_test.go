@@ -10,7 +10,7 @@ import (
 
 	"github.com/portcullis-dev/portcullis/audit"
 	"github.com/portcullis-dev/portcullis/gate"
-	"github.com/portcullis-dev/portcullis/policy"
+	"github.com/portcullis-dev/portcullis/policy/contract"
 	"github.com/portcullis-dev/portcullis/scanner"
 	"github.com/portcullis-dev/portcullis/verifier/source"
 	vt "github.com/portcullis-dev/portcullis/verifier/verifiertest"
@@ -25,7 +25,7 @@ func (panickyStore) Source() source.Source { panic("the store exploded") }
 // panickyRecorder panics while recording.
 type panickyRecorder struct{ recorder }
 
-func (r *panickyRecorder) Record(ctx context.Context, d *gate.Decision) error {
+func (r *panickyRecorder) Record(ctx context.Context, d *contract.Decision) error {
 	_ = r.recorder.Record(ctx, d)
 	panic("the audit log exploded")
 }
@@ -83,7 +83,7 @@ func TestPanicIsRecordedDenial(t *testing.T) {
 // is recorded as a denial of the request, even an incomplete one.
 func TestRecordFailure(t *testing.T) {
 	e := newEnv(t, policyDir(t, requireRelease, nil), nil)
-	d := e.gate.RecordFailure(t.Context(), gate.Request{Action: policy.ActionAdmit, Reference: "registry.example/app:1"}, errors.New("internal error in webhook: panic: x"))
+	d := e.gate.RecordFailure(t.Context(), contract.Request{Action: contract.ActionAdmit, Reference: "registry.example/app:1"}, errors.New("internal error in webhook: panic: x"))
 	if d.Allow || e.rec.last() != d || !strings.Contains(strings.Join(d.Reasons(), "; "), "internal error in webhook") {
 		t.Fatalf("decision %+v (recorded %+v)", d, e.rec.last())
 	}
@@ -95,9 +95,9 @@ func TestRecordFailure(t *testing.T) {
 // back, in between).
 func TestRecordCachedEnforcement(t *testing.T) {
 	e := newEnv(t, policyDir(t, requireRelease, nil), nil)
-	target := policy.Target{Kubernetes: &policy.KubernetesTarget{Namespace: "shop", Workload: policy.Workload{Kind: "Pod", Name: "a"}}}
-	req := gate.Request{Action: policy.ActionAdmit, Repository: "staging/app", Digest: e.PushImage(t, "staging/app", "1"),
-		Target: target, Enforcement: gate.EnforcementWarn}
+	target := contract.Target{Kubernetes: &contract.KubernetesTarget{Namespace: "shop", Workload: contract.Workload{Kind: "Pod", Name: "a"}}}
+	req := contract.Request{Action: contract.ActionAdmit, Repository: "staging/app", Digest: e.PushImage(t, "staging/app", "1"),
+		Target: target, Enforcement: contract.EnforcementWarn}
 	warned := e.gate.Evaluate(t.Context(), req)
 	if rec := gate.AuditRecord(e.rec.last()); e.rec.last() != warned || rec.Enforcement != "warn" {
 		t.Fatalf("decision in warn mode: record enforcement %q, want warn", rec.Enforcement)

@@ -7,14 +7,14 @@ import (
 	"strconv"
 
 	"github.com/portcullis-dev/portcullis/audit"
-	"github.com/portcullis-dev/portcullis/policy"
+	"github.com/portcullis-dev/portcullis/policy/contract"
 )
 
 // AuditRecorder records decisions in the tamper-evident audit log.
 type AuditRecorder struct{ Log *audit.Log }
 
 // Record implements Recorder.
-func (r AuditRecorder) Record(ctx context.Context, d *Decision) error {
+func (r AuditRecorder) Record(ctx context.Context, d *contract.Decision) error {
 	if _, err := r.Log.Append(ctx, AuditRecord(d)); err != nil {
 		return fmt.Errorf("record decision: %w", err)
 	}
@@ -23,11 +23,11 @@ func (r AuditRecorder) Record(ctx context.Context, d *Decision) error {
 
 // AuditRecord summarises a decision for the audit log: who asked what,
 // on which evidence, under which policy revision, and the verdict.
-func AuditRecord(d *Decision) audit.Record {
+func AuditRecord(d *contract.Decision) audit.Record {
 	rec := audit.Record{
 		Time:   d.Time,
 		Action: string(d.Request.Action),
-		Subject: audit.Subject{Repository: d.Request.fullRepository(), Digest: d.Request.Digest.String(),
+		Subject: audit.Subject{Repository: d.Request.FullRepository(), Digest: d.Request.Digest.String(),
 			Tag: d.Request.Tag},
 		PolicyRevision: d.Revision,
 		Verdict:        audit.VerdictDeny,
@@ -76,7 +76,7 @@ func AuditRecord(d *Decision) audit.Record {
 	return rec
 }
 
-func evidenceSummary(ev *policy.Evidence) audit.Evidence {
+func evidenceSummary(ev *contract.Evidence) audit.Evidence {
 	var out audit.Evidence
 	for _, name := range sortedKeys(ev.Signatures.ByAuthority) {
 		for _, s := range ev.Signatures.ByAuthority[name] {

@@ -15,6 +15,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/portcullis-dev/portcullis/gate"
+	"github.com/portcullis-dev/portcullis/policy/contract"
 	"github.com/portcullis-dev/portcullis/registry"
 	"github.com/portcullis-dev/portcullis/verifier/source"
 	vt "github.com/portcullis-dev/portcullis/verifier/verifiertest"
@@ -317,7 +318,7 @@ func TestPromotionCarriesOnlyEvidence(t *testing.T) {
 			// An SBOM referrer is evidence, and goes along.
 			sbom := e.PushReferrer(t, "staging/app", d, mtSPDX, mtSPDX, []byte(`{"spdxVersion":"SPDX-2.3"}`), nil)
 
-			var left []gate.LeftBehind
+			var left []contract.LeftBehind
 			if how == "manifest PUT" {
 				if err := e.copyTo(t, d, "1.0"); err != nil {
 					t.Fatalf("promotion: %v", err)

@@ -6,8 +6,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
-	"github.com/portcullis-dev/portcullis/gate"
-	"github.com/portcullis-dev/portcullis/policy"
+	"github.com/portcullis-dev/portcullis/policy/contract"
 	vt "github.com/portcullis-dev/portcullis/verifier/verifiertest"
 )
 
@@ -21,7 +20,7 @@ func TestEvaluateTraced(t *testing.T) {
 	unsigned := e.PushImage(t, "staging/other", "1")
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	target := policy.Target{Registry: &policy.RegistryTarget{Namespace: "prod", Repository: "prod/app"}}
+	target := contract.Target{Registry: &contract.RegistryTarget{Namespace: "prod", Repository: "prod/app"}}
 
 	for _, tt := range []struct {
 		repo  string
@@ -33,7 +32,7 @@ func TestEvaluateTraced(t *testing.T) {
 		}
 		rec.Reset()
 		ctx, root := tp.Tracer("test").Start(t.Context(), "request")
-		dec := e.gate.Evaluate(ctx, gate.Request{Action: policy.ActionPromote, Repository: tt.repo, Digest: d, Target: target})
+		dec := e.gate.Evaluate(ctx, contract.Request{Action: contract.ActionPromote, Repository: tt.repo, Digest: d, Target: target})
 		root.End()
 		if dec.Allow != tt.allow {
 			t.Fatalf("%s: allow %v, want %v: %v", tt.repo, dec.Allow, tt.allow, dec.Reasons())
@@ -70,7 +69,7 @@ func TestEvaluateTraced(t *testing.T) {
 	}
 
 	rec.Reset()
-	if dec := e.gate.Evaluate(t.Context(), gate.Request{Action: policy.ActionPromote, Repository: "staging/app", Digest: signed, Target: target}); !dec.Allow {
+	if dec := e.gate.Evaluate(t.Context(), contract.Request{Action: contract.ActionPromote, Repository: "staging/app", Digest: signed, Target: target}); !dec.Allow {
 		t.Fatalf("untraced decision: %v", dec.Reasons())
 	}
 	if n := len(rec.Ended()); n != 0 {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/portcullis-dev/portcullis/attest"
 	"github.com/portcullis-dev/portcullis/policy"
+	"github.com/portcullis-dev/portcullis/policy/contract"
 )
 
 // VSAVerifierID identifies Portcullis as the verifier in its VSAs.
@@ -73,7 +74,7 @@ func (s *vsaSigner) bundle(statement []byte) ([]byte, error) {
 // gate verified in the target repository, bound to the trust revision it
 // was verified under and to the evidence stored there. A failure is
 // logged: the promotion stands, admission then verifies fully.
-func (g *Gate) Promoted(ctx context.Context, p *Plan) {
+func (g *Gate) Promoted(ctx context.Context, p *contract.Plan) {
 	if g.vsa == nil || p == nil || p.Decision == nil || p.To == "" || !p.Decision.Allow {
 		return
 	}
@@ -82,7 +83,7 @@ func (g *Gate) Promoted(ctx context.Context, p *Plan) {
 	}
 }
 
-func (g *Gate) writeVSA(ctx context.Context, p *Plan) error {
+func (g *Gate) writeVSA(ctx context.Context, p *contract.Plan) error {
 	d := p.Decision
 	src := g.o.Store.Source()
 	// The summary carries what an admission of p.To@p.Subject would verify

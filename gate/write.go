@@ -11,77 +11,9 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/portcullis-dev/portcullis/internal/panics"
-	"github.com/portcullis-dev/portcullis/policy"
 	"github.com/portcullis-dev/portcullis/policy/contract"
 	"github.com/portcullis-dev/portcullis/verifier/source"
 )
-
-// ManifestWrite is a manifest PUT into a protected repository.
-type ManifestWrite struct {
-	Repository string
-	// Tag is the tag the PUT names, "" for a PUT by digest.
-	Tag    string
-	Digest digest.Digest
-	// MediaType and Content are the manifest as pushed.
-	MediaType string
-	Content   []byte
-	// Subject is the manifest's subject (OCI 1.1 referrers), if any.
-	Subject digest.Digest
-	Actor   policy.Request
-}
-
-// Plan is what the registry does for an allowed write.
-type Plan struct {
-	// Direct: store the manifest as pushed, under the PUT's tag if any;
-	// ImmutableTag marks that tag immutable.
-	Direct       bool
-	ImmutableTag bool
-	// Evidence is set when a direct write is evidence (kind) about an
-	// image the gate let into the repository.
-	Evidence EvidenceKind
-	// Otherwise: link Manifests (children first) and set Tags, from From
-	// into To, in one transaction.
-	From, To  string
-	Manifests []digest.Digest
-	Tags      []TagUpdate
-	// LeftBehind are the manifests about Subject in From that are not
-	// evidence, so were not carried.
-	LeftBehind []LeftBehind
-	// Subject is the promoted image; Decision the gate's decision on it.
-	Subject  digest.Digest
-	Decision *Decision
-}
-
-// LeftBehind is a manifest a promotion did not carry, and why.
-type LeftBehind struct {
-	Digest digest.Digest `json:"digest"`
-	// Tag is the cosign tag it was under, if any.
-	Tag    string `json:"tag,omitempty"`
-	Reason string `json:"reason"`
-}
-
-func (l LeftBehind) String() string {
-	if l.Tag != "" {
-		return fmt.Sprintf("%s (tag %s): %s", l.Digest, l.Tag, l.Reason)
-	}
-	return fmt.Sprintf("%s: %s", l.Digest, l.Reason)
-}
-
-// TagUpdate points a tag at a digest.
-type TagUpdate struct {
-	Name      string
-	Digest    digest.Digest
-	Immutable bool
-}
-
-// DeniedError is a write the gate refuses. Its message is written for the
-// person reading the client's output.
-type DeniedError struct {
-	Message  string
-	Decision *Decision // nil when no policy was asked
-}
-
-func (e *DeniedError) Error() string { return e.Message }
 
 // Protected reports whether repo is written only through the gate.
 func (g *Gate) Protected(repo string) bool { return g.cfg.protected(repo) != nil }
@@ -100,15 +32,15 @@ func (g *Gate) MutableTags(repo string) bool {
 //     ([CheckEvidence]) for an image the gate let into the repository;
 //   - anything else is an image: promoted (with its evidence) from the
 //     staging repository holding it when policy allows, else denied.
-func (g *Gate) AuthorizeManifest(ctx context.Context, w ManifestWrite) (p *Plan, err error) {
-	req := Request{Action: policy.ActionPush, Repository: w.Repository, Digest: w.Digest, Tag: w.Tag,
+func (g *Gate) AuthorizeManifest(ctx context.Context, w contract.ManifestWrite) (p *contract.Plan, err error) {
+	req := contract.Request{Action: contract.ActionPush, Repository: w.Repository, Digest: w.Digest, Tag: w.Tag,
 		Target: registryTarget(w.Repository, w.Tag), Actor: w.Actor}
 	defer g.recordRefused(ctx, req, &err)
 	defer g.denyOnPanic(ctx, req, &p, &err)
 	defer panics.Recover(ctx, g.log, "gate.AuthorizeManifest", &err)
 	ns := g.cfg.protected(w.Repository)
 	if ns == nil {
-		return &Plan{Direct: true}, nil
+		return &contract.Plan{Direct: true}, nil
 	}
 	if subject, suffix, ok := source.ParseCosignTag(w.Tag); ok {
 		return g.authorizeEvidence(ctx, w, subject, suffix)
@@ -124,13 +56,13 @@ func (g *Gate) AuthorizeManifest(ctx context.Context, w ManifestWrite) (p *Plan,
 		return nil, err
 	}
 	if from == "" {
-		d := g.Evaluate(ctx, Request{Action: policy.ActionPush, Repository: w.Repository, Digest: w.Digest, Tag: w.Tag,
+		d := g.Evaluate(ctx, contract.Request{Action: contract.ActionPush, Repository: w.Repository, Digest: w.Digest, Tag: w.Tag,
 			Target: registryTarget(w.Repository, w.Tag), Actor: w.Actor})
 		if !d.Allow {
 			return nil, g.denied(d, fmt.Sprintf("%s was never pushed to a namespace that may be promoted to %s (%s): push it there, sign it, then promote it",
 				w.Digest, ns.Prefix, strings.Join(ns.From, ", ")))
 		}
-		return &Plan{Direct: true, ImmutableTag: !ns.MutableTags, Decision: d, Subject: w.Digest}, nil
+		return &contract.Plan{Direct: true, ImmutableTag: !ns.MutableTags, Decision: d, Subject: w.Digest}, nil
 	}
 	// A platform manifest of an index is promoted with its index: it is
 	// decided on the index's evidence (clients push children first).
@@ -139,12 +71,12 @@ func (g *Gate) AuthorizeManifest(ctx context.Context, w ManifestWrite) (p *Plan,
 		if err != nil {
 			return nil, err
 		}
-		var last *Decision
+		var last *contract.Decision
 		for _, p := range parents {
-			last = g.Evaluate(ctx, Request{Action: policy.ActionPromote, Repository: from, Digest: p,
+			last = g.Evaluate(ctx, contract.Request{Action: contract.ActionPromote, Repository: from, Digest: p,
 				Target: registryTarget(w.Repository, ""), Actor: w.Actor})
 			if last.Allow {
-				return &Plan{From: from, To: w.Repository, Manifests: []digest.Digest{w.Digest}, Subject: w.Digest, Decision: last}, nil
+				return &contract.Plan{From: from, To: w.Repository, Manifests: []digest.Digest{w.Digest}, Subject: w.Digest, Decision: last}, nil
 			}
 		}
 		if last != nil {
@@ -159,17 +91,17 @@ func (g *Gate) AuthorizeManifest(ctx context.Context, w ManifestWrite) (p *Plan,
 // evidence), and the manifest must pass the evidence filter. Its blobs must
 // already be in the repository (new content never enters a protected
 // namespace but through promotion).
-func (g *Gate) authorizeEvidence(ctx context.Context, w ManifestWrite, subject digest.Digest, suffix string) (*Plan, error) {
+func (g *Gate) authorizeEvidence(ctx context.Context, w contract.ManifestWrite, subject digest.Digest, suffix string) (*contract.Plan, error) {
 	src := g.o.Store.Source()
 	sm, err := src.Manifest(ctx, w.Repository, subject)
 	if errors.Is(err, source.ErrNotFound) {
-		return nil, &DeniedError{Message: fmt.Sprintf("%s is protected: evidence for %s can only be added once that image was promoted here", w.Repository, subject)}
+		return nil, &contract.DeniedError{Message: fmt.Sprintf("%s is protected: evidence for %s can only be added once that image was promoted here", w.Repository, subject)}
 	}
 	if err != nil {
 		return nil, err
 	}
 	if looksLikeEvidence(sm) {
-		return nil, &DeniedError{Message: fmt.Sprintf("%s is protected: %s is itself evidence, not an image the gate allowed", w.Repository, subject)}
+		return nil, &contract.DeniedError{Message: fmt.Sprintf("%s is protected: %s is itself evidence, not an image the gate allowed", w.Repository, subject)}
 	}
 	kind, err := CheckEvidence(ctx, src, w.Repository, source.Manifest{Digest: w.Digest, MediaType: w.MediaType, Content: w.Content}, subject, suffix)
 	var ne *NotEvidenceError
@@ -178,7 +110,7 @@ func (g *Gate) authorizeEvidence(ctx context.Context, w ManifestWrite, subject d
 		if w.Tag != "" {
 			where = "under tag " + w.Tag
 		}
-		return nil, &DeniedError{Message: fmt.Sprintf("%s is protected: only evidence about an image promoted here may be pushed %s, and %v; promote images from staging instead", w.Repository, where, err)}
+		return nil, &contract.DeniedError{Message: fmt.Sprintf("%s is protected: only evidence about an image promoted here may be pushed %s, and %v; promote images from staging instead", w.Repository, where, err)}
 	}
 	if err != nil {
 		return nil, err
@@ -187,33 +119,33 @@ func (g *Gate) authorizeEvidence(ctx context.Context, w ManifestWrite, subject d
 		"subject", subject.String(), "manifest", w.Digest.String(), "kind", string(kind), "tag", w.Tag)
 	// The evidence filter's allow is a decision like any other: recorded.
 	start := g.o.Now()
-	d := &Decision{Time: start.UTC(), TrustRevision: g.o.Verifier.Revision(),
-		Request: Request{Action: policy.ActionPush, Repository: w.Repository, Digest: w.Digest, Tag: w.Tag,
+	d := &contract.Decision{Time: start.UTC(), TrustRevision: g.o.Verifier.Revision(),
+		Request: contract.Request{Action: contract.ActionPush, Repository: w.Repository, Digest: w.Digest, Tag: w.Tag,
 			Target: registryTarget(w.Repository, w.Tag), Actor: w.Actor},
-		Decision: policy.Decision{Allow: true, Deny: []policy.Message{}, Warn: []policy.Message{}},
-		Note:     fmt.Sprintf("evidence (%s) about %s, admitted by the evidence filter", kind, subject)}
+		Verdict: contract.Verdict{Allow: true, Deny: []contract.Message{}, Warn: []contract.Message{}},
+		Note:    fmt.Sprintf("evidence (%s) about %s, admitted by the evidence filter", kind, subject)}
 	g.record(ctx, d, start)
 	if !d.Allow {
 		return nil, g.denied(d, "")
 	}
-	return &Plan{Direct: true, Evidence: kind, Subject: subject}, nil
+	return &contract.Plan{Direct: true, Evidence: kind, Subject: subject}, nil
 }
 
 // AuthorizePromotion decides on promoting from@d to to:tag server-side
 // (`portcullis promote`): the plan links the image, its children, its
 // evidence and the tag.
-func (g *Gate) AuthorizePromotion(ctx context.Context, from string, d digest.Digest, to, tag string, actor policy.Request) (p *Plan, err error) {
-	req := Request{Action: policy.ActionPromote, Repository: from, Digest: d, Tag: tag,
+func (g *Gate) AuthorizePromotion(ctx context.Context, from string, d digest.Digest, to, tag string, actor contract.Actor) (p *contract.Plan, err error) {
+	req := contract.Request{Action: contract.ActionPromote, Repository: from, Digest: d, Tag: tag,
 		Target: registryTarget(to, tag), Actor: actor}
 	defer g.recordRefused(ctx, req, &err)
 	defer g.denyOnPanic(ctx, req, &p, &err)
 	defer panics.Recover(ctx, g.log, "gate.AuthorizePromotion", &err)
 	ns := g.cfg.protected(to)
 	if ns == nil {
-		return nil, &DeniedError{Message: fmt.Sprintf("%s is not a protected namespace: push to it directly", to)}
+		return nil, &contract.DeniedError{Message: fmt.Sprintf("%s is not a protected namespace: push to it directly", to)}
 	}
 	if !matchesAny(from, ns.From) {
-		return nil, &DeniedError{Message: fmt.Sprintf("%s may be promoted only from %s, not from %s", ns.Prefix, strings.Join(ns.From, ", "), from)}
+		return nil, &contract.DeniedError{Message: fmt.Sprintf("%s may be promoted only from %s, not from %s", ns.Prefix, strings.Join(ns.From, ", "), from)}
 	}
 	if err := g.checkTag(ctx, ns, to, tag, d); err != nil {
 		return nil, err
@@ -221,19 +153,19 @@ func (g *Gate) AuthorizePromotion(ctx context.Context, from string, d digest.Dig
 	return g.promote(ctx, ns, from, d, to, tag, actor, true)
 }
 
-func (g *Gate) promote(ctx context.Context, ns *Protected, from string, d digest.Digest, to, tag string, actor policy.Request, withChildren bool) (*Plan, error) {
+func (g *Gate) promote(ctx context.Context, ns *Protected, from string, d digest.Digest, to, tag string, actor contract.Actor, withChildren bool) (*contract.Plan, error) {
 	// What goes with the image is worked out first, so that the decision
 	// (and its record) names what is left behind.
 	carried, tags, left, err := g.evidenceClosure(ctx, from, d)
 	if err != nil {
 		return nil, err
 	}
-	dec := g.Evaluate(ctx, Request{Action: policy.ActionPromote, Repository: from, Digest: d, Tag: tag,
+	dec := g.Evaluate(ctx, contract.Request{Action: contract.ActionPromote, Repository: from, Digest: d, Tag: tag,
 		Target: registryTarget(to, tag), Actor: actor, LeftBehind: left})
 	if !dec.Allow {
 		return nil, g.denied(dec, "")
 	}
-	p := &Plan{From: from, To: to, Subject: d, Decision: dec, LeftBehind: left}
+	p := &contract.Plan{From: from, To: to, Subject: d, Decision: dec, LeftBehind: left}
 	if withChildren {
 		children, err := childManifests(ctx, g.o.Store.Source(), from, d)
 		if err != nil {
@@ -243,7 +175,7 @@ func (g *Gate) promote(ctx context.Context, ns *Protected, from string, d digest
 	}
 	p.Manifests = append(p.Manifests, d)
 	if tag != "" {
-		p.Tags = append(p.Tags, TagUpdate{Name: tag, Digest: d, Immutable: !ns.MutableTags})
+		p.Tags = append(p.Tags, contract.TagUpdate{Name: tag, Digest: d, Immutable: !ns.MutableTags})
 	}
 	p.Manifests = append(p.Manifests, carried...)
 	p.Tags = append(p.Tags, tags...)
@@ -253,11 +185,11 @@ func (g *Gate) promote(ctx context.Context, ns *Protected, from string, d digest
 // evidenceClosure is the evidence a promotion of from@d carries (I2): its
 // referrers and the manifests under its cosign tags that pass the evidence
 // filter. Everything else about d is left behind, with the reason.
-func (g *Gate) evidenceClosure(ctx context.Context, from string, d digest.Digest) (carried []digest.Digest, tags []TagUpdate, left []LeftBehind, err error) {
+func (g *Gate) evidenceClosure(ctx context.Context, from string, d digest.Digest) (carried []digest.Digest, tags []contract.TagUpdate, left []contract.LeftBehind, err error) {
 	src := g.o.Store.Source()
 	check := func(md digest.Digest, suffix string) (bool, error) {
 		if len(carried) >= MaxCarriedEvidence {
-			left = append(left, LeftBehind{Digest: md, Tag: cosignTagOrEmpty(d, suffix), Reason: fmt.Sprintf("a promotion carries at most %d evidence manifests", MaxCarriedEvidence)})
+			left = append(left, contract.LeftBehind{Digest: md, Tag: cosignTagOrEmpty(d, suffix), Reason: fmt.Sprintf("a promotion carries at most %d evidence manifests", MaxCarriedEvidence)})
 			return false, nil
 		}
 		m, err := src.Manifest(ctx, from, md)
@@ -270,7 +202,7 @@ func (g *Gate) evidenceClosure(ctx context.Context, from string, d digest.Digest
 		_, err = CheckEvidence(ctx, src, from, m, d, suffix)
 		var ne *NotEvidenceError
 		if errors.As(err, &ne) {
-			left = append(left, LeftBehind{Digest: md, Tag: cosignTagOrEmpty(d, suffix), Reason: ne.Reason})
+			left = append(left, contract.LeftBehind{Digest: md, Tag: cosignTagOrEmpty(d, suffix), Reason: ne.Reason})
 			return false, nil
 		}
 		if err != nil {
@@ -302,7 +234,7 @@ func (g *Gate) evidenceClosure(ctx context.Context, from string, d digest.Digest
 			return nil, nil, nil, err
 		}
 		if ok {
-			tags = append(tags, TagUpdate{Name: t, Digest: td})
+			tags = append(tags, contract.TagUpdate{Name: t, Digest: td})
 		}
 	}
 	return carried, tags, left, nil
@@ -345,7 +277,7 @@ func (g *Gate) checkTag(ctx context.Context, ns *Protected, repo, tag string, d 
 	case err != nil:
 		return err
 	case cur != d:
-		return &DeniedError{Message: fmt.Sprintf("tag %s:%s is immutable: it points at %s; promote %s under a new tag", repo, tag, cur, d)}
+		return &contract.DeniedError{Message: fmt.Sprintf("tag %s:%s is immutable: it points at %s; promote %s under a new tag", repo, tag, cur, d)}
 	}
 	return nil
 }
@@ -385,22 +317,22 @@ func matchesAny(repo string, prefixes []string) bool {
 	return false
 }
 
-func registryTarget(repo, tag string) policy.Target {
+func registryTarget(repo, tag string) contract.Target {
 	ns, _, _ := strings.Cut(repo, "/")
-	return policy.Target{Registry: &policy.RegistryTarget{Namespace: ns, Repository: repo, Tag: tag}}
+	return contract.Target{Registry: &contract.RegistryTarget{Namespace: ns, Repository: repo, Tag: tag}}
 }
 
 // denyOnPanic, deferred before panics.Recover by a method that plans a
 // write, turns a recovered panic into a recorded denial of req (I3): no
 // plan, and the refusal a client shows.
-func (g *Gate) denyOnPanic(ctx context.Context, req Request, p **Plan, err *error) {
+func (g *Gate) denyOnPanic(ctx context.Context, req contract.Request, p **contract.Plan, err *error) {
 	if pe := (*panics.Error)(nil); errors.As(*err, &pe) {
 		*p, *err = nil, g.denied(g.RecordFailure(ctx, req, *err), "")
 	}
 }
 
 // denied turns a decision into the error a client shows.
-func (g *Gate) denied(d *Decision, hint string) *DeniedError {
+func (g *Gate) denied(d *contract.Decision, hint string) *contract.DeniedError {
 	reasons := d.Reasons()
 	if len(reasons) == 0 {
 		reasons = []string{"denied"}
@@ -412,7 +344,7 @@ func (g *Gate) denied(d *Decision, hint string) *DeniedError {
 	if hint != "" {
 		msg += " (" + hint + ")"
 	}
-	return &DeniedError{Message: msg, Decision: d}
+	return &contract.DeniedError{Message: msg, Decision: d}
 }
 
 func shortRevision(r string) string {

@@ -9,13 +9,14 @@ import (
 	"time"
 
 	"github.com/portcullis-dev/portcullis/attest"
+	"github.com/portcullis-dev/portcullis/policy/contract"
 	"github.com/portcullis-dev/portcullis/scanner"
 )
 
 // realisticInput is an input of the size the issue names: 300
 // vulnerabilities, 500 SBOM components, 3 attestations (provenance, SBOM,
 // vulnerability report), with every library policy configured.
-func realisticInput() *Input {
+func realisticInput() *contract.Input {
 	f := allowedFixture()
 	sevs := []string{scanner.SeverityLow, scanner.SeverityMedium, scanner.SeverityHigh, scanner.SeverityUnknown}
 	f.scan.Vulnerabilities = nil
@@ -116,14 +117,14 @@ func BenchmarkEvalSplit(b *testing.B) {
 	b.Run("convert", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := in.value(); err != nil {
+			if _, err := inputValue(in); err != nil {
 				b.Fatal(err)
 			}
 		}
 	})
 	b.Run("evaluate", func(b *testing.B) {
 		e := libraryEngine(b)
-		v, err := in.value()
+		v, err := inputValue(in)
 		if err != nil {
 			b.Fatal(err)
 		}

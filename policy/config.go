@@ -98,7 +98,7 @@ func (c *Config) Validate() error {
 func (s *SetConfig) library() bool { return s.Library == nil || *s.Library }
 
 // matches reports whether the set covers t.
-func (s *SetConfig) matches(t Target) bool {
+func (s *SetConfig) matches(t contract.Target) bool {
 	if r := t.Registry; r != nil && s.Registry != nil {
 		for _, p := range s.Registry.Prefixes {
 			if contract.InNamespace(r.Repository, p) {

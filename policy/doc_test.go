@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/portcullis-dev/portcullis/policy/contract"
 )
 
 const inputDoc = "../docs/policy-input.md"
@@ -53,7 +54,7 @@ func TestPolicyInputDoc(t *testing.T) {
 	}
 
 	var missing []string
-	for _, name := range jsonFieldNames(reflect.TypeFor[Input](), map[reflect.Type]bool{}) {
+	for _, name := range jsonFieldNames(reflect.TypeFor[contract.Input](), map[reflect.Type]bool{}) {
 		if !bytes.Contains(doc, []byte("`"+name+"`")) {
 			missing = append(missing, name)
 		}
@@ -92,14 +93,14 @@ func jsonFieldNames(t reflect.Type, seen map[reflect.Type]bool) []string {
 // TestPolicyInputValue: the input OPA evaluates is exactly the input's
 // JSON encoding, the documented contract.
 func TestPolicyInputValue(t *testing.T) {
-	inputs := map[string]*Input{"realistic": realisticInput(), "no evidence": NewInput(ActionPush, Subject{Repository: "a", Digest: "sha256:00"}, Target{}, Request{}, nil, nil, fixtureNow)}
+	inputs := map[string]*contract.Input{"realistic": realisticInput(), "no evidence": NewInput(contract.ActionPush, contract.Subject{Repository: "a", Digest: "sha256:00"}, contract.Target{}, contract.Actor{}, nil, nil, fixtureNow)}
 	for _, sc := range scenarios {
 		f := allowedFixture()
 		sc.change(f)
 		inputs[sc.name] = f.input()
 	}
 	for name, in := range inputs {
-		got, err := in.value()
+		got, err := inputValue(in)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/portcullis-dev/portcullis/internal/panics"
 	"github.com/portcullis-dev/portcullis/internal/tracing"
+	"github.com/portcullis-dev/portcullis/policy/contract"
 )
 
 // DefaultTimeout bounds one evaluation when the caller's context allows
@@ -177,7 +178,7 @@ func Explain(x *Explanation) EvalOption {
 // (invalid input, timeout, a policy error, an undefined or malformed
 // decision) it returns the error and a denial: Allow is never true with an
 // error.
-func (e *Engine) Eval(ctx context.Context, in *Input, opts ...EvalOption) (d Decision, err error) {
+func (e *Engine) Eval(ctx context.Context, in *contract.Input, opts ...EvalOption) (d contract.Verdict, err error) {
 	ctx, span := tracing.Start(ctx, "policy.Eval", attribute.String("portcullis.policy_revision", e.revision))
 	defer func() {
 		span.SetAttributes(attribute.Bool("portcullis.allow", d.Allow), attribute.Int("portcullis.deny", len(d.Deny)))
@@ -185,13 +186,13 @@ func (e *Engine) Eval(ctx context.Context, in *Input, opts ...EvalOption) (d Dec
 	}()
 	defer e.denyOnPanic(&d, &err)
 	defer panics.Recover(ctx, e.log, "policy.Eval", &err)
-	if in == nil || in.APIVersion != APIVersion {
-		return e.fail(fmt.Errorf("policy: input apiVersion must be %s", APIVersion))
+	if in == nil || in.APIVersion != contract.APIVersion {
+		return e.fail(fmt.Errorf("policy: input apiVersion must be %s", contract.APIVersion))
 	}
 	if !in.Action.Valid() {
 		return e.fail(errNoAction)
 	}
-	v, err := in.value()
+	v, err := inputValue(in)
 	if err != nil {
 		return e.fail(err)
 	}
@@ -201,18 +202,18 @@ func (e *Engine) Eval(ctx context.Context, in *Input, opts ...EvalOption) (d Dec
 // EvalJSON decides for an input given as JSON (e.g. a file written by hand
 // or saved from an earlier decision); it must carry apiVersion
 // portcullis.dev/v1.
-func (e *Engine) EvalJSON(ctx context.Context, raw []byte, opts ...EvalOption) (d Decision, err error) {
+func (e *Engine) EvalJSON(ctx context.Context, raw []byte, opts ...EvalOption) (d contract.Verdict, err error) {
 	defer e.denyOnPanic(&d, &err)
 	defer panics.Recover(ctx, e.log, "policy.EvalJSON", &err)
 	var head struct {
-		APIVersion string `json:"apiVersion"`
-		Action     Action `json:"action"`
+		APIVersion string          `json:"apiVersion"`
+		Action     contract.Action `json:"action"`
 	}
 	if err := json.Unmarshal(raw, &head); err != nil {
 		return e.fail(fmt.Errorf("policy: input: %w", err))
 	}
-	if head.APIVersion != APIVersion {
-		return e.fail(fmt.Errorf("policy: input apiVersion is %q, want %s", head.APIVersion, APIVersion))
+	if head.APIVersion != contract.APIVersion {
+		return e.fail(fmt.Errorf("policy: input apiVersion is %q, want %s", head.APIVersion, contract.APIVersion))
 	}
 	if !head.Action.Valid() {
 		return e.fail(errNoAction)
@@ -224,7 +225,7 @@ func (e *Engine) EvalJSON(ctx context.Context, raw []byte, opts ...EvalOption) (
 	return e.eval(ctx, v, opts)
 }
 
-func (e *Engine) eval(ctx context.Context, input ast.Value, opts []EvalOption) (Decision, error) {
+func (e *Engine) eval(ctx context.Context, input ast.Value, opts []EvalOption) (contract.Verdict, error) {
 	var cfg evalConfig
 	for _, o := range opts {
 		o(&cfg)
@@ -254,7 +255,7 @@ func (e *Engine) eval(ctx context.Context, input ast.Value, opts []EvalOption) (
 	if err != nil {
 		return e.fail(err)
 	}
-	warn := []Message{}
+	warn := []contract.Message{}
 	if w, ok := rs[0].Bindings["warn"]; ok {
 		if warn, err = messages("warn", w); err != nil {
 			return e.fail(err)
@@ -265,24 +266,24 @@ func (e *Engine) eval(ctx context.Context, input ast.Value, opts []EvalOption) (
 	}
 	// The one place a decision allows: evaluation succeeded and nothing
 	// denied.
-	return Decision{Allow: len(deny) == 0, Deny: deny, Warn: warn, Revision: e.revision}, nil
+	return contract.Verdict{Allow: len(deny) == 0, Deny: deny, Warn: warn, Revision: e.revision}, nil
 }
 
 // denyOnPanic, deferred before panics.Recover, makes a recovered panic the
 // denial any other evaluation error is (I3).
-func (e *Engine) denyOnPanic(d *Decision, err *error) {
+func (e *Engine) denyOnPanic(d *contract.Verdict, err *error) {
 	if pe := (*panics.Error)(nil); errors.As(*err, &pe) {
 		*d, *err = e.fail(*err)
 	}
 }
 
 // fail returns a denial carrying err.
-func (e *Engine) fail(err error) (Decision, error) {
+func (e *Engine) fail(err error) (contract.Verdict, error) {
 	e.log.Warn("policy evaluation failed: denying", "bundle", e.source, "revision", e.revision, "err", err)
-	return Decision{
+	return contract.Verdict{
 		Allow:    false,
-		Deny:     []Message{{Msg: "policy evaluation failed, so the request is denied: " + err.Error()}},
-		Warn:     []Message{},
+		Deny:     []contract.Message{{Msg: "policy evaluation failed, so the request is denied: " + err.Error()}},
+		Warn:     []contract.Message{},
 		Revision: e.revision,
 		Error:    err.Error(),
 	}, err

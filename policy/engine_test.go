@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/portcullis-dev/portcullis/policy/contract"
 )
 
 func bundleOf(files map[string]string) *Bundle {
@@ -16,7 +18,7 @@ func bundleOf(files map[string]string) *Bundle {
 	return b
 }
 
-func testInput() *Input {
+func testInput() *contract.Input {
 	return allowedFixture().input()
 }
 
@@ -51,7 +53,7 @@ func TestPolicyEngineFailsClosed(t *testing.T) {
 		name    string
 		policy  string
 		timeout time.Duration
-		input   func() *Input
+		input   func() *contract.Input
 		want    string
 	}{
 		{
@@ -76,9 +78,9 @@ func TestPolicyEngineFailsClosed(t *testing.T) {
 		{name: "conflicting values", policy: `deny := {"a"} if true
 
 deny := {"b"} if true`, want: "conflict"},
-		{name: "input without apiVersion", policy: `deny := set()`, input: func() *Input { in := testInput(); in.APIVersion = ""; return in }, want: "apiVersion"},
-		{name: "input with unknown action", policy: `deny := set()`, input: func() *Input { in := testInput(); in.Action = "delete"; return in }, want: "push, promote or admit"},
-		{name: "nil input", policy: `deny := set()`, input: func() *Input { return nil }, want: "apiVersion"},
+		{name: "input without apiVersion", policy: `deny := set()`, input: func() *contract.Input { in := testInput(); in.APIVersion = ""; return in }, want: "apiVersion"},
+		{name: "input with unknown action", policy: `deny := set()`, input: func() *contract.Input { in := testInput(); in.Action = "delete"; return in }, want: "push, promote or admit"},
+		{name: "nil input", policy: `deny := set()`, input: func() *contract.Input { return nil }, want: "apiVersion"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

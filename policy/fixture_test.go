@@ -8,6 +8,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/portcullis-dev/portcullis/attest"
+	"github.com/portcullis-dev/portcullis/policy/contract"
 	"github.com/portcullis-dev/portcullis/scanner"
 	"github.com/portcullis-dev/portcullis/verifier"
 )
@@ -30,24 +31,24 @@ func sha(c byte) digest.Digest {
 
 // fixture holds what NewInput takes, so that scenarios can change it.
 type fixture struct {
-	action   Action
-	subject  Subject
-	target   Target
-	request  Request
+	action   contract.Action
+	subject  contract.Subject
+	target   contract.Target
+	request  contract.Actor
 	evidence *verifier.Evidence
 	scan     *scanner.Report
 	opts     []InputOption
 }
 
-func (f *fixture) input() *Input {
+func (f *fixture) input() *contract.Input {
 	return NewInput(f.action, f.subject, f.target, f.request, f.evidence, f.scan, fixtureNow, f.opts...)
 }
 
 // allowedFixture is an image every library policy of
 // testdata/policy/bundle allows: the example of docs/policy-input.md.
 func allowedFixture() *fixture {
-	release := &verifier.Signer{KeyID: "3b0e8b4a6f1c2d9e7a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f"}
-	ci := &verifier.Signer{Subject: "https://github.com/acme/app/.github/workflows/release.yml@refs/tags/v1.4.2", Issuer: "https://token.actions.githubusercontent.com"}
+	release := &contract.Signer{KeyID: "3b0e8b4a6f1c2d9e7a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f"}
+	ci := &contract.Signer{Subject: "https://github.com/acme/app/.github/workflows/release.yml@refs/tags/v1.4.2", Issuer: "https://token.actions.githubusercontent.com"}
 	sbom := &attest.SBOM{
 		Format: attest.FormatCycloneDX, SpecVersion: "1.6",
 		Components: []attest.Component{
@@ -78,10 +79,10 @@ func allowedFixture() *fixture {
 		Materials:      []attest.Material{{URI: "git+https://github.com/acme/app@refs/tags/v1.4.2", Digest: map[string]string{"gitCommit": "5f2b8e7c9a1d3f4e6b8a0c2d4e6f8a0b2c4d6e8f"}}},
 	}
 	return &fixture{
-		action:  ActionPromote,
-		subject: Subject{Repository: "staging/app", Digest: fixtureDigest.String(), Tag: "1.4.2", Reference: "registry.example.com/staging/app:1.4.2"},
-		target:  Target{Registry: &RegistryTarget{Namespace: "prod", Repository: "prod/app", Tag: "1.4.2"}},
-		request: Request{Identity: &Identity{Name: "release-bot", Groups: []string{"ci"}}},
+		action:  contract.ActionPromote,
+		subject: contract.Subject{Repository: "staging/app", Digest: fixtureDigest.String(), Tag: "1.4.2", Reference: "registry.example.com/staging/app:1.4.2"},
+		target:  contract.Target{Registry: &contract.RegistryTarget{Namespace: "prod", Repository: "prod/app", Tag: "1.4.2"}},
+		request: contract.Actor{Identity: &contract.Identity{Name: "release-bot", Groups: []string{"ci"}}},
 		evidence: &verifier.Evidence{
 			Subject: verifier.Subject{Repository: "staging/app", Digest: fixtureDigest},
 			Signatures: []verifier.Signature{
@@ -164,18 +165,18 @@ var scenarios = []struct {
 	}},
 	{"scan-failed", func(f *fixture) {
 		f.scan = nil
-		f.opts = append(f.opts, WithCheckError(CheckScan, errScanFixture))
+		f.opts = append(f.opts, WithCheckError(contract.CheckScan, errScanFixture))
 	}},
 	{"admit-latest", func(f *fixture) {
-		f.action = ActionAdmit
+		f.action = contract.ActionAdmit
 		f.subject.Tag = "latest"
 		f.subject.Reference = "registry.example.com/prod/app:latest"
-		f.target = Target{Kubernetes: &KubernetesTarget{
+		f.target = contract.Target{Kubernetes: &contract.KubernetesTarget{
 			Namespace: "prod", NamespaceLabels: map[string]string{"env": "prod"},
-			Workload: Workload{Kind: "Deployment", Name: "app"}, Container: "app",
+			Workload: contract.Workload{Kind: "Deployment", Name: "app"}, Container: "app",
 		}}
-		f.request = Request{
-			Identity:       &Identity{Name: "system:serviceaccount:kube-system:deployment-controller", Groups: []string{"system:serviceaccounts"}},
+		f.request = contract.Actor{
+			Identity:       &contract.Identity{Name: "system:serviceaccount:kube-system:deployment-controller", Groups: []string{"system:serviceaccounts"}},
 			ServiceAccount: "prod/app", PodLabels: map[string]string{"app": "app"},
 		}
 	}},

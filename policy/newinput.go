@@ -5,19 +5,20 @@ import (
 	"time"
 
 	"github.com/portcullis-dev/portcullis/attest"
+	"github.com/portcullis-dev/portcullis/policy/contract"
 	"github.com/portcullis-dev/portcullis/scanner"
 	"github.com/portcullis-dev/portcullis/verifier"
 )
 
-// InputOption adds to an [Input] what [NewInput]'s arguments do not carry.
-type InputOption func(*Input)
+// InputOption adds to a [contract.Input] what [NewInput]'s arguments do not carry.
+type InputOption func(*contract.Input)
 
 // WithCheckError records that check (e.g. "scan") could not be made, and
 // why. The library's errors policy denies for it: the gate fails closed.
 func WithCheckError(check string, err error) InputOption {
-	return func(in *Input) {
+	return func(in *contract.Input) {
 		if err != nil {
-			in.Evidence.Errors = append(in.Evidence.Errors, CheckError{Check: check, Message: err.Error()})
+			in.Evidence.Errors = append(in.Evidence.Errors, contract.CheckError{Check: check, Message: err.Error()})
 		}
 	}
 }
@@ -28,9 +29,9 @@ func WithCheckError(check string, err error) InputOption {
 // Without a verified SBOM attestation, the scan's package inventory (if
 // any) is the SBOM, with source "scanner".
 // NewInput does not modify ev or scan; the input shares their values.
-func NewInput(action Action, subject Subject, target Target, request Request, ev *verifier.Evidence, scan *scanner.Report, now time.Time, opts ...InputOption) *Input {
-	in := &Input{
-		APIVersion: APIVersion,
+func NewInput(action contract.Action, subject contract.Subject, target contract.Target, request contract.Actor, ev *verifier.Evidence, scan *scanner.Report, now time.Time, opts ...InputOption) *contract.Input {
+	in := &contract.Input{
+		APIVersion: contract.APIVersion,
 		Action:     action,
 		Time:       now.UTC(),
 		Subject:    subject,
@@ -45,12 +46,12 @@ func NewInput(action Action, subject Subject, target Target, request Request, ev
 		if in.Subject.Repository == "" {
 			in.Subject.Repository = ev.Subject.Repository
 		}
-		in.addSignatures(ev.Signatures)
-		in.addAttestations(ev.Attestations)
+		inputAddSignatures(in, ev.Signatures)
+		inputAddAttestations(in, ev.Attestations)
 	}
-	in.finish(scan, opts)
-	if ev == nil && !slices.ContainsFunc(in.Evidence.Errors, func(e CheckError) bool { return e.Check == CheckEvidence }) {
-		in.Evidence.Errors = append(in.Evidence.Errors, CheckError{Check: CheckEvidence, Message: "no evidence was gathered"})
+	inputFinish(in, scan, opts)
+	if ev == nil && !slices.ContainsFunc(in.Evidence.Errors, func(e contract.CheckError) bool { return e.Check == contract.CheckEvidence }) {
+		in.Evidence.Errors = append(in.Evidence.Errors, contract.CheckError{Check: contract.CheckEvidence, Message: "no evidence was gathered"})
 	}
 	return in
 }
@@ -60,11 +61,11 @@ func NewInput(action Action, subject Subject, target Target, request Request, ev
 // attested SBOM, attested vulnerability reports), without a scan or check
 // errors. The gate's verification summaries carry it, and
 // [NewInputWithEvidence] completes it into the input NewInput would give.
-func VerifiedEvidence(ev *verifier.Evidence) Evidence {
-	in := Input{Evidence: emptyEvidence()}
+func VerifiedEvidence(ev *verifier.Evidence) contract.Evidence {
+	in := contract.Input{Evidence: emptyEvidence()}
 	if ev != nil {
-		in.addSignatures(ev.Signatures)
-		in.addAttestations(ev.Attestations)
+		inputAddSignatures(&in, ev.Signatures)
+		inputAddAttestations(&in, ev.Attestations)
 	}
 	return in.Evidence
 }
@@ -73,9 +74,9 @@ func VerifiedEvidence(ev *verifier.Evidence) Evidence {
 // evidence ([VerifiedEvidence]) gathered before and the scan report now:
 // for the same verifier evidence, the same input as [NewInput].
 // NewInputWithEvidence does not modify verified's slices and maps.
-func NewInputWithEvidence(action Action, subject Subject, target Target, request Request, verified Evidence, scan *scanner.Report, now time.Time, opts ...InputOption) *Input {
-	in := &Input{
-		APIVersion: APIVersion,
+func NewInputWithEvidence(action contract.Action, subject contract.Subject, target contract.Target, request contract.Actor, verified contract.Evidence, scan *scanner.Report, now time.Time, opts ...InputOption) *contract.Input {
+	in := &contract.Input{
+		APIVersion: contract.APIVersion,
 		Action:     action,
 		Time:       now.UTC(),
 		Subject:    subject,
@@ -84,38 +85,38 @@ func NewInputWithEvidence(action Action, subject Subject, target Target, request
 		Evidence:   verified,
 	}
 	e := &in.Evidence
-	e.Errors = []CheckError{}
+	e.Errors = []contract.CheckError{}
 	e.Vulnerabilities.Scan = nil
 	e.Vulnerabilities.Attested = nonNil(slices.Clip(e.Vulnerabilities.Attested))
 	e.Provenance = nonNil(slices.Clip(e.Provenance))
-	if e.SBOM != nil && e.SBOM.Source != SBOMFromAttestation {
+	if e.SBOM != nil && e.SBOM.Source != contract.SBOMFromAttestation {
 		e.SBOM = nil
 	}
 	if e.Signatures.ByAuthority == nil {
-		e.Signatures.ByAuthority = map[string][]VerifiedSignature{}
+		e.Signatures.ByAuthority = map[string][]contract.VerifiedSignature{}
 	}
 	if e.Attestations.ByPredicateType == nil {
-		e.Attestations.ByPredicateType = map[string][]VerifiedAttestation{}
+		e.Attestations.ByPredicateType = map[string][]contract.VerifiedAttestation{}
 	}
 	e.Signatures.Unverified = nonNil(e.Signatures.Unverified)
 	e.Attestations.Unverified = nonNil(e.Attestations.Unverified)
-	in.finish(scan, opts)
+	inputFinish(in, scan, opts)
 	return in
 }
 
-func emptyEvidence() Evidence {
-	return Evidence{
-		Signatures:      Signatures{ByAuthority: map[string][]VerifiedSignature{}, Unverified: []UnverifiedSignature{}},
-		Attestations:    Attestations{ByPredicateType: map[string][]VerifiedAttestation{}, Unverified: []UnverifiedAttestation{}},
-		Provenance:      []Provenance{},
-		Vulnerabilities: Vulnerabilities{Attested: []AttestedVulnReport{}},
-		Errors:          []CheckError{},
+func emptyEvidence() contract.Evidence {
+	return contract.Evidence{
+		Signatures:      contract.Signatures{ByAuthority: map[string][]contract.VerifiedSignature{}, Unverified: []contract.UnverifiedSignature{}},
+		Attestations:    contract.Attestations{ByPredicateType: map[string][]contract.VerifiedAttestation{}, Unverified: []contract.UnverifiedAttestation{}},
+		Provenance:      []contract.Provenance{},
+		Vulnerabilities: contract.Vulnerabilities{Attested: []contract.AttestedVulnReport{}},
+		Errors:          []contract.CheckError{},
 	}
 }
 
 // finish adds the scan (and the SBOM of its inventory when no SBOM is
 // attested) and the options.
-func (in *Input) finish(scan *scanner.Report, opts []InputOption) {
+func inputFinish(in *contract.Input, scan *scanner.Report, opts []InputOption) {
 	in.Evidence.Vulnerabilities.Scan = scanOf(scan)
 	if in.Evidence.SBOM == nil && scan != nil && len(scan.Inventory) > 0 {
 		in.Evidence.SBOM = inventorySBOM(scan.Inventory)
@@ -125,21 +126,21 @@ func (in *Input) finish(scan *scanner.Report, opts []InputOption) {
 	}
 }
 
-func (in *Input) addSignatures(sigs []verifier.Signature) {
+func inputAddSignatures(in *contract.Input, sigs []verifier.Signature) {
 	s := &in.Evidence.Signatures
 	for _, sig := range sigs {
 		if !sig.Verified || len(sig.Authorities) == 0 {
-			s.Unverified = append(s.Unverified, UnverifiedSignature{Source: sig.Source, Manifest: sig.Manifest.String(), Reason: sig.Reason})
+			s.Unverified = append(s.Unverified, contract.UnverifiedSignature{Source: sig.Source, Manifest: sig.Manifest.String(), Reason: sig.Reason})
 			continue
 		}
-		v := VerifiedSignature{Source: sig.Source, Manifest: sig.Manifest.String(), Signer: sig.Signer}
+		v := contract.VerifiedSignature{Source: sig.Source, Manifest: sig.Manifest.String(), Signer: sig.Signer}
 		for _, a := range sig.Authorities {
 			s.ByAuthority[a] = append(s.ByAuthority[a], v)
 		}
 	}
 }
 
-func (in *Input) addAttestations(atts []verifier.Attestation) {
+func inputAddAttestations(in *contract.Input, atts []verifier.Attestation) {
 	ev := &in.Evidence
 	for _, a := range atts {
 		if !a.Verified || a.Predicate == nil {
@@ -147,7 +148,7 @@ func (in *Input) addAttestations(atts []verifier.Attestation) {
 			if a.Verified && reason == "" {
 				reason = "verified, but its predicate could not be parsed"
 			}
-			ev.Attestations.Unverified = append(ev.Attestations.Unverified, UnverifiedAttestation{
+			ev.Attestations.Unverified = append(ev.Attestations.Unverified, contract.UnverifiedAttestation{
 				Source: a.Source, Manifest: a.Manifest.String(), PredicateType: a.PredicateType, Reason: reason,
 			})
 			continue
@@ -156,13 +157,13 @@ func (in *Input) addAttestations(atts []verifier.Attestation) {
 		if authorities == nil {
 			authorities = []string{}
 		}
-		ev.Attestations.ByPredicateType[a.PredicateType] = append(ev.Attestations.ByPredicateType[a.PredicateType], VerifiedAttestation{
+		ev.Attestations.ByPredicateType[a.PredicateType] = append(ev.Attestations.ByPredicateType[a.PredicateType], contract.VerifiedAttestation{
 			Source: a.Source, Manifest: a.Manifest.String(), Authorities: authorities, Signer: a.Signer,
 			Kind: a.Predicate.Kind(), Predicate: a.Predicate,
 		})
 		switch p := a.Predicate.(type) {
 		case *attest.Provenance:
-			ev.Provenance = append(ev.Provenance, Provenance{
+			ev.Provenance = append(ev.Provenance, contract.Provenance{
 				PredicateType: a.PredicateType, Authorities: authorities,
 				SLSAVersion: p.SLSAVersion, BuilderID: p.BuilderID, BuildType: p.BuildType,
 				SourceRepository: p.SourceRepository, SourceRef: p.SourceRef, SourceRevision: p.SourceRevision,
@@ -170,18 +171,18 @@ func (in *Input) addAttestations(atts []verifier.Attestation) {
 		case *attest.SBOM:
 			// The first verified SBOM attestation is the image's SBOM.
 			if ev.SBOM == nil {
-				ev.SBOM = sbomOf(p, SBOMFromAttestation, a.PredicateType, authorities)
+				ev.SBOM = sbomOf(p, contract.SBOMFromAttestation, a.PredicateType, authorities)
 			}
 		case *attest.VulnReport:
-			ev.Vulnerabilities.Attested = append(ev.Vulnerabilities.Attested, AttestedVulnReport{
+			ev.Vulnerabilities.Attested = append(ev.Vulnerabilities.Attested, contract.AttestedVulnReport{
 				PredicateType: a.PredicateType, Authorities: authorities, Report: p,
 			})
 		}
 	}
 }
 
-func sbomOf(s *attest.SBOM, source, predicateType string, authorities []string) *SBOM {
-	return &SBOM{
+func sbomOf(s *attest.SBOM, source, predicateType string, authorities []string) *contract.SBOM {
+	return &contract.SBOM{
 		Source: source, PredicateType: predicateType, Authorities: authorities,
 		Format: s.Format, SpecVersion: s.SpecVersion,
 		Components: nonNil(s.Components), Licenses: nonNil(s.Licenses), LicenseIDs: nonNil(s.LicenseIDs),
@@ -196,11 +197,11 @@ func nonNil[T any](s []T) []T {
 	return s
 }
 
-func scanOf(r *scanner.Report) *Scan {
+func scanOf(r *scanner.Report) *contract.Scan {
 	if r == nil {
 		return nil
 	}
-	return &Scan{
+	return &contract.Scan{
 		Digest: r.Digest, Scanner: r.Scanner, DB: r.DB, ScannedAt: r.ScannedAt, OS: r.OS, Packages: r.Packages,
 		Vulnerabilities: nonNil(r.Vulnerabilities), Counts: r.Counts,
 	}
@@ -208,8 +209,8 @@ func scanOf(r *scanner.Report) *Scan {
 
 // inventorySBOM is the SBOM the registry generates from a scan's inventory
 // (scanner.CycloneDX writes the same packages as CycloneDX 1.6).
-func inventorySBOM(pkgs []scanner.Package) *SBOM {
-	s := &SBOM{Source: SBOMFromScanner, Format: attest.FormatCycloneDX, SpecVersion: "1.6", Components: make([]attest.Component, 0, len(pkgs))}
+func inventorySBOM(pkgs []scanner.Package) *contract.SBOM {
+	s := &contract.SBOM{Source: contract.SBOMFromScanner, Format: attest.FormatCycloneDX, SpecVersion: "1.6", Components: make([]attest.Component, 0, len(pkgs))}
 	var exprs []string
 	for _, p := range pkgs {
 		s.Components = append(s.Components, attest.Component{Name: p.Name, Version: p.Version, PURL: p.PURL, Licenses: p.Licenses})

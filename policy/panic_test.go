@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/portcullis-dev/portcullis/internal/panics"
+	"github.com/portcullis-dev/portcullis/policy/contract"
 )
 
 // explodingPredicate panics when the input is converted for OPA, as a bug
@@ -29,7 +30,7 @@ func TestEvalPanicIsDenial(t *testing.T) {
 	if d, err := e.Eval(ctx, in); err != nil || !d.Allow {
 		t.Fatalf("the input is allowed without the bad predicate: %+v %v", d, err)
 	}
-	in.Evidence.Attestations.ByPredicateType["https://example.com/exploding"] = []VerifiedAttestation{{Predicate: explodingPredicate{}}}
+	in.Evidence.Attestations.ByPredicateType["https://example.com/exploding"] = []contract.VerifiedAttestation{{Predicate: explodingPredicate{}}}
 	d, err := e.Eval(ctx, in)
 	var pe *panics.Error
 	if !errors.As(err, &pe) || pe.Where != "policy.Eval" {

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"github.com/portcullis-dev/portcullis/internal/panics"
+	"github.com/portcullis-dev/portcullis/policy/contract"
 )
 
 // Set holds the compiled bundle of every policy set of a [Config] and picks
@@ -74,7 +75,7 @@ func NewSet(ctx context.Context, cfg Config, o SetOptions) (*Set, error) {
 
 // For returns the binding that decides for t: the first set that matches,
 // else the default.
-func (s *Set) For(t Target) *Binding {
+func (s *Set) For(t contract.Target) *Binding {
 	for _, b := range s.sets {
 		if b.cfg.matches(t) {
 			return b
@@ -97,8 +98,8 @@ func (s *Set) Lookup(name string) (*Binding, bool) {
 }
 
 // Eval decides for in with the set that covers in.Target.
-func (s *Set) Eval(ctx context.Context, in *Input, opts ...EvalOption) (Decision, error) {
-	var t Target
+func (s *Set) Eval(ctx context.Context, in *contract.Input, opts ...EvalOption) (contract.Verdict, error) {
+	var t contract.Target
 	if in != nil {
 		t = in.Target
 	}
@@ -106,7 +107,7 @@ func (s *Set) Eval(ctx context.Context, in *Input, opts ...EvalOption) (Decision
 	// evaluation.
 	var b *Binding
 	if err := panics.Do(ctx, nil, "policy.Set.For", func() error { b = s.For(t); return nil }); err != nil {
-		return Decision{Deny: []Message{{Msg: "policy evaluation failed, so the request is denied: " + err.Error()}}, Warn: []Message{}, Error: err.Error()}, err
+		return contract.Verdict{Deny: []contract.Message{{Msg: "policy evaluation failed, so the request is denied: " + err.Error()}}, Warn: []contract.Message{}, Error: err.Error()}, err
 	}
 	d, err := b.Engine().Eval(ctx, in, opts...)
 	d.PolicySet = b.name

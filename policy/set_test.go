@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/portcullis-dev/portcullis/policy/contract"
 )
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -34,15 +36,15 @@ func TestPolicySetRoutesTargets(t *testing.T) {
 	}
 	tests := []struct {
 		name   string
-		target Target
+		target contract.Target
 		want   string
 	}{
-		{"registry prefix", Target{Registry: &RegistryTarget{Namespace: "prod", Repository: "prod/app"}}, "prod"},
-		{"prefix is a path prefix", Target{Registry: &RegistryTarget{Namespace: "production", Repository: "production/app"}}, "default"},
-		{"namespace by name", Target{Kubernetes: &KubernetesTarget{Namespace: "payments"}}, "k8s"},
-		{"namespace by label", Target{Kubernetes: &KubernetesTarget{Namespace: "shop", NamespaceLabels: map[string]string{"env": "prod", "team": "x"}}}, "k8s"},
-		{"namespace label mismatch", Target{Kubernetes: &KubernetesTarget{Namespace: "shop", NamespaceLabels: map[string]string{"env": "dev"}}}, "default"},
-		{"no target", Target{}, "default"},
+		{"registry prefix", contract.Target{Registry: &contract.RegistryTarget{Namespace: "prod", Repository: "prod/app"}}, "prod"},
+		{"prefix is a path prefix", contract.Target{Registry: &contract.RegistryTarget{Namespace: "production", Repository: "production/app"}}, "default"},
+		{"namespace by name", contract.Target{Kubernetes: &contract.KubernetesTarget{Namespace: "payments"}}, "k8s"},
+		{"namespace by label", contract.Target{Kubernetes: &contract.KubernetesTarget{Namespace: "shop", NamespaceLabels: map[string]string{"env": "prod", "team": "x"}}}, "k8s"},
+		{"namespace label mismatch", contract.Target{Kubernetes: &contract.KubernetesTarget{Namespace: "shop", NamespaceLabels: map[string]string{"env": "dev"}}}, "default"},
+		{"no target", contract.Target{}, "default"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"testing"
+
+	"github.com/portcullis-dev/portcullis/policy/contract"
 )
 
 // TestVerifiedEvidenceRoundTrip: for every fixture scenario, the verified
@@ -21,7 +23,7 @@ func TestVerifiedEvidenceRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var verified Evidence
+			var verified contract.Evidence
 			if err := json.Unmarshal(raw, &verified); err != nil {
 				t.Fatal(err)
 			}
@@ -29,11 +31,11 @@ func TestVerifiedEvidenceRoundTrip(t *testing.T) {
 				t.Fatalf("evidence changed in a JSON round trip (%v):\n%s\n%s", err, raw, again)
 			}
 			back := NewInputWithEvidence(f.action, f.subject, f.target, f.request, verified, f.scan, fixtureNow, f.opts...)
-			v1, err := in.value()
+			v1, err := inputValue(in)
 			if err != nil {
 				t.Fatal(err)
 			}
-			v2, err := back.value()
+			v2, err := inputValue(back)
 			if err != nil {
 				t.Fatal(err)
 			}

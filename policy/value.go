@@ -12,13 +12,14 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/portcullis-dev/portcullis/policy/contract"
 )
 
 // value converts the input to OPA's value form, exactly as its JSON
 // encoding would decode (TestPolicyInputValue checks this), but without
 // going through JSON text: on a realistic input that round trip cost more
 // than the policy evaluation.
-func (in *Input) value() (ast.Value, error) {
+func inputValue(in *contract.Input) (ast.Value, error) {
 	c := converter{fields: map[reflect.Type][]field{}, shared: map[sharedKey]ast.Value{}}
 	v, err := c.toValue(reflect.ValueOf(in))
 	if err != nil {

@@ -5,7 +5,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
-	"github.com/portcullis-dev/portcullis/policy"
+	"github.com/portcullis-dev/portcullis/policy/contract"
 )
 
 // Action is what a request does to a repository: the roles of access
@@ -29,7 +29,7 @@ const (
 // in-process call) may do everything.
 type Caller interface {
 	// Identity is the caller the gate records; nil for anonymous.
-	Identity() *policy.Identity
+	Identity() *contract.Identity
 	// Allowed reports whether the caller may do action on repo.
 	Allowed(repo string, action Action) bool
 	// Visible reports whether the catalog shows repo to the caller.
@@ -55,12 +55,12 @@ func allowed(ctx context.Context, repo string, action Action) bool {
 	return c == nil || c.Allowed(repo, action)
 }
 
-// actor is the policy.Request for the gate's records.
-func actor(ctx context.Context) policy.Request {
+// actor is the contract.Actor for the gate's records.
+func actor(ctx context.Context) contract.Actor {
 	if c := CallerFrom(ctx); c != nil {
-		return policy.Request{Identity: c.Identity()}
+		return contract.Actor{Identity: c.Identity()}
 	}
-	return policy.Request{}
+	return contract.Actor{}
 }
 
 // Route is a parsed /v2/ path: Kind is base, catalog, tags, manifest,

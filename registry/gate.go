@@ -10,8 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/opencontainers/go-digest"
 
-	"github.com/portcullis-dev/portcullis/gate"
-	"github.com/portcullis-dev/portcullis/policy"
+	"github.com/portcullis-dev/portcullis/policy/contract"
 	"github.com/portcullis-dev/portcullis/registry/metadata"
 	"github.com/portcullis-dev/portcullis/verifier/source"
 )
@@ -24,16 +23,16 @@ type Gate interface {
 	// MutableTags reports whether tags of protected repo may move or go.
 	MutableTags(repo string) bool
 	// AuthorizeManifest decides on a manifest PUT into a protected repo.
-	// A *gate.DeniedError is a refusal to show the client.
-	AuthorizeManifest(ctx context.Context, w gate.ManifestWrite) (*gate.Plan, error)
+	// A *contract.DeniedError is a refusal to show the client.
+	AuthorizeManifest(ctx context.Context, w contract.ManifestWrite) (*contract.Plan, error)
 	// AuthorizePromotion decides on a server-side promotion.
-	AuthorizePromotion(ctx context.Context, from string, d digest.Digest, to, tag string, actor policy.Request) (*gate.Plan, error)
+	AuthorizePromotion(ctx context.Context, from string, d digest.Digest, to, tag string, actor contract.Actor) (*contract.Plan, error)
 	// Promoted is told about every committed plan.
-	Promoted(ctx context.Context, p *gate.Plan)
+	Promoted(ctx context.Context, p *contract.Plan)
 	// Refused records a write into a protected repository that the
 	// registry refused without asking AuthorizeManifest (a blob, a
 	// delete), or that failed after the gate allowed it.
-	Refused(ctx context.Context, r gate.Refusal)
+	Refused(ctx context.Context, r contract.Refusal)
 }
 
 // SetGate puts g in front of the protected repositories. Call it before
@@ -46,14 +45,14 @@ func (r *Registry) protected(repo string) bool { return r.gate != nil && r.gate.
 // gate plans it: as pushed (evidence), or linked from staging with its
 // evidence (a promotion), or not at all.
 func (r *Registry) gatedManifest(ctx context.Context, m *metadata.Manifest, tag string) *regError {
-	plan, err := r.gate.AuthorizeManifest(ctx, gate.ManifestWrite{Repository: m.Repository, Tag: tag, Digest: m.Digest,
+	plan, err := r.gate.AuthorizeManifest(ctx, contract.ManifestWrite{Repository: m.Repository, Tag: tag, Digest: m.Digest,
 		MediaType: m.MediaType, Content: m.Content, Subject: m.Subject, Actor: actor(ctx)})
 	if err != nil {
 		return gateError(err)
 	}
 	if plan.Direct {
 		err := r.meta.PutManifest(ctx, m, metadata.PutManifestOptions{Tag: tag, ImmutableTags: plan.ImmutableTag, Evidence: plan.Evidence != ""})
-		return r.refusedAfterPlan(ctx, gate.Refusal{Action: policy.ActionPush, Repository: m.Repository, Digest: m.Digest, Tag: tag, Actor: actor(ctx)},
+		return r.refusedAfterPlan(ctx, contract.Refusal{Action: contract.ActionPush, Repository: m.Repository, Digest: m.Digest, Tag: tag, Actor: actor(ctx)},
 			manifestStoreError(m.Repository, tag, err))
 	}
 	return r.carryOut(ctx, plan)
@@ -62,7 +61,7 @@ func (r *Registry) gatedManifest(ctx context.Context, m *metadata.Manifest, tag 
 // refusedAfterPlan records e, a write the gate allowed that the store
 // then refused (an immutable tag moved by a concurrent write) or could not
 // store: the allow on record did not take effect.
-func (r *Registry) refusedAfterPlan(ctx context.Context, rf gate.Refusal, e *regError) *regError {
+func (r *Registry) refusedAfterPlan(ctx context.Context, rf contract.Refusal, e *regError) *regError {
 	if e == nil {
 		return nil
 	}
@@ -75,7 +74,7 @@ func (r *Registry) refusedAfterPlan(ctx context.Context, rf gate.Refusal, e *reg
 }
 
 // carryOut commits a promotion plan in one transaction.
-func (r *Registry) carryOut(ctx context.Context, plan *gate.Plan) *regError {
+func (r *Registry) carryOut(ctx context.Context, plan *contract.Plan) *regError {
 	p := metadata.Promotion{From: plan.From, To: plan.To, Manifests: plan.Manifests}
 	for _, t := range plan.Tags {
 		p.Tags = append(p.Tags, metadata.TagUpdate{Name: t.Name, Digest: t.Digest, Immutable: t.Immutable})
@@ -85,7 +84,7 @@ func (r *Registry) carryOut(ctx context.Context, plan *gate.Plan) *regError {
 		if len(plan.Tags) > 0 {
 			tag = plan.Tags[0].Name
 		}
-		return r.refusedAfterPlan(ctx, gate.Refusal{Action: policy.ActionPromote, Repository: plan.From, Digest: plan.Subject,
+		return r.refusedAfterPlan(ctx, contract.Refusal{Action: contract.ActionPromote, Repository: plan.From, Digest: plan.Subject,
 			Tag: tag, Target: plan.To, Actor: actor(ctx)}, e)
 	}
 	r.gate.Promoted(ctx, plan)
@@ -114,7 +113,7 @@ func manifestStoreError(repo, tag string, err error) *regError {
 // gateError maps a gate refusal to 403 DENIED; anything else fails closed
 // as a server error.
 func gateError(err error) *regError {
-	var de *gate.DeniedError
+	var de *contract.DeniedError
 	if errors.As(err, &de) {
 		return &regError{Status: http.StatusForbidden, Code: codeDenied, Message: de.Message, Err: err}
 	}
@@ -165,7 +164,7 @@ func (r *Registry) guardBlobCommit(ctx context.Context, repo string, d digest.Di
 // refuseBlob records the refusal e of blob d in protected repo, and
 // returns it.
 func (r *Registry) refuseBlob(ctx context.Context, repo string, d digest.Digest, e *regError) *regError {
-	r.gate.Refused(ctx, gate.Refusal{Action: policy.ActionPush, Repository: repo, Digest: d, Reason: e.Message, Actor: actor(ctx)})
+	r.gate.Refused(ctx, contract.Refusal{Action: contract.ActionPush, Repository: repo, Digest: d, Reason: e.Message, Actor: actor(ctx)})
 	return e
 }
 
@@ -221,7 +220,7 @@ func (r *Registry) blobVisible(ctx context.Context, d digest.Digest) (bool, erro
 func (r *Registry) guardDelete(ctx context.Context, repo string, ref Reference) *regError {
 	if r.protected(repo) && !r.gate.MutableTags(repo) {
 		e := newError(http.StatusForbidden, codeDenied, "%s is protected and its tags are immutable: nothing in it can be deleted", repo)
-		r.gate.Refused(ctx, gate.Refusal{Action: gate.ActionDelete, Repository: repo, Digest: ref.Digest, Tag: ref.Tag,
+		r.gate.Refused(ctx, contract.Refusal{Action: contract.ActionDelete, Repository: repo, Digest: ref.Digest, Tag: ref.Tag,
 			Reason: e.Message, Actor: actor(ctx)})
 		return e
 	}

@@ -13,8 +13,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/opencontainers/go-digest"
 
-	"github.com/portcullis-dev/portcullis/gate"
-	"github.com/portcullis-dev/portcullis/policy"
+	"github.com/portcullis-dev/portcullis/policy/contract"
 	"github.com/portcullis-dev/portcullis/registry"
 	"github.com/portcullis-dev/portcullis/registry/registrytest"
 )
@@ -22,15 +21,15 @@ import (
 // panickyGate protects prod/ and panics whenever it is asked to decide.
 type panickyGate struct{}
 
-func (panickyGate) Protected(repo string) bool            { return strings.HasPrefix(repo, "prod/") }
-func (panickyGate) MutableTags(string) bool               { return false }
-func (panickyGate) Promoted(context.Context, *gate.Plan)  {}
-func (panickyGate) Refused(context.Context, gate.Refusal) {}
-func (panickyGate) AuthorizeManifest(context.Context, gate.ManifestWrite) (*gate.Plan, error) {
+func (panickyGate) Protected(repo string) bool                { return strings.HasPrefix(repo, "prod/") }
+func (panickyGate) MutableTags(string) bool                   { return false }
+func (panickyGate) Promoted(context.Context, *contract.Plan)  {}
+func (panickyGate) Refused(context.Context, contract.Refusal) {}
+func (panickyGate) AuthorizeManifest(context.Context, contract.ManifestWrite) (*contract.Plan, error) {
 	panic("the gate exploded")
 }
-func (panickyGate) AuthorizePromotion(context.Context, string, digest.Digest, string, string, policy.Request) (*gate.Plan, error) {
-	var p *gate.Plan
+func (panickyGate) AuthorizePromotion(context.Context, string, digest.Digest, string, string, contract.Actor) (*contract.Plan, error) {
+	var p *contract.Plan
 	return p, p.Decision.Request.Digest.Validate() // nil dereference
 }
 

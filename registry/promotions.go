@@ -10,8 +10,8 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
-	"github.com/portcullis-dev/portcullis/gate"
 	"github.com/portcullis-dev/portcullis/internal/panics"
+	"github.com/portcullis-dev/portcullis/policy/contract"
 )
 
 // PromotionsPath is where POST promotes an image server-side.
@@ -46,7 +46,7 @@ type PromotionResponse struct {
 	Linked int `json:"linked,omitempty"`
 	// LeftBehind are the manifests about the image in the source that are
 	// not evidence (docs/gate.md, I2), so were not promoted, and why.
-	LeftBehind []gate.LeftBehind `json:"leftBehind,omitempty"`
+	LeftBehind []contract.LeftBehind `json:"leftBehind,omitempty"`
 }
 
 // Who refused a promotion (PromotionResponse.Refused).
@@ -114,7 +114,7 @@ func (r *Registry) promote(req *http.Request) (int, *PromotionResponse, error) {
 	}
 	resp := &PromotionResponse{Source: from + "@" + d.String(), Target: pr.Target, Digest: d}
 	plan, err := r.gate.AuthorizePromotion(ctx, from, d, to, toRef.Tag, actor(ctx))
-	var de *gate.DeniedError
+	var de *contract.DeniedError
 	switch {
 	case errors.As(err, &de):
 		resp.Reasons, resp.Refused = []string{de.Message}, RefusedGate

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/portcullis-dev/portcullis/policy/contract"
 	"github.com/sigstore/cosign/v2/pkg/cosign"
 	"github.com/sigstore/cosign/v2/pkg/oci"
 	"github.com/sigstore/sigstore-go/pkg/bundle"
@@ -165,7 +166,7 @@ func (id Identity) validate() error {
 // checkCosign verifies a signature or attestation in cosign's layer format
 // for digest h. It returns who signed, or why no key or identity of this
 // authority verified it.
-func (a *authority) checkCosign(ctx context.Context, sig oci.Signature, h v1.Hash, isAttestation bool) (*Signer, error) {
+func (a *authority) checkCosign(ctx context.Context, sig oci.Signature, h v1.Hash, isAttestation bool) (*contract.Signer, error) {
 	verifyFn, claims := cosign.VerifyImageSignature, cosign.SimpleClaimVerifier
 	if isAttestation {
 		verifyFn, claims = cosign.VerifyBlobAttestation, cosign.IntotoSubjectClaimVerifier
@@ -185,7 +186,7 @@ func (a *authority) checkCosign(ctx context.Context, sig oci.Signature, h v1.Has
 			errs = append(errs, fmt.Sprintf("key %s: %v", shortID(k.id), err))
 			continue
 		}
-		return &Signer{KeyID: k.id}, nil
+		return &contract.Signer{KeyID: k.id}, nil
 	}
 	if kl := a.keyless; kl != nil {
 		cert, err := sig.Cert()
@@ -223,7 +224,7 @@ func (a *authority) checkCosign(ctx context.Context, sig oci.Signature, h v1.Has
 
 // checkBundle verifies a Sigstore bundle for the artifact digest (algorithm
 // and raw bytes). It returns who signed, or why nothing verified it.
-func (a *authority) checkBundle(b *bundle.Bundle, alg string, raw []byte) (*Signer, error) {
+func (a *authority) checkBundle(b *bundle.Bundle, alg string, raw []byte) (*contract.Signer, error) {
 	artifact := verify.WithArtifactDigest(alg, raw)
 	var errs []string
 	if len(a.keys) > 0 {
@@ -242,7 +243,7 @@ func (a *authority) checkBundle(b *bundle.Bundle, alg string, raw []byte) (*Sign
 					errs = append(errs, fmt.Sprintf("key %s: %v", shortID(k.id), err))
 					continue
 				}
-				return &Signer{KeyID: k.id}, nil
+				return &contract.Signer{KeyID: k.id}, nil
 			}
 		} else {
 			errs = append(errs, "keys: the bundle is signed with a certificate, not a key")
@@ -297,16 +298,16 @@ func hintKeyID(hint string) string {
 	return hex.EncodeToString(b)
 }
 
-func certSigner(cert *x509.Certificate) *Signer {
+func certSigner(cert *x509.Certificate) *contract.Signer {
 	s, err := certificate.SummarizeCertificate(cert)
 	if err != nil {
-		return &Signer{}
+		return &contract.Signer{}
 	}
 	return summarySigner(s)
 }
 
-func summarySigner(s certificate.Summary) *Signer {
-	return &Signer{Subject: s.SubjectAlternativeName, Issuer: s.Issuer}
+func summarySigner(s certificate.Summary) *contract.Signer {
+	return &contract.Signer{Subject: s.SubjectAlternativeName, Issuer: s.Issuer}
 }
 
 func shortID(id string) string {

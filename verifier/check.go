@@ -8,12 +8,13 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/portcullis-dev/portcullis/attest"
+	"github.com/portcullis-dev/portcullis/policy/contract"
 )
 
 // check runs fn for every authority: the evidence is verified if any
 // authority verifies it. It returns the authorities that did, the first
 // one's signer, or the reasons each gave.
-func (c *collection) check(fn func(*authority) (*Signer, error)) (verified bool, authorities []string, signer *Signer, reason string) {
+func (c *collection) check(fn func(*authority) (*contract.Signer, error)) (verified bool, authorities []string, signer *contract.Signer, reason string) {
 	if len(c.v.authorities) == 0 {
 		return false, nil, nil, "no authority is configured"
 	}

@@ -4,6 +4,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/portcullis-dev/portcullis/attest"
+	"github.com/portcullis-dev/portcullis/policy/contract"
 )
 
 // Subject is the image whose evidence is gathered.
@@ -24,18 +25,6 @@ const (
 	SourceBundle = "bundle"
 )
 
-// Signer says who produced a signature: a key, or a certificate identity.
-type Signer struct {
-	// KeyID is the SHA-256 of the public key's PKIX DER, hex, for key
-	// signatures.
-	KeyID string `json:"keyId,omitempty"`
-	// Subject is the certificate's subject alternative name (an e-mail or
-	// URI, e.g. a CI workflow), for keyless signatures.
-	Subject string `json:"subject,omitempty"`
-	// Issuer is the OIDC issuer recorded in the certificate.
-	Issuer string `json:"issuer,omitempty"`
-}
-
 // Signature is one image signature found for the subject and what checking
 // it showed.
 type Signature struct {
@@ -51,7 +40,7 @@ type Signature struct {
 	// order.
 	Authorities []string `json:"authorities,omitempty"`
 	// Signer is who signed, when verified.
-	Signer *Signer `json:"signer,omitempty"`
+	Signer *contract.Signer `json:"signer,omitempty"`
 	// Reason says why it did not verify: one clause per authority tried.
 	Reason string `json:"reason,omitempty"`
 }
@@ -71,9 +60,9 @@ type Attestation struct {
 	PredicateType string `json:"predicateType"`
 	// Verified is true when at least one authority verified the envelope
 	// and the statement names the subject digest.
-	Verified    bool     `json:"verified"`
-	Authorities []string `json:"authorities,omitempty"`
-	Signer      *Signer  `json:"signer,omitempty"`
+	Verified    bool             `json:"verified"`
+	Authorities []string         `json:"authorities,omitempty"`
+	Signer      *contract.Signer `json:"signer,omitempty"`
 	// Predicate is the parsed predicate, set only when Verified: a policy
 	// never sees claims nobody vouched for. Its Kind() says which type.
 	Predicate attest.Predicate `json:"predicate,omitempty"`

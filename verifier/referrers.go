@@ -12,6 +12,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/sigstore/sigstore-go/pkg/bundle"
 
+	"github.com/portcullis-dev/portcullis/policy/contract"
 	"github.com/portcullis-dev/portcullis/verifier/source"
 )
 
@@ -106,7 +107,7 @@ func (c *collection) bundleManifest(ctx context.Context, md digest.Digest, man *
 	if reason == "" {
 		alg := c.subj.Digest.Algorithm().String()
 		raw, _ := hex.DecodeString(c.subj.Digest.Encoded())
-		at.Verified, at.Authorities, at.Signer, reason = c.check(func(a *authority) (*Signer, error) {
+		at.Verified, at.Authorities, at.Signer, reason = c.check(func(a *authority) (*contract.Signer, error) {
 			return a.checkBundle(b, alg, raw)
 		})
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/sigstore/cosign/v2/pkg/oci"
 	"github.com/sigstore/cosign/v2/pkg/oci/static"
 
+	"github.com/portcullis-dev/portcullis/policy/contract"
 	"github.com/portcullis-dev/portcullis/verifier/source"
 )
 
@@ -98,7 +99,7 @@ func (c *collection) signatureLayers(ctx context.Context, src string, md digest.
 			if err != nil {
 				reason = fmt.Sprintf("malformed signature layer %s: %v", layer.Digest, err)
 			} else {
-				s.Verified, s.Authorities, s.Signer, reason = c.check(func(a *authority) (*Signer, error) {
+				s.Verified, s.Authorities, s.Signer, reason = c.check(func(a *authority) (*contract.Signer, error) {
 					return a.checkCosign(ctx, sig, c.hash(), false)
 				})
 			}
@@ -122,7 +123,7 @@ func (c *collection) attestationLayer(ctx context.Context, md digest.Digest, lay
 		if err != nil {
 			reason = fmt.Sprintf("malformed attestation layer %s: %v", layer.Digest, err)
 		} else {
-			at.Verified, at.Authorities, at.Signer, reason = c.check(func(a *authority) (*Signer, error) {
+			at.Verified, at.Authorities, at.Signer, reason = c.check(func(a *authority) (*contract.Signer, error) {
 				return a.checkCosign(ctx, att, c.hash(), true)
 			})
 		}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/portcullis-dev/portcullis/audit"
 	"github.com/portcullis-dev/portcullis/gate"
+	"github.com/portcullis-dev/portcullis/policy/contract"
 	"github.com/portcullis-dev/portcullis/webhook/webhooktest"
 )
 
@@ -151,7 +152,7 @@ type recordingDecider struct {
 	log *audit.Log
 }
 
-func (r *recordingDecider) RecordCached(ctx context.Context, req gate.Request, earlier *gate.Decision) *gate.Decision {
+func (r *recordingDecider) RecordCached(ctx context.Context, req contract.Request, earlier *contract.Decision) *contract.Decision {
 	d := *earlier
 	d.Time, d.Request, d.Cached = time.Now(), req, true
 	if _, err := r.log.Append(ctx, gate.AuditRecord(&d)); err != nil {

@@ -9,8 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/portcullis-dev/portcullis/gate"
-	"github.com/portcullis-dev/portcullis/policy"
+	"github.com/portcullis-dev/portcullis/policy/contract"
 )
 
 // RevisionReporter is an optional capability of a [Decider]: the policy
@@ -18,7 +17,7 @@ import (
 // decider has it, a cached decision is reused only under the current
 // revision for its target, so a policy reload takes effect at once.
 type RevisionReporter interface {
-	RevisionFor(t policy.Target) string
+	RevisionFor(t contract.Target) string
 }
 
 // TrustReporter is an optional capability of a [Decider]: the revision of
@@ -66,7 +65,7 @@ type decisionCache struct {
 type cacheKey [sha256.Size]byte
 
 type cacheEntry struct {
-	d       *gate.Decision
+	d       *contract.Decision
 	expires time.Time
 }
 
@@ -79,7 +78,7 @@ func newDecisionCache(max int, allowTTL, denyTTL time.Duration, now func() time.
 
 // get returns a live decision for req; policyRev and trustRev are the
 // decider's revisions now, or "" if it cannot tell.
-func (c *decisionCache) get(req *gate.Request, policyRev, trustRev string) (*gate.Decision, bool) {
+func (c *decisionCache) get(req *contract.Request, policyRev, trustRev string) (*contract.Decision, bool) {
 	if c == nil {
 		return nil, false
 	}
@@ -111,7 +110,7 @@ func (c *decisionCache) get(req *gate.Request, policyRev, trustRev string) (*gat
 
 // put stores a fresh decision on req unless it carries an error, under
 // the revisions it reports it was taken under.
-func (c *decisionCache) put(req *gate.Request, dec *gate.Decision) {
+func (c *decisionCache) put(req *contract.Request, dec *contract.Decision) {
 	if c == nil || dec == nil || dec.Error != "" {
 		return
 	}
@@ -166,8 +165,8 @@ func (c *decisionCache) stats() CacheStats {
 // requestKey hashes every field of req policy can see, and the revisions,
 // in a canonical form: each string length-prefixed, maps in key order, a
 // marker for each absent pointer. TestRequestKeyCoversRequest fails when a
-// field is added to gate.Request and not here.
-func requestKey(req *gate.Request, policyRev, trustRev string) cacheKey {
+// field is added to contract.Request and not here.
+func requestKey(req *contract.Request, policyRev, trustRev string) cacheKey {
 	h := sha256.New()
 	kw := keyWriter{h: h}
 	kw.str("portcullis-admission-v1", policyRev, trustRev)

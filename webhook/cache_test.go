@@ -4,17 +4,16 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/portcullis-dev/portcullis/gate"
-	"github.com/portcullis-dev/portcullis/policy"
+	"github.com/portcullis-dev/portcullis/policy/contract"
 )
 
-// TestRequestKeyCoversRequest: changing any field of gate.Request that
+// TestRequestKeyCoversRequest: changing any field of contract.Request that
 // policy sees, or either revision, changes the decision cache key; a new
 // field nobody added to requestKey fails here (I4: each cache key
 // contains everything its decision depends on).
 func TestRequestKeyCoversRequest(t *testing.T) {
-	base := gate.Request{Target: policy.Target{Registry: &policy.RegistryTarget{}, Kubernetes: &policy.KubernetesTarget{}},
-		Actor: policy.Request{Identity: &policy.Identity{}}}
+	base := contract.Request{Target: contract.Target{Registry: &contract.RegistryTarget{}, Kubernetes: &contract.KubernetesTarget{}},
+		Actor: contract.Actor{Identity: &contract.Identity{}}}
 	baseKey := requestKey(&base, "p", "t")
 	if requestKey(&base, "p2", "t") == baseKey || requestKey(&base, "p", "t2") == baseKey || requestKey(&base, "pt", "") == baseKey {
 		t.Fatal("the revisions are not in the key")
@@ -30,7 +29,7 @@ func TestRequestKeyCoversRequest(t *testing.T) {
 					continue
 				}
 				if f.Name == "Enforcement" { // recorded from the current request, not the cached one
-					if k := requestKey(&gate.Request{Enforcement: "warn"}, "p", "t"); k != requestKey(&gate.Request{}, "p", "t") {
+					if k := requestKey(&contract.Request{Enforcement: "warn"}, "p", "t"); k != requestKey(&contract.Request{}, "p", "t") {
 						t.Error("Enforcement is in the decision cache key: a namespace switched between warn and enforce would not reuse its decisions")
 					}
 					continue
@@ -67,8 +66,8 @@ func TestRequestKeyCoversRequest(t *testing.T) {
 		t.Fatalf("only %d fields checked", n)
 	}
 	// Values do not run into each other.
-	a := gate.Request{Repository: "ab", Tag: "c"}
-	b := gate.Request{Repository: "a", Tag: "bc"}
+	a := contract.Request{Repository: "ab", Tag: "c"}
+	b := contract.Request{Repository: "a", Tag: "bc"}
 	if requestKey(&a, "", "") == requestKey(&b, "", "") {
 		t.Fatal("field boundaries are not in the key")
 	}

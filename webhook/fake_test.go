@@ -20,8 +20,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	admissionv1 "k8s.io/api/admission/v1"
 
-	"github.com/portcullis-dev/portcullis/gate"
-	"github.com/portcullis-dev/portcullis/policy"
+	"github.com/portcullis-dev/portcullis/policy/contract"
 )
 
 const (
@@ -68,7 +67,7 @@ type fakeDecider struct {
 	rev                    atomic.Pointer[string]
 	calls                  atomic.Int64
 	mu                     sync.Mutex
-	reqs                   []gate.Request
+	reqs                   []contract.Request
 }
 
 func newFakeDecider() *fakeDecider {
@@ -78,12 +77,12 @@ func newFakeDecider() *fakeDecider {
 	return d
 }
 
-func (f *fakeDecider) Evaluate(ctx context.Context, req gate.Request) *gate.Decision {
+func (f *fakeDecider) Evaluate(ctx context.Context, req contract.Request) *contract.Decision {
 	f.calls.Add(1)
 	f.mu.Lock()
 	f.reqs = append(f.reqs, req)
 	f.mu.Unlock()
-	d := &gate.Decision{Request: req}
+	d := &contract.Decision{Request: req}
 	d.Revision = *f.rev.Load()
 	switch {
 	case f.slow[req.Repository]:
@@ -92,26 +91,26 @@ func (f *fakeDecider) Evaluate(ctx context.Context, req gate.Request) *gate.Deci
 	case f.fail[req.Repository]:
 		d.Error = "policy evaluation failed: undefined function"
 	case f.deny[req.Repository]:
-		d.Deny = []policy.Message{{Msg: "no valid signature from the release key"}}
+		d.Deny = []contract.Message{{Msg: "no valid signature from the release key"}}
 	default:
 		d.Allow = true
 	}
 	if f.warn[req.Repository] {
-		d.Warn = []policy.Message{{Msg: "the SBOM is older than 30 days"}}
+		d.Warn = []contract.Message{{Msg: "the SBOM is older than 30 days"}}
 	}
 	return d
 }
 
-func (f *fakeDecider) requests() []gate.Request {
+func (f *fakeDecider) requests() []contract.Request {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]gate.Request(nil), f.reqs...)
+	return append([]contract.Request(nil), f.reqs...)
 }
 
 // revisionDecider is a fakeDecider that reports its revision.
 type revisionDecider struct{ *fakeDecider }
 
-func (r revisionDecider) RevisionFor(policy.Target) string { return *r.rev.Load() }
+func (r revisionDecider) RevisionFor(contract.Target) string { return *r.rev.Load() }
 
 type fakeClock struct {
 	mu sync.Mutex

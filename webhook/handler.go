@@ -21,14 +21,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
-	"github.com/portcullis-dev/portcullis/gate"
 	"github.com/portcullis-dev/portcullis/internal/panics"
-	"github.com/portcullis-dev/portcullis/policy"
+	"github.com/portcullis-dev/portcullis/policy/contract"
 )
 
 // Decider takes one decision per image; *gate.Gate is one.
 type Decider interface {
-	Evaluate(ctx context.Context, req gate.Request) *gate.Decision
+	Evaluate(ctx context.Context, req contract.Request) *contract.Decision
 }
 
 // Resolver maps an image reference, as written in a pod spec, to where
@@ -159,7 +158,7 @@ func (h *Handler) review(f reviewFunc) http.Handler {
 // decider, such as a panic in the webhook, so that every denial has its
 // audit record (I3).
 type FailureRecorder interface {
-	RecordFailure(ctx context.Context, req gate.Request, err error) *gate.Decision
+	RecordFailure(ctx context.Context, req contract.Request, err error) *contract.Decision
 }
 
 // CacheRecorder is an optional capability of a [Decider] (*gate.Gate has
@@ -167,14 +166,14 @@ type FailureRecorder interface {
 // record per admission, and returns the decision as recorded (a denial if
 // the record could not be written).
 type CacheRecorder interface {
-	RecordCached(ctx context.Context, req gate.Request, earlier *gate.Decision) *gate.Decision
+	RecordCached(ctx context.Context, req contract.Request, earlier *contract.Decision) *contract.Decision
 }
 
 // UncheckedRecorder is an optional capability of a [Decider] (*gate.Gate
 // has it): it records an image admitted without a decision (failure mode
 // allow-unsafe).
 type UncheckedRecorder interface {
-	RecordUnchecked(ctx context.Context, req gate.Request, why string) *gate.Decision
+	RecordUnchecked(ctx context.Context, req contract.Request, why string) *contract.Decision
 }
 
 // recordUnchecked records the unchecked admission of req, if the decider
@@ -183,7 +182,7 @@ type UncheckedRecorder interface {
 //
 // It returns nil when the admission may go ahead, else the reasons of the
 // denial it became (the record could not be written).
-func (h *Handler) recordUnchecked(ctx context.Context, req gate.Request, why string) []string {
+func (h *Handler) recordUnchecked(ctx context.Context, req contract.Request, why string) []string {
 	ur, ok := h.decider.(UncheckedRecorder)
 	if !ok {
 		return nil
@@ -199,7 +198,7 @@ func (h *Handler) recordUnchecked(ctx context.Context, req gate.Request, why str
 
 // recordFailure records that deciding req failed with err, if the decider
 // can, and returns the reasons to show.
-func (h *Handler) recordFailure(ctx context.Context, req gate.Request, err error) []string {
+func (h *Handler) recordFailure(ctx context.Context, req contract.Request, err error) []string {
 	if fr, ok := h.decider.(FailureRecorder); ok {
 		if d := fr.RecordFailure(ctx, req, err); d != nil {
 			if rs := d.Reasons(); len(rs) > 0 {
@@ -217,9 +216,9 @@ func (h *Handler) recordFailure(ctx context.Context, req gate.Request, err error
 // denial, recorded. It names no user: the review is recorded as the
 // workload's namespace, kind and name only.
 func (h *Handler) reviewFailed(ctx context.Context, req *admissionv1.AdmissionRequest, err error) *admissionv1.AdmissionResponse {
-	target := policy.Target{Kubernetes: &policy.KubernetesTarget{Namespace: req.Namespace,
-		Workload: policy.Workload{Kind: req.Kind.Kind, Name: req.Name}}}
-	reasons := h.recordFailure(ctx, gate.Request{Action: policy.ActionAdmit, Target: target}, err)
+	target := contract.Target{Kubernetes: &contract.KubernetesTarget{Namespace: req.Namespace,
+		Workload: contract.Workload{Kind: req.Kind.Kind, Name: req.Name}}}
+	reasons := h.recordFailure(ctx, contract.Request{Action: contract.ActionAdmit, Target: target}, err)
 	return denied(http.StatusInternalServerError, fmt.Sprintf("portcullis could not decide on %s %s/%s: %s", req.Kind.Kind, req.Namespace, req.Name, strings.Join(reasons, "; ")), nil)
 }
 
@@ -228,9 +227,9 @@ func (h *Handler) reviewFailed(ctx context.Context, req *admissionv1.AdmissionRe
 func (h *Handler) labelsFailed(ctx context.Context, req *admissionv1.AdmissionRequest, err error) *admissionv1.AdmissionResponse {
 	err = fmt.Errorf("portcullis could not read the labels of namespace %s: %w", req.Namespace, err)
 	h.log.WarnContext(ctx, "webhook: namespace labels", "namespace", req.Namespace, "err", err)
-	target := policy.Target{Kubernetes: &policy.KubernetesTarget{Namespace: req.Namespace,
-		Workload: policy.Workload{Kind: req.Kind.Kind, Name: req.Name}}}
-	reasons := h.recordFailure(ctx, gate.Request{Action: policy.ActionAdmit, Target: target}, err)
+	target := contract.Target{Kubernetes: &contract.KubernetesTarget{Namespace: req.Namespace,
+		Workload: contract.Workload{Kind: req.Kind.Kind, Name: req.Name}}}
+	reasons := h.recordFailure(ctx, contract.Request{Action: contract.ActionAdmit, Target: target}, err)
 	return denied(http.StatusForbidden, fmt.Sprintf("portcullis denied %s %s/%s: %s", req.Kind.Kind, req.Namespace, req.Name, strings.Join(reasons, "; ")), nil)
 }
 

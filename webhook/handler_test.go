@@ -15,8 +15,7 @@ import (
 
 	"k8s.io/client-go/rest"
 
-	"github.com/portcullis-dev/portcullis/gate"
-	"github.com/portcullis-dev/portcullis/policy"
+	"github.com/portcullis-dev/portcullis/policy/contract"
 )
 
 var kinds = []struct {
@@ -632,8 +631,8 @@ func TestNamespacesBeforeSync(t *testing.T) {
 // the gate answers when its decision log fails.
 type unrecordedDecider struct{ *fakeDecider }
 
-func (unrecordedDecider) RecordUnchecked(_ context.Context, req gate.Request, why string) *gate.Decision {
-	return &gate.Decision{Request: req, Decision: policy.Decision{Warn: []policy.Message{{Msg: why}}, Error: "the decision could not be recorded: disk full"}}
+func (unrecordedDecider) RecordUnchecked(_ context.Context, req contract.Request, why string) *contract.Decision {
+	return &contract.Decision{Request: req, Verdict: contract.Verdict{Warn: []contract.Message{{Msg: why}}, Error: "the decision could not be recorded: disk full"}}
 }
 
 // allow-unsafe admits a check that timed out, but only with its record: an

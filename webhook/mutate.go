@@ -10,9 +10,8 @@ import (
 
 	admissionv1 "k8s.io/api/admission/v1"
 
-	"github.com/portcullis-dev/portcullis/gate"
 	"github.com/portcullis-dev/portcullis/internal/panics"
-	"github.com/portcullis-dev/portcullis/policy"
+	"github.com/portcullis-dev/portcullis/policy/contract"
 )
 
 // patchOp is one RFC 6902 operation.
@@ -61,8 +60,8 @@ func (h *Handler) mutate(ctx context.Context, req *admissionv1.AdmissionRequest)
 			r = resolved{refs[i] + "@" + loc.Digest.String(), err}
 			return nil
 		}); err != nil {
-			target := policy.Target{Kubernetes: &policy.KubernetesTarget{Namespace: req.Namespace, Workload: policy.Workload{Kind: wl.Kind, Name: wl.Name}}}
-			r = resolved{err: errors.New(strings.Join(h.recordFailure(ctx, gate.Request{Action: policy.ActionAdmit, Reference: refs[i], Target: target, Enforcement: enforcement(mode)}, err), "; "))}
+			target := contract.Target{Kubernetes: &contract.KubernetesTarget{Namespace: req.Namespace, Workload: contract.Workload{Kind: wl.Kind, Name: wl.Name}}}
+			r = resolved{err: errors.New(strings.Join(h.recordFailure(ctx, contract.Request{Action: contract.ActionAdmit, Reference: refs[i], Target: target, Enforcement: enforcement(mode)}, err), "; "))}
 		}
 		return r
 	})

@@ -8,8 +8,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/portcullis-dev/portcullis/gate"
 	"github.com/portcullis-dev/portcullis/internal/panics"
+	"github.com/portcullis-dev/portcullis/policy/contract"
 )
 
 // panickyDecider panics on every decision, as a decider without its own
@@ -19,16 +19,16 @@ type panickyDecider struct {
 	failures []error
 }
 
-func (d *panickyDecider) Evaluate(context.Context, gate.Request) *gate.Decision {
-	var dec *gate.Decision
-	return &gate.Decision{Request: dec.Request} // nil dereference
+func (d *panickyDecider) Evaluate(context.Context, contract.Request) *contract.Decision {
+	var dec *contract.Decision
+	return &contract.Decision{Request: dec.Request} // nil dereference
 }
 
-func (d *panickyDecider) RecordFailure(_ context.Context, req gate.Request, err error) *gate.Decision {
+func (d *panickyDecider) RecordFailure(_ context.Context, req contract.Request, err error) *contract.Decision {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.failures = append(d.failures, err)
-	dec := &gate.Decision{Request: req}
+	dec := &contract.Decision{Request: req}
 	dec.Error = "the request is denied: " + err.Error()
 	return dec
 }

@@ -25,6 +25,7 @@ import (
 
 	"github.com/portcullis-dev/portcullis/gate"
 	"github.com/portcullis-dev/portcullis/policy"
+	"github.com/portcullis-dev/portcullis/policy/contract"
 	"github.com/portcullis-dev/portcullis/registry/registrytest"
 	"github.com/portcullis-dev/portcullis/scanner"
 	"github.com/portcullis-dev/portcullis/verifier"
@@ -59,11 +60,11 @@ func (m tagResolver) Resolve(_ context.Context, image string) (webhook.Location,
 // cache, outlives a change of trust or policy).
 type swapDecider struct{ g atomic.Pointer[gate.Gate] }
 
-func (s *swapDecider) Evaluate(ctx context.Context, r gate.Request) *gate.Decision {
+func (s *swapDecider) Evaluate(ctx context.Context, r contract.Request) *contract.Decision {
 	return s.g.Load().Evaluate(ctx, r)
 }
-func (s *swapDecider) RevisionFor(t policy.Target) string { return s.g.Load().RevisionFor(t) }
-func (s *swapDecider) TrustRevision() string              { return s.g.Load().TrustRevision() }
+func (s *swapDecider) RevisionFor(t contract.Target) string { return s.g.Load().RevisionFor(t) }
+func (s *swapDecider) TrustRevision() string                { return s.g.Load().TrustRevision() }
 
 // phasedScanner is the registry's scanner: image 1.0 is clean until
 // phase 1, when a fixed critical CVE is found in it; image 3.0 cannot be
@@ -94,7 +95,7 @@ type vsaCounter struct {
 	all int
 }
 
-func (c *vsaCounter) Record(_ context.Context, d *gate.Decision) error {
+func (c *vsaCounter) Record(_ context.Context, d *contract.Decision) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.all++
@@ -292,8 +293,8 @@ func TestFastPathProperty(t *testing.T) {
 					scan.phase.Store(1)
 					for _, ref := range []string{"prod/app:1.0", "prod/app:2.0"} {
 						d := tags[ref]
-						req := gate.Request{Action: policy.ActionAdmit, Repository: "prod/app", Digest: d, Reference: "registry.local/prod/app@" + d.String(),
-							Target: policy.Target{Kubernetes: &policy.KubernetesTarget{Namespace: "shop", Workload: policy.Workload{Kind: "Pod", Name: "web"}, Container: "app"}}}
+						req := contract.Request{Action: contract.ActionAdmit, Repository: "prod/app", Digest: d, Reference: "registry.local/prod/app@" + d.String(),
+							Target: contract.Target{Kubernetes: &contract.KubernetesTarget{Namespace: "shop", Workload: contract.Workload{Kind: "Pod", Name: "web"}, Container: "app"}}}
 						got, want := v2.Evaluate(t.Context(), req), full.Evaluate(t.Context(), req)
 						if got.VSA == nil || got.Allow != want.Allow || strings.Join(got.Reasons(), "\n") != strings.Join(want.Reasons(), "\n") {
 							t.Errorf("admission of %s after a CVE was found in 1.0: fast gate %v %q (vsa %v), full check %v %q", ref, got.Allow, got.Reasons(), got.VSA != nil, want.Allow, want.Reasons())
@@ -307,9 +308,9 @@ func TestFastPathProperty(t *testing.T) {
 						continue
 					}
 					for _, tag := range []string{im.tag, "latest"} {
-						req := gate.Request{Action: policy.ActionPromote, Repository: im.repo, Digest: tags[im.repo+":"+im.tag], Tag: tag,
+						req := contract.Request{Action: contract.ActionPromote, Repository: im.repo, Digest: tags[im.repo+":"+im.tag], Tag: tag,
 							Reference: "registry.local/" + im.repo + ":" + tag,
-							Target:    policy.Target{Registry: &policy.RegistryTarget{Namespace: "prod", Repository: "prod/app", Tag: tag}}}
+							Target:    contract.Target{Registry: &contract.RegistryTarget{Namespace: "prod", Repository: "prod/app", Tag: tag}}}
 						got, want := fg.Evaluate(t.Context(), req), full.Evaluate(t.Context(), req)
 						if got.Allow != want.Allow || strings.Join(got.Reasons(), "\n") != strings.Join(want.Reasons(), "\n") {
 							t.Errorf("%s, promotion of %s:%s: fast gate %v %q, full check %v %q", key.name, im.repo, tag, got.Allow, got.Reasons(), want.Allow, want.Reasons())

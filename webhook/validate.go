@@ -12,9 +12,8 @@ import (
 	"github.com/opencontainers/go-digest"
 	admissionv1 "k8s.io/api/admission/v1"
 
-	"github.com/portcullis-dev/portcullis/gate"
 	"github.com/portcullis-dev/portcullis/internal/panics"
-	"github.com/portcullis-dev/portcullis/policy"
+	"github.com/portcullis-dev/portcullis/policy/contract"
 )
 
 // ImageResult is the outcome for one distinct image of a workload.
@@ -81,12 +80,12 @@ func (h *Handler) validate(ctx context.Context, req *admissionv1.AdmissionReques
 		return resp
 	}
 	ns := req.Namespace
-	actor := policy.Request{
+	actor := contract.Actor{
 		ServiceAccount: wl.serviceAccount(ns),
 		PodLabels:      wl.PodMeta.Labels,
 	}
 	if req.UserInfo.Username != "" {
-		actor.Identity = &policy.Identity{Name: req.UserInfo.Username, Groups: req.UserInfo.Groups}
+		actor.Identity = &contract.Identity{Name: req.UserInfo.Username, Groups: req.UserInfo.Groups}
 	}
 	results := distinct(wl.Images)
 	// Checks that outlive the deadline still read their input: give them a
@@ -153,17 +152,17 @@ func (h *Handler) validate(ctx context.Context, req *admissionv1.AdmissionReques
 // known without resolving it (for records of checks that did not finish).
 // In a namespace in warn mode its Enforcement says so: whatever is decided
 // is admitted, and the record must say it ran.
-func (h *Handler) admitRequest(r *ImageResult, wl *workload, ns string, actor policy.Request) gate.Request {
-	return gate.Request{Action: policy.ActionAdmit, Reference: r.Image, Actor: actor, Enforcement: enforcement(wl.Mode),
-		Target: policy.Target{Kubernetes: &policy.KubernetesTarget{Namespace: ns, NamespaceLabels: wl.NamespaceLabels,
-			Workload: policy.Workload{Kind: wl.Kind, Name: wl.Name}, Container: r.Containers[0]}}}
+func (h *Handler) admitRequest(r *ImageResult, wl *workload, ns string, actor contract.Actor) contract.Request {
+	return contract.Request{Action: contract.ActionAdmit, Reference: r.Image, Actor: actor, Enforcement: enforcement(wl.Mode),
+		Target: contract.Target{Kubernetes: &contract.KubernetesTarget{Namespace: ns, NamespaceLabels: wl.NamespaceLabels,
+			Workload: contract.Workload{Kind: wl.Kind, Name: wl.Name}, Container: r.Containers[0]}}}
 }
 
-// enforcement is the gate.Request.Enforcement of an admission in a
+// enforcement is the contract.Request.Enforcement of an admission in a
 // namespace in mode m.
 func enforcement(m Mode) string {
 	if m == ModeWarn {
-		return gate.EnforcementWarn
+		return contract.EnforcementWarn
 	}
 	return ""
 }
@@ -171,7 +170,7 @@ func enforcement(m Mode) string {
 // checkFailed is the result for an image whose check panicked with err
 // (partial is what the check had filled in): a denial, recorded by the
 // decider when it can record ([FailureRecorder]).
-func (h *Handler) checkFailed(ctx context.Context, in, partial ImageResult, wl *workload, ns string, actor policy.Request, err error) ImageResult {
+func (h *Handler) checkFailed(ctx context.Context, in, partial ImageResult, wl *workload, ns string, actor contract.Actor, err error) ImageResult {
 	r := in
 	r.Repository, r.Digest = partial.Repository, partial.Digest
 	r.Allowed = false
@@ -187,7 +186,7 @@ func (h *Handler) checkFailed(ctx context.Context, in, partial ImageResult, wl *
 // decides, [CacheRecorder] an answer from the cache, and [FailureRecorder]
 // an image refused before the gate was asked (a reference that does not
 // parse or resolve).
-func (h *Handler) check(ctx context.Context, r *ImageResult, wl *workload, ns string, actor policy.Request) {
+func (h *Handler) check(ctx context.Context, r *ImageResult, wl *workload, ns string, actor contract.Actor) {
 	refused := func(repo string, d digest.Digest, err error) {
 		req := h.admitRequest(r, wl, ns, actor)
 		req.Repository, req.Digest = repo, d

@@ -14,6 +14,7 @@ import (
 	"github.com/portcullis-dev/portcullis/gate"
 	"github.com/portcullis-dev/portcullis/internal/sqldb"
 	"github.com/portcullis-dev/portcullis/policy"
+	"github.com/portcullis-dev/portcullis/policy/contract"
 	"github.com/portcullis-dev/portcullis/registry"
 	"github.com/portcullis-dev/portcullis/registry/blobstore"
 	"github.com/portcullis-dev/portcullis/webhook"
@@ -82,7 +83,7 @@ func newDecisionMetrics(reg prometheus.Registerer, next gate.Recorder) (*decisio
 }
 
 // Record implements gate.Recorder.
-func (m *decisionMetrics) Record(ctx context.Context, d *gate.Decision) error {
+func (m *decisionMetrics) Record(ctx context.Context, d *contract.Decision) error {
 	err := m.next.Record(ctx, d)
 	verdict := "allow"
 	switch {

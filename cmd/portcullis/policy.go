@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/portcullis-dev/portcullis/policy"
+	"github.com/portcullis-dev/portcullis/policy/contract"
 )
 
 const policyUsage = `usage: portcullis policy <command> [flags]
@@ -125,9 +126,9 @@ func policyEval(ctx context.Context, c *command, args []string) (int, error) {
 	d, evalErr := e.EvalJSON(ctx, raw, opts...)
 	if *asJSON {
 		out := struct {
-			policy.Decision
+			contract.Verdict
 			Explanation *policy.Explanation `json:"explanation,omitempty"`
-		}{Decision: d}
+		}{Verdict: d}
 		if *explain {
 			out.Explanation = &x
 		}
@@ -182,7 +183,7 @@ func loadPolicyEngine(ctx context.Context, location string, images policy.ImageS
 	return policy.NewEngine(ctx, b)
 }
 
-func printPolicyDecision(w io.Writer, d policy.Decision, explain bool, x policy.Explanation) {
+func printPolicyDecision(w io.Writer, d contract.Verdict, explain bool, x policy.Explanation) {
 	verdict := "DENY"
 	if d.Allow {
 		verdict = "ALLOW"

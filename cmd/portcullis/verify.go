@@ -15,6 +15,7 @@ import (
 
 	"github.com/portcullis-dev/portcullis/attest"
 	"github.com/portcullis-dev/portcullis/policy"
+	"github.com/portcullis-dev/portcullis/policy/contract"
 	"github.com/portcullis-dev/portcullis/verifier"
 	"github.com/portcullis-dev/portcullis/verifier/source"
 )
@@ -108,7 +109,7 @@ type verifyResult struct {
 	Verified bool `json:"verified"`
 	*verifier.Evidence
 	// Decision is the policy's, with --policy.
-	Decision *policy.Decision `json:"decision,omitempty"`
+	Decision *contract.Verdict `json:"decision,omitempty"`
 }
 
 func (f *verifyFlags) run(ctx context.Context, image string) (*verifyResult, error) {
@@ -160,8 +161,8 @@ func (f *verifyFlags) run(ctx context.Context, image string) (*verifyResult, err
 // decide evaluates the --policy bundle on the evidence, as the gate would
 // (without the registry's own scan: give the policy a scan through a
 // running server's gate for that).
-func (f *verifyFlags) decide(ctx context.Context, repo string, d digest.Digest, ref name.Reference, ev *verifier.Evidence) (*policy.Decision, error) {
-	action := policy.Action(f.action)
+func (f *verifyFlags) decide(ctx context.Context, repo string, d digest.Digest, ref name.Reference, ev *verifier.Evidence) (*contract.Verdict, error) {
+	action := contract.Action(f.action)
 	if !action.Valid() {
 		return nil, fmt.Errorf("--action %q: want push, promote or admit", f.action)
 	}
@@ -178,17 +179,17 @@ func (f *verifyFlags) decide(ctx context.Context, repo string, d digest.Digest, 
 		target = repo
 	}
 	ns, _, _ := strings.Cut(target, "/")
-	subj := policy.Subject{Repository: repo, Digest: d.String(), Reference: ref.String()}
+	subj := contract.Subject{Repository: repo, Digest: d.String(), Reference: ref.String()}
 	if _, ok := ref.(name.Tag); ok {
 		subj.Tag = ref.Identifier()
 	}
-	var t policy.Target
-	if action == policy.ActionAdmit {
-		t.Kubernetes = &policy.KubernetesTarget{Namespace: target, Workload: policy.Workload{Kind: "Pod", Name: "portcullis-verify"}}
+	var t contract.Target
+	if action == contract.ActionAdmit {
+		t.Kubernetes = &contract.KubernetesTarget{Namespace: target, Workload: contract.Workload{Kind: "Pod", Name: "portcullis-verify"}}
 	} else {
-		t.Registry = &policy.RegistryTarget{Namespace: ns, Repository: target}
+		t.Registry = &contract.RegistryTarget{Namespace: ns, Repository: target}
 	}
-	in := policy.NewInput(action, subj, t, policy.Request{}, ev, nil, time.Now())
+	in := policy.NewInput(action, subj, t, contract.Actor{}, ev, nil, time.Now())
 	dec, err := eng.Eval(ctx, in)
 	if err != nil && dec.Error == "" {
 		dec.Error = err.Error()
@@ -279,7 +280,7 @@ func predicateSummary(p attest.Predicate) string {
 	return ""
 }
 
-func signerString(s *verifier.Signer) string {
+func signerString(s *contract.Signer) string {
 	switch {
 	case s == nil:
 		return "-"

@@ -3,7 +3,7 @@ package auth
 import (
 	"strings"
 
-	"github.com/portcullis-dev/portcullis/policy"
+	"github.com/portcullis-dev/portcullis/policy/contract"
 	"github.com/portcullis-dev/portcullis/registry"
 )
 
@@ -43,11 +43,11 @@ var anonymous = &Principal{Kind: KindAnonymous}
 func (p *Principal) robotName() string { return strings.TrimPrefix(p.Name, RobotPrefix) }
 
 // Identity implements registry.Caller.
-func (p *Principal) Identity() *policy.Identity {
+func (p *Principal) Identity() *contract.Identity {
 	if p.Kind == KindAnonymous {
 		return nil
 	}
-	return &policy.Identity{Name: p.Name, Groups: p.Groups}
+	return &contract.Identity{Name: p.Name, Groups: p.Groups}
 }
 
 // Allowed implements registry.Caller: the grants allow it and, for a
