@@ -1,20 +1,13 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
-	"strings"
 	"time"
-
-	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/portcullis-dev/portcullis/scanner/trivy"
 )
@@ -89,7 +82,7 @@ func dbCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return c.fail(err)
 		}
 		cliLogger(stderr)
-		st, err := importDB(ctx, cfg.Scanner.DB, pos[0], *insecure)
+		st, err := trivy.Import(ctx, cfg.Scanner.DB, pos[0], trivy.ImportOptions{AllowInsecureRegistry: *insecure})
 		if err != nil {
 			return c.fail(err)
 		}
@@ -125,73 +118,6 @@ func dbCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		c.name = "db"
 		return c.usageError("unknown subcommand %q", sub)
 	}
-}
-
-// importDB imports src: an existing file or directory, else an OCI
-// reference to Trivy's DB artifact.
-func importDB(ctx context.Context, dst, src string, insecure bool) (trivy.Status, error) {
-	fi, err := os.Stat(src)
-	if err != nil && looksLikePath(src) {
-		return trivy.Status{}, fmt.Errorf("db import: %w", err)
-	}
-	if err == nil {
-		if fi.IsDir() {
-			return trivy.ImportDir(ctx, dst, src)
-		}
-		f, err := os.Open(src)
-		if err != nil {
-			return trivy.Status{}, err
-		}
-		defer f.Close()
-		return trivy.ImportArchive(ctx, dst, f, src)
-	}
-	var opts []name.Option
-	if insecure {
-		opts = append(opts, name.Insecure)
-	}
-	ref, err := name.ParseReference(src, opts...)
-	if err != nil {
-		return trivy.Status{}, fmt.Errorf("%s is neither a file nor an image reference: %w", src, err)
-	}
-	desc, err := remote.Get(ref, remote.WithContext(ctx))
-	if err != nil {
-		return trivy.Status{}, fmt.Errorf("db import %s: %w", src, err)
-	}
-	m, err := v1.ParseManifest(bytes.NewReader(desc.Manifest))
-	if err != nil {
-		return trivy.Status{}, fmt.Errorf("db import %s: not an OCI manifest: %w", src, err)
-	}
-	if m.Config.MediaType != trivy.MediaTypeDBConfig {
-		return trivy.Status{}, fmt.Errorf("db import %s: config media type %q, want %q: not a Trivy DB artifact", src, m.Config.MediaType, trivy.MediaTypeDBConfig)
-	}
-	var layer *v1.Descriptor
-	for i := range m.Layers {
-		if m.Layers[i].MediaType == trivy.MediaTypeDBLayer {
-			layer = &m.Layers[i]
-			break
-		}
-	}
-	if layer == nil {
-		return trivy.Status{}, fmt.Errorf("db import %s: no layer of type %s", src, trivy.MediaTypeDBLayer)
-	}
-	l, err := remote.Layer(ref.Context().Digest(layer.Digest.String()), remote.WithContext(ctx))
-	if err != nil {
-		return trivy.Status{}, fmt.Errorf("db import %s: %w", src, err)
-	}
-	rc, err := l.Compressed() // verified against the digest as it is read
-	if err != nil {
-		return trivy.Status{}, fmt.Errorf("db import %s: %w", src, err)
-	}
-	defer rc.Close()
-	return trivy.ImportArchive(ctx, dst, rc, ref.Context().Name()+"@"+desc.Digest.String())
-}
-
-// looksLikePath reports whether src names a file rather than an image
-// reference: an absolute or ./ path, or an archive name. Such a source
-// that does not exist is an error, never a download.
-func looksLikePath(src string) bool {
-	return strings.HasPrefix(src, "/") || strings.HasPrefix(src, "./") || strings.HasPrefix(src, "../") ||
-		strings.HasSuffix(src, ".tar.gz") || strings.HasSuffix(src, ".tgz") || strings.HasSuffix(src, ".tar")
 }
 
 // statusJSON is `db status --output json`: the age as a Go duration
