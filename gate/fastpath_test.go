@@ -126,7 +126,7 @@ func TestAdmissionFastPath(t *testing.T) {
 			if len(dec.Input.Evidence.Signatures.ByAuthority["release"]) == 0 || len(dec.Input.Evidence.Provenance) == 0 {
 				t.Fatalf("the VSA's evidence lacks the release signature or the provenance: %+v", dec.Input.Evidence)
 			}
-			refs, err := e.reg.Source().Referrers(t.Context(), "prod/app", d)
+			refs, err := e.reg.Store().Source().Referrers(t.Context(), "prod/app", d)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -26,7 +26,9 @@ import (
 	"github.com/portcullis-dev/portcullis/verifier/source"
 )
 
-// Store is what the gate needs of the registry it guards.
+// Store is what the gate needs of the storage core it guards
+// (*store.Store of package registry/store): reads, and its own artifacts.
+// The gate never calls the HTTP API.
 type Store interface {
 	// Source reads manifests, referrers and blobs in-process.
 	Source() source.Source

@@ -96,12 +96,12 @@ const requireRelease = `{"portcullis":{"config":{"signatures":{"authorities":["r
 
 func newEnv(t testing.TB, prodBundle string, mod func(*gate.Config, *gate.Options)) *env {
 	t.Helper()
-	newRegistry := registrytest.New
+	newStore := registrytest.Store
 	if _, ok := t.(*testing.B); ok {
-		newRegistry = registrytest.OnDisk
+		newStore = registrytest.OnDiskStore
 	}
-	reg, host := newRegistry(t)
-	e := &env{reg: reg, host: host, Registry: vt.Registry{Host: host}, rec: &recorder{}, release: vt.NewKey(t), vsaKey: vt.NewKey(t)}
+	st := newStore(t)
+	e := &env{rec: &recorder{}, release: vt.NewKey(t), vsaKey: vt.NewKey(t)}
 	v, err := verifier.New(verifier.Authority{Name: "release", Keys: []crypto.PublicKey{e.release.Public()}})
 	if err != nil {
 		t.Fatal(err)
@@ -112,7 +112,7 @@ func newEnv(t testing.TB, prodBundle string, mod func(*gate.Config, *gate.Option
 		t.Fatal(err)
 	}
 	cfg := gate.DefaultConfig()
-	o := gate.Options{Store: reg, Verifier: v, Policies: ps, Recorder: e.rec, VSAKey: e.vsaKey}
+	o := gate.Options{Store: st, Verifier: v, Policies: ps, Recorder: e.rec, VSAKey: e.vsaKey}
 	if mod != nil {
 		mod(&cfg, &o)
 	}
@@ -120,7 +120,8 @@ func newEnv(t testing.TB, prodBundle string, mod func(*gate.Config, *gate.Option
 	if e.gate, err = gate.New(cfg, o); err != nil {
 		t.Fatal(err)
 	}
-	reg.SetGate(e.gate)
+	e.reg, e.host = registrytest.Serve(t, st, registry.WithGate(e.gate), registry.WithPromoted(e.gate.Promoted))
+	e.Registry = vt.Registry{Host: e.host}
 	return e
 }
 
@@ -162,7 +163,7 @@ func wantDenied(t *testing.T, err error, want string) {
 
 func (e *env) inProd(t *testing.T, d digest.Digest) bool {
 	t.Helper()
-	repos, err := e.reg.ManifestRepositories(t.Context(), d)
+	repos, err := e.reg.Store().ManifestRepositories(t.Context(), d)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,13 +188,13 @@ func TestPromoteThroughManifestPut(t *testing.T) {
 	}
 	// prod serves the image under its tag, with its evidence and a VSA
 	// signed by the gate's key.
-	got, err := e.reg.Source().Resolve(ctx, "prod/app", "1.0")
+	got, err := e.reg.Store().Source().Resolve(ctx, "prod/app", "1.0")
 	if err != nil || got != d {
 		t.Fatalf("prod/app:1.0 = %s, %v", got, err)
 	}
 	vsaAuthority, _ := verifier.New(verifier.Authority{Name: "portcullis", Keys: []crypto.PublicKey{e.vsaKey.Public()}},
 		verifier.Authority{Name: "release", Keys: []crypto.PublicKey{e.release.Public()}})
-	ev, err := vsaAuthority.Collect(ctx, e.reg.Source(), verifier.Subject{Repository: "prod/app", Digest: d})
+	ev, err := vsaAuthority.Collect(ctx, e.reg.Store().Source(), verifier.Subject{Repository: "prod/app", Digest: d})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -412,7 +413,7 @@ func TestPromotionsAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := ev.Collect(t.Context(), e.reg.Source(), verifier.Subject{Repository: "prod/other", Digest: d})
+	got, err := ev.Collect(t.Context(), e.reg.Store().Source(), verifier.Subject{Repository: "prod/other", Digest: d})
 	if err != nil || len(got.VerifiedBy("release")) != 1 || len(got.Attestations) < 1 {
 		t.Fatalf("prod/other evidence: %+v, %v", got, err)
 	}

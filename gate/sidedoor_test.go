@@ -17,6 +17,7 @@ import (
 	"github.com/portcullis-dev/portcullis/gate"
 	"github.com/portcullis-dev/portcullis/policy/contract"
 	"github.com/portcullis-dev/portcullis/registry"
+	"github.com/portcullis-dev/portcullis/registry/store"
 	"github.com/portcullis-dev/portcullis/verifier/source"
 	vt "github.com/portcullis-dev/portcullis/verifier/verifiertest"
 )
@@ -145,7 +146,7 @@ func TestNoSideDoorIntoProd(t *testing.T) {
 	if err := e.copyTo(t, denied, "2.0"); err == nil {
 		t.Fatal("an unsigned image was promoted")
 	}
-	dm, err := e.reg.Source().Manifest(t.Context(), "prod/app", d)
+	dm, err := e.reg.Store().Source().Manifest(t.Context(), "prod/app", d)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +204,7 @@ func TestNoSideDoorIntoProd(t *testing.T) {
 		}},
 	}
 	tags := []string{"", "1.0", "new", source.CosignTag(d, "sig"), source.CosignTag(d, "att"), source.CosignTag(d, "sbom"),
-		source.CosignTag(denied, "sig"), registry.FallbackTag(d), "sha256-" + d.Encoded() + ".sig.x"}
+		source.CosignTag(denied, "sig"), store.FallbackTag(d), "sha256-" + d.Encoded() + ".sig.x"}
 	for _, b := range bodies {
 		for _, withSubject := range []bool{false, true} {
 			for _, tag := range tags {
@@ -228,7 +229,7 @@ func TestNoSideDoorIntoProd(t *testing.T) {
 					if tag != "" && tag != "1.0" && e.exists(t, "prod/app", tag) {
 						t.Errorf("prod/app has tag %s", tag)
 					}
-					if got, err := e.reg.Source().Resolve(t.Context(), "prod/app", "1.0"); err != nil || got != d {
+					if got, err := e.reg.Store().Source().Resolve(t.Context(), "prod/app", "1.0"); err != nil || got != d {
 						t.Errorf("prod/app:1.0 = %s, %v; want %s", got, err, d)
 					}
 				})
@@ -268,7 +269,7 @@ func TestNoSideDoorIntoProd(t *testing.T) {
 			t.Fatalf("a signature under the .att tag: %d, want 403", status)
 		}
 		md := e.PushKeyBundle(t, e.release, "staging/app", d, vt.Statement(t, d, vt.CosignSign, `{}`))
-		bm, err := e.reg.Source().Manifest(t.Context(), "staging/app", md)
+		bm, err := e.reg.Store().Source().Manifest(t.Context(), "staging/app", md)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -295,7 +296,7 @@ func TestPromotionCarriesOnlyEvidence(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t, policyDir(t, requireRelease, nil), nil)
 			d := e.signed(t, e.release, vt.ProvenanceV1)
-			dm, _ := e.reg.Source().Manifest(t.Context(), "staging/app", d)
+			dm, _ := e.reg.Store().Source().Manifest(t.Context(), "staging/app", d)
 			subject := &ocispec.Descriptor{MediaType: dm.MediaType, Digest: d, Size: int64(len(dm.Content))}
 			// The attacker, with push rights to staging only.
 			img, _ := random.Image(512, 1)
@@ -387,7 +388,7 @@ func TestEvidenceAfterPromotion(t *testing.T) {
 	if err := e.copyTo(t, d, "1.0"); err != nil {
 		t.Fatalf("promotion of a signed image: %v", err)
 	}
-	dm, err := e.reg.Source().Manifest(t.Context(), "prod/app", d)
+	dm, err := e.reg.Store().Source().Manifest(t.Context(), "prod/app", d)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -483,7 +484,7 @@ func TestEvidenceAfterPromotion(t *testing.T) {
 			}
 		})
 	}
-	if got, err := e.reg.Source().Resolve(t.Context(), "prod/app", sigTag); err != nil || !e.exists(t, "prod/app", got.String()) {
+	if got, err := e.reg.Store().Source().Resolve(t.Context(), "prod/app", sigTag); err != nil || !e.exists(t, "prod/app", got.String()) {
 		t.Fatalf("the cosign tag moved or went: %s %v", got, err)
 	}
 	// The blobs never leave prod/app by a mount: into another protected

@@ -1,13 +1,11 @@
 package registry
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
 
-	"github.com/google/uuid"
 	"github.com/opencontainers/go-digest"
 
 	"github.com/portcullis-dev/portcullis/policy/contract"
@@ -27,17 +25,11 @@ type Gate interface {
 	AuthorizeManifest(ctx context.Context, w contract.ManifestWrite) (*contract.Plan, error)
 	// AuthorizePromotion decides on a server-side promotion.
 	AuthorizePromotion(ctx context.Context, from string, d digest.Digest, to, tag string, actor contract.Actor) (*contract.Plan, error)
-	// Promoted is told about every committed plan.
-	Promoted(ctx context.Context, p *contract.Plan)
 	// Refused records a write into a protected repository that the
 	// registry refused without asking AuthorizeManifest (a blob, a
 	// delete), or that failed after the gate allowed it.
 	Refused(ctx context.Context, r contract.Refusal)
 }
-
-// SetGate puts g in front of the protected repositories. Call it before
-// serving; without a gate nothing is protected.
-func (r *Registry) SetGate(g Gate) { r.gate = g }
 
 func (r *Registry) protected(repo string) bool { return r.gate != nil && r.gate.Protected(repo) }
 
@@ -87,7 +79,9 @@ func (r *Registry) carryOut(ctx context.Context, plan *contract.Plan) *regError 
 		return r.refusedAfterPlan(ctx, contract.Refusal{Action: contract.ActionPromote, Repository: plan.From, Digest: plan.Subject,
 			Tag: tag, Target: plan.To, Actor: actor(ctx)}, e)
 	}
-	r.gate.Promoted(ctx, plan)
+	for _, fn := range r.promoted {
+		fn(ctx, plan)
+	}
 	return nil
 }
 
@@ -225,41 +219,4 @@ func (r *Registry) guardDelete(ctx context.Context, repo string, ref Reference) 
 		return e
 	}
 	return nil
-}
-
-// PutArtifact stores blobs and then a manifest into repo, in-process (the
-// gate writes its verification summaries with it). It returns the
-// manifest digest.
-func (r *Registry) PutArtifact(ctx context.Context, repo, mediaType string, manifest []byte, blobs ...[]byte) (digest.Digest, error) {
-	for _, b := range blobs {
-		d := digest.FromBytes(b)
-		id := uuid.NewString()
-		size, err := r.blobs.Commit(ctx, id, d, 0, int64(len(b)), bytes.NewReader(b))
-		if err != nil {
-			_ = r.blobs.Cancel(ctx, id)
-			return "", fmt.Errorf("put artifact blob %s into %s: %w", d, repo, err)
-		}
-		if err := r.linkBlob(ctx, repo, d, size, ordinaryLink); err != nil {
-			return "", err
-		}
-	}
-	m, err := ParseManifest(mediaType, manifest)
-	if err != nil {
-		return "", fmt.Errorf("put artifact into %s: %w", repo, err)
-	}
-	m.Repository, m.Digest = repo, digest.FromBytes(manifest)
-	if err := r.meta.PutManifest(ctx, m, metadata.PutManifestOptions{}); err != nil {
-		return "", err
-	}
-	return m.Digest, nil
-}
-
-// ManifestRepositories implements gate.Store.
-func (r *Registry) ManifestRepositories(ctx context.Context, d digest.Digest) ([]string, error) {
-	return r.meta.ManifestRepositories(ctx, d)
-}
-
-// ManifestParents implements gate.Store.
-func (r *Registry) ManifestParents(ctx context.Context, repo string, d digest.Digest) ([]digest.Digest, error) {
-	return r.meta.ManifestParents(ctx, repo, d)
 }

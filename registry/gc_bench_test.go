@@ -18,6 +18,7 @@ import (
 	"github.com/portcullis-dev/portcullis/registry/metadata"
 	"github.com/portcullis-dev/portcullis/registry/metadata/postgres"
 	"github.com/portcullis-dev/portcullis/registry/metadata/sqlite"
+	"github.com/portcullis-dev/portcullis/registry/store"
 )
 
 // BenchmarkGC10k collects a registry of 10,000 manifests (100
@@ -40,7 +41,7 @@ func BenchmarkGC10k(b *testing.B) {
 		}
 		root := b.TempDir()
 		blobs := blobstore.New(filesystem.New(filesystem.DriverParameters{RootDirectory: root, MaxThreads: 100}), blobstore.WithLocalRoot(root))
-		reg := registry.New(meta, blobs, registry.WithLogger(slog.New(slog.DiscardHandler)))
+		reg := registry.New(store.New(meta, blobs, nil), registry.WithLogger(slog.New(slog.DiscardHandler)))
 		ctx := b.Context()
 		layer := make([]byte, 4096)
 		for i := range manifests {
@@ -64,7 +65,7 @@ func BenchmarkGC10k(b *testing.B) {
 			if i%2 == 0 {
 				tag = fmt.Sprintf("t%d", i)
 			}
-			pm, err := registry.ParseManifest("application/vnd.oci.image.manifest.v1+json", m)
+			pm, err := store.ParseManifest("application/vnd.oci.image.manifest.v1+json", m)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -31,6 +31,7 @@ import (
 	"github.com/portcullis-dev/portcullis/registry/metadata/postgres"
 	"github.com/portcullis-dev/portcullis/registry/metadata/sqlite"
 	"github.com/portcullis-dev/portcullis/registry/registrytest"
+	"github.com/portcullis-dev/portcullis/registry/store"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
@@ -64,7 +65,7 @@ type gcHarness struct {
 func newGCHarness(t *testing.T, meta metadata.Store) *gcHarness {
 	root := t.TempDir()
 	blobs := blobstore.New(filesystem.New(filesystem.DriverParameters{RootDirectory: root, MaxThreads: 100}), blobstore.WithLocalRoot(root))
-	reg := registry.New(meta, blobs, registry.WithLogger(slog.New(slog.DiscardHandler)))
+	reg := registry.New(store.New(meta, blobs, nil), registry.WithLogger(slog.New(slog.DiscardHandler)))
 	srv := httptest.NewServer(reg)
 	t.Cleanup(srv.Close)
 	return &gcHarness{reg: reg, host: strings.TrimPrefix(srv.URL, "http://"), blobs: blobs}

@@ -21,6 +21,7 @@ import (
 	"github.com/portcullis-dev/portcullis/registry"
 	"github.com/portcullis-dev/portcullis/registry/blobstore"
 	"github.com/portcullis-dev/portcullis/registry/metadata/sqlite"
+	"github.com/portcullis-dev/portcullis/registry/store"
 	"github.com/portcullis-dev/portcullis/verifier/source"
 )
 
@@ -39,7 +40,7 @@ func TestManifestPushedHook(t *testing.T) {
 		mu     sync.Mutex
 		events []pushEvent
 	)
-	reg := registry.New(meta, blobstore.New(inmemory.New()),
+	reg := registry.New(store.New(meta, blobstore.New(inmemory.New()), nil),
 		registry.WithLogger(slog.New(slog.DiscardHandler)),
 		registry.WithManifestPushed(func(ctx context.Context, repo string, d digest.Digest) {
 			mu.Lock()
@@ -112,7 +113,7 @@ func TestManifestPushedHook(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rc, err := reg.OpenBlob(t.Context(), "staging/app", digest.Digest(ld.String()))
+	rc, err := reg.Store().OpenBlob(t.Context(), "staging/app", digest.Digest(ld.String()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +125,7 @@ func TestManifestPushedHook(t *testing.T) {
 	if got := digest.FromBytes(b); got.String() != ld.String() {
 		t.Fatalf("OpenBlob content digest %s, want %s", got, ld)
 	}
-	if _, err := reg.OpenBlob(t.Context(), "other/repo", digest.Digest(ld.String())); !errors.Is(err, source.ErrNotFound) {
+	if _, err := reg.Store().OpenBlob(t.Context(), "other/repo", digest.Digest(ld.String())); !errors.Is(err, source.ErrNotFound) {
 		t.Fatalf("OpenBlob from a repository without the blob: %v, want ErrNotFound", err)
 	}
 }

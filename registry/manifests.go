@@ -11,6 +11,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/portcullis-dev/portcullis/registry/metadata"
+	"github.com/portcullis-dev/portcullis/registry/store"
 )
 
 // resolve turns a reference into a digest in repository name.
@@ -95,15 +96,15 @@ func (r *Registry) putManifest(w http.ResponseWriter, req *http.Request, rt rout
 	if e != nil {
 		return e
 	}
-	if req.ContentLength > MaxManifestSize {
-		return newError(http.StatusRequestEntityTooLarge, codeSizeInvalid, "manifest is %d bytes, over the %d byte limit", req.ContentLength, MaxManifestSize)
+	if req.ContentLength > store.MaxManifestSize {
+		return newError(http.StatusRequestEntityTooLarge, codeSizeInvalid, "manifest is %d bytes, over the %d byte limit", req.ContentLength, store.MaxManifestSize)
 	}
-	body, err := io.ReadAll(io.LimitReader(req.Body, MaxManifestSize+1))
+	body, err := io.ReadAll(io.LimitReader(req.Body, store.MaxManifestSize+1))
 	if err != nil {
 		return newError(http.StatusBadRequest, codeManifestInvalid, "reading manifest: %v", err)
 	}
-	if len(body) > MaxManifestSize {
-		return newError(http.StatusRequestEntityTooLarge, codeSizeInvalid, "manifest is over the %d byte limit", MaxManifestSize)
+	if len(body) > store.MaxManifestSize {
+		return newError(http.StatusRequestEntityTooLarge, codeSizeInvalid, "manifest is over the %d byte limit", store.MaxManifestSize)
 	}
 	ct := req.Header.Get("Content-Type")
 	if ct != "" {
@@ -111,7 +112,7 @@ func (r *Registry) putManifest(w http.ResponseWriter, req *http.Request, rt rout
 			ct = mt
 		}
 	}
-	m, err := ParseManifest(ct, body)
+	m, err := store.ParseManifest(ct, body)
 	if err != nil {
 		return newError(http.StatusBadRequest, codeManifestInvalid, "%v", err)
 	}

@@ -23,7 +23,6 @@ type panickyGate struct{}
 
 func (panickyGate) Protected(repo string) bool                { return strings.HasPrefix(repo, "prod/") }
 func (panickyGate) MutableTags(string) bool                   { return false }
-func (panickyGate) Promoted(context.Context, *contract.Plan)  {}
 func (panickyGate) Refused(context.Context, contract.Refusal) {}
 func (panickyGate) AuthorizeManifest(context.Context, contract.ManifestWrite) (*contract.Plan, error) {
 	panic("the gate exploded")
@@ -38,8 +37,7 @@ func (panickyGate) AuthorizePromotion(context.Context, string, digest.Digest, st
 // 500 with the OCI error JSON, nothing is written, and the registry keeps
 // serving.
 func TestHandlerPanicIs500(t *testing.T) {
-	reg, host := registrytest.New(t)
-	reg.SetGate(panickyGate{})
+	reg, host := registrytest.Serve(t, registrytest.Store(t), registry.WithGate(panickyGate{}))
 	img, err := random.Image(256, 1)
 	if err != nil {
 		t.Fatal(err)

@@ -12,12 +12,15 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/portcullis-dev/portcullis/internal/panics"
+	"github.com/portcullis-dev/portcullis/policy/contract"
 	"github.com/portcullis-dev/portcullis/registry/blobstore"
 	"github.com/portcullis-dev/portcullis/registry/metadata"
+	"github.com/portcullis-dev/portcullis/registry/store"
 )
 
 // Registry is an http.Handler for the /v2/ API.
 type Registry struct {
+	store  *store.Store
 	meta   metadata.Store
 	blobs  *blobstore.Store
 	log    *slog.Logger
@@ -25,6 +28,7 @@ type Registry struct {
 	// uploaded are WithUploadFinished's functions.
 	uploaded []func(ctx context.Context, repo string, d digest.Digest, size int64, took time.Duration)
 	gate     Gate
+	promoted []func(ctx context.Context, p *contract.Plan)
 	quota    Quota
 }
 
@@ -51,14 +55,31 @@ func WithUploadFinished(fn func(ctx context.Context, repo string, d digest.Diges
 	return func(r *Registry) { r.uploaded = append(r.uploaded, fn) }
 }
 
-// New returns a registry serving meta and blobs.
-func New(meta metadata.Store, blobs *blobstore.Store, opts ...Option) *Registry {
-	r := &Registry{meta: meta, blobs: blobs, log: slog.Default()}
+// WithGate puts g in front of the protected repositories; without a gate
+// nothing is protected.
+func WithGate(g Gate) Option { return func(r *Registry) { r.gate = g } }
+
+// WithPromoted calls fn after each promotion has been committed (the
+// images, their evidence and tags are then readable in the target), with
+// the plan the gate allowed: the post-commit step that attaches the gate's
+// verification summary (gate.Gate.Promoted). It runs in the request's
+// goroutine before the response is written.
+func WithPromoted(fn func(ctx context.Context, p *contract.Plan)) Option {
+	return func(r *Registry) { r.promoted = append(r.promoted, fn) }
+}
+
+// New returns the HTTP API over the storage core s. It is built last:
+// the gate and the hooks it calls are built on s first and passed in.
+func New(s *store.Store, opts ...Option) *Registry {
+	r := &Registry{store: s, meta: s.Metadata(), blobs: s.Blobs(), log: slog.Default()}
 	for _, o := range opts {
 		o(r)
 	}
 	return r
 }
+
+// Store is the storage core the API serves.
+func (r *Registry) Store() *store.Store { return r.store }
 
 // route is a parsed /v2/ path.
 type route struct {

@@ -28,6 +28,7 @@ import (
 	"github.com/portcullis-dev/portcullis/registry"
 	"github.com/portcullis-dev/portcullis/registry/blobstore"
 	"github.com/portcullis-dev/portcullis/registry/metadata/sqlite"
+	"github.com/portcullis-dev/portcullis/registry/store"
 )
 
 const mediaTypeDockerManifest = "application/vnd.docker.distribution.manifest.v2+json"
@@ -47,7 +48,7 @@ func newAPIHarness(t *testing.T) *apiHarness {
 	}
 	t.Cleanup(func() { meta.Close() })
 	blobs := blobstore.New(inmemory.New())
-	srv := httptest.NewServer(registry.New(meta, blobs, registry.WithLogger(slog.New(slog.DiscardHandler))))
+	srv := httptest.NewServer(registry.New(store.New(meta, blobs, nil), registry.WithLogger(slog.New(slog.DiscardHandler))))
 	t.Cleanup(srv.Close)
 	return &apiHarness{srv: srv, blobs: blobs}
 }
@@ -431,10 +432,10 @@ func TestAPIManifestTooLarge(t *testing.T) {
 		chunked bool // no Content-Length: the server finds out while reading
 		status  int
 	}{
-		{"one byte over, with Content-Length", registry.MaxManifestSize + 1, false, http.StatusRequestEntityTooLarge},
-		{"one byte over, chunked", registry.MaxManifestSize + 1, true, http.StatusRequestEntityTooLarge},
-		{"far over, chunked", 3 * registry.MaxManifestSize, true, http.StatusRequestEntityTooLarge},
-		{"exactly the limit", registry.MaxManifestSize, false, http.StatusCreated},
+		{"one byte over, with Content-Length", store.MaxManifestSize + 1, false, http.StatusRequestEntityTooLarge},
+		{"one byte over, chunked", store.MaxManifestSize + 1, true, http.StatusRequestEntityTooLarge},
+		{"far over, chunked", 3 * store.MaxManifestSize, true, http.StatusRequestEntityTooLarge},
+		{"exactly the limit", store.MaxManifestSize, false, http.StatusCreated},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -917,7 +918,7 @@ func TestAPIReferrersFallbackTag(t *testing.T) {
 		MediaType: ocispec.MediaTypeImageIndex,
 		Manifests: []ocispec.Descriptor{modern, old}, // modern twice: from the API and here
 	}
-	tag := registry.FallbackTag(subject.Digest)
+	tag := store.FallbackTag(subject.Digest)
 	if tag != "sha256-"+subject.Digest.Encoded() {
 		t.Fatalf("FallbackTag = %q, want sha256-<hex>", tag)
 	}

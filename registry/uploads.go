@@ -130,27 +130,9 @@ func (r *Registry) blobCreated(ctx context.Context, w http.ResponseWriter, name 
 	return nil
 }
 
-// linkBlob links stored blob d into repo, then checks that its bytes are
-// still there: garbage collection may have deleted a blob nobody linked
-// just as this upload stored it again (metadata.Collector). Then the link
-// is undone and the caller fails; nothing is acknowledged without bytes.
+// linkBlob links stored blob d into repo as link says (store.LinkBlob).
 func (r *Registry) linkBlob(ctx context.Context, repo string, d digest.Digest, size int64, link blobLink) error {
-	linkFn := r.meta.LinkBlob
-	if link == evidenceLink {
-		eb, ok := r.meta.(metadata.EvidenceBlobs)
-		if !ok {
-			return errors.New("the metadata store cannot link blobs for evidence only")
-		}
-		linkFn = eb.LinkEvidenceBlob
-	}
-	if err := linkFn(ctx, repo, d, size); err != nil {
-		return err
-	}
-	if _, err := r.blobs.Stat(ctx, d); err != nil {
-		uerr := r.meta.UnlinkBlob(ctx, repo, d)
-		return errors.Join(fmt.Errorf("blob %s was collected while it was stored again, upload it again: %w", d, err), uerr)
-	}
-	return nil
+	return r.store.LinkBlob(ctx, repo, d, size, link == evidenceLink)
 }
 
 func (r *Registry) uploadAccepted(w http.ResponseWriter, name, id string, size int64) {

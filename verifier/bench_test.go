@@ -41,7 +41,7 @@ func (s *countingSource) Blob(ctx context.Context, repo string, d digest.Digest)
 // benchCollect measures Collect from the in-process source and reports
 // the p50 and p99 latency and the registry reads per collection.
 func benchCollect(b *testing.B, v *verifier.Verifier, f *fixture, repo string, d digest.Digest, wantSigs, wantAtts int) {
-	src := &countingSource{Source: f.reg.Source()}
+	src := &countingSource{Source: f.reg.Store().Source()}
 	subj := verifier.Subject{Repository: repo, Digest: d}
 	ev, err := v.Collect(context.Background(), src, subj)
 	if err != nil {

@@ -174,7 +174,7 @@ func TestCollectRecoversPanics(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, method := range []string{"Blob", "Referrers"} {
-		ev, err := v.Collect(t.Context(), panickingSource{Source: f.reg.Source(), method: method}, verifier.Subject{Repository: "app", Digest: d})
+		ev, err := v.Collect(t.Context(), panickingSource{Source: f.reg.Store().Source(), method: method}, verifier.Subject{Repository: "app", Digest: d})
 		var pe *panics.Error
 		if ev != nil || !errors.As(err, &pe) || pe.Where != "verifier.Collect" {
 			t.Fatalf("%s panics: Collect = %v, %v; want no evidence and a recovered panic", method, ev, err)

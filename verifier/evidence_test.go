@@ -20,7 +20,7 @@ import (
 func (f *fixture) collectBoth(t *testing.T, v *verifier.Verifier, repo string, d digest.Digest) *verifier.Evidence {
 	t.Helper()
 	subj := verifier.Subject{Repository: repo, Digest: d}
-	local, err := v.Collect(context.Background(), f.reg.Source(), subj)
+	local, err := v.Collect(context.Background(), f.reg.Store().Source(), subj)
 	if err != nil {
 		t.Fatalf("local Collect: %v", err)
 	}

@@ -111,7 +111,7 @@ func TestTagSchemeSignatures(t *testing.T) {
 			for _, src := range []struct {
 				name string
 				s    source.Source
-			}{{"local", f.reg.Source()}, {"remote", source.NewRemote(f.Host)}} {
+			}{{"local", f.reg.Store().Source()}, {"remote", source.NewRemote(f.Host)}} {
 				ev, err := v.Collect(ctx, src.s, verifier.Subject{Repository: repo, Digest: d})
 				if err != nil {
 					t.Fatalf("%s: Collect: %v", src.name, err)
@@ -190,17 +190,17 @@ func TestCollectCouldNotCheck(t *testing.T) {
 	}
 	subj := verifier.Subject{Repository: "app", Digest: d}
 	for _, method := range []string{"Resolve", "Manifest", "Referrers", "Blob"} {
-		ev, err := v.Collect(ctx, failingSource{Source: f.reg.Source(), fail: method}, subj)
+		ev, err := v.Collect(ctx, failingSource{Source: f.reg.Store().Source(), fail: method}, subj)
 		if !errors.Is(err, errBackend) || ev != nil {
 			t.Errorf("%s failing: Collect = %v, %v; want no evidence and the source's error", method, ev, err)
 		}
 	}
 	ctx2, cancel := context.WithCancel(ctx)
 	cancel()
-	if _, err := v.Collect(ctx2, f.reg.Source(), subj); !errors.Is(err, context.Canceled) {
+	if _, err := v.Collect(ctx2, f.reg.Store().Source(), subj); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled context: Collect error = %v", err)
 	}
-	if _, err := v.Collect(ctx, f.reg.Source(), verifier.Subject{Repository: "app", Digest: "sha256:short"}); err == nil {
+	if _, err := v.Collect(ctx, f.reg.Store().Source(), verifier.Subject{Repository: "app", Digest: "sha256:short"}); err == nil {
 		t.Fatal("Collect accepted a malformed digest")
 	}
 }

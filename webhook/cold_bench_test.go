@@ -22,6 +22,7 @@ import (
 
 	"github.com/portcullis-dev/portcullis/gate"
 	"github.com/portcullis-dev/portcullis/policy"
+	"github.com/portcullis-dev/portcullis/registry"
 	"github.com/portcullis-dev/portcullis/registry/registrytest"
 	"github.com/portcullis-dev/portcullis/verifier"
 	vt "github.com/portcullis-dev/portcullis/verifier/verifiertest"
@@ -38,8 +39,7 @@ type coldEnv struct {
 }
 
 func newColdEnv(b *testing.B) *coldEnv {
-	reg, host := registrytest.OnDisk(b)
-	vr := vt.Registry{Host: host}
+	st := registrytest.OnDiskStore(b)
 	key := vt.NewKey(b)
 	v, err := verifier.New(verifier.Authority{Name: "release", Keys: []crypto.PublicKey{key.Public()}})
 	if err != nil {
@@ -55,13 +55,14 @@ func newColdEnv(b *testing.B) *coldEnv {
 	if err != nil {
 		b.Fatal(err)
 	}
-	e := &coldEnv{mapResolver: mapResolver{}, opts: gate.Options{Store: reg, Verifier: v, Policies: ps,
+	e := &coldEnv{mapResolver: mapResolver{}, opts: gate.Options{Store: st, Verifier: v, Policies: ps,
 		VSAKey: vt.NewKey(b), Logger: slog.New(slog.DiscardHandler)}}
 	g, err := gate.New(gate.DefaultConfig(), e.opts)
 	if err != nil {
 		b.Fatal(err)
 	}
-	reg.SetGate(g)
+	_, host := registrytest.Serve(b, st, registry.WithGate(g), registry.WithPromoted(g.Promoted))
+	vr := vt.Registry{Host: host}
 	var containers []map[string]string
 	for i := range 5 {
 		d := vr.PushImage(b, "staging/app", fmt.Sprint(i))

@@ -65,7 +65,7 @@ func TestRealGate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := gate.New(gate.DefaultConfig(), gate.Options{Store: reg, Verifier: v, Policies: ps, Logger: slog.New(slog.DiscardHandler)})
+	g, err := gate.New(gate.DefaultConfig(), gate.Options{Store: reg.Store(), Verifier: v, Policies: ps, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/portcullis-dev/portcullis/gate"
 	"github.com/portcullis-dev/portcullis/policy"
 	"github.com/portcullis-dev/portcullis/policy/contract"
+	"github.com/portcullis-dev/portcullis/registry"
 	"github.com/portcullis-dev/portcullis/registry/registrytest"
 	"github.com/portcullis-dev/portcullis/scanner"
 	"github.com/portcullis-dev/portcullis/verifier"
@@ -143,8 +144,7 @@ deny contains "mallory admits nothing" if {
 // without a cache. The gate's own answers for promotions are compared the
 // same way.
 func TestFastPathProperty(t *testing.T) {
-	reg, host := registrytest.New(t)
-	vr := vt.Registry{Host: host}
+	st := registrytest.Store(t)
 	release := vt.NewKey(t)
 	vsaKey := vt.NewKey(t)
 	trust := func(k *ecdsa.PrivateKey) *verifier.Verifier {
@@ -177,12 +177,13 @@ func TestFastPathProperty(t *testing.T) {
 	// rules apply to admissions only, so the promotion passes on the
 	// release signature.
 	referencesForAdmission := `{"portcullis":{"config":{"signatures":{"authorities":["release"]},"references":{}}}}`
-	promoter, err := gate.New(gate.DefaultConfig(), gate.Options{Store: reg, Verifier: trust(release), VSAKey: vsaKey, Logger: quiet,
+	promoter, err := gate.New(gate.DefaultConfig(), gate.Options{Store: st, Verifier: trust(release), VSAKey: vsaKey, Logger: quiet,
 		Policies: bundle(referencesForAdmission, false)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg.SetGate(promoter)
+	_, host := registrytest.Serve(t, st, registry.WithGate(promoter), registry.WithPromoted(promoter.Promoted))
+	vr := vt.Registry{Host: host}
 	tags := tagResolver{}
 	type image struct{ repo, tag string }
 	var images []image
@@ -253,12 +254,12 @@ func TestFastPathProperty(t *testing.T) {
 			}{{"release key", release}, {"release key replaced, a CVE found in 1.0", vt.NewKey(t)}} {
 				scan.phase.Store(int32(phase))
 				v := trust(key.k)
-				fg, err := gate.New(gate.DefaultConfig(), gate.Options{Store: reg, Verifier: v, Policies: ps, Scanner: scan, VSAKey: vsaKey, Recorder: fastRec, Logger: quiet})
+				fg, err := gate.New(gate.DefaultConfig(), gate.Options{Store: st, Verifier: v, Policies: ps, Scanner: scan, VSAKey: vsaKey, Recorder: fastRec, Logger: quiet})
 				if err != nil {
 					t.Fatal(err)
 				}
 				fast.g.Store(fg)
-				full, err := gate.New(gate.DefaultConfig(), gate.Options{Store: reg, Verifier: v, Policies: ps, Scanner: scan, Logger: quiet})
+				full, err := gate.New(gate.DefaultConfig(), gate.Options{Store: st, Verifier: v, Policies: ps, Scanner: scan, Logger: quiet})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -286,7 +287,7 @@ func TestFastPathProperty(t *testing.T) {
 				// webhook's cache, after the scan of 1.0 changed under
 				// the same trust: the VSA carries no scan.
 				if phase == 0 {
-					v2, err := gate.New(gate.DefaultConfig(), gate.Options{Store: reg, Verifier: v, Policies: ps, Scanner: scan, VSAKey: vsaKey, Recorder: fastRec, Logger: quiet})
+					v2, err := gate.New(gate.DefaultConfig(), gate.Options{Store: st, Verifier: v, Policies: ps, Scanner: scan, VSAKey: vsaKey, Recorder: fastRec, Logger: quiet})
 					if err != nil {
 						t.Fatal(err)
 					}

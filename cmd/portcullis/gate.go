@@ -11,7 +11,7 @@ import (
 	"github.com/portcullis-dev/portcullis/gate"
 	"github.com/portcullis-dev/portcullis/internal/keyfile"
 	"github.com/portcullis-dev/portcullis/policy"
-	"github.com/portcullis-dev/portcullis/registry"
+	"github.com/portcullis-dev/portcullis/registry/store"
 	"github.com/portcullis-dev/portcullis/verifier"
 	"github.com/portcullis-dev/portcullis/verifier/source"
 )
@@ -70,8 +70,9 @@ func policyConfig(cfg *Config) (policy.Config, error) {
 		Sets: []policy.SetConfig{{Name: "protected", Registry: &policy.RegistryMatch{Prefixes: prefixes}, Bundle: dir}}}, nil
 }
 
-// newGate builds the gate in front of reg's protected namespaces.
-func newGate(ctx context.Context, cfg *Config, reg *registry.Registry, v *verifier.Verifier, sc gate.Scanner, rec gate.Recorder, remote func(string) (source.Source, error), images policy.ImageSource, log *slog.Logger) (*gate.Gate, *policy.Set, error) {
+// newGate builds the gate over the storage core; the registry's API puts
+// it in front of the protected namespaces.
+func newGate(ctx context.Context, cfg *Config, core *store.Store, v *verifier.Verifier, sc gate.Scanner, rec gate.Recorder, remote func(string) (source.Source, error), images policy.ImageSource, log *slog.Logger) (*gate.Gate, *policy.Set, error) {
 	pc, err := policyConfig(cfg)
 	if err != nil {
 		return nil, nil, err
@@ -84,10 +85,9 @@ func newGate(ctx context.Context, cfg *Config, reg *registry.Registry, v *verifi
 	if err != nil {
 		return nil, nil, err
 	}
-	g, err := gate.New(cfg.Gate, gate.Options{Store: reg, Verifier: v, Policies: ps, Scanner: sc, Recorder: rec, VSAKey: key, Remote: remote, Logger: log})
+	g, err := gate.New(cfg.Gate, gate.Options{Store: core, Verifier: v, Policies: ps, Scanner: sc, Recorder: rec, VSAKey: key, Remote: remote, Logger: log})
 	if err != nil {
 		return nil, nil, err
 	}
-	reg.SetGate(g)
 	return g, ps, nil
 }

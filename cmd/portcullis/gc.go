@@ -14,6 +14,7 @@ import (
 
 	"github.com/portcullis-dev/portcullis/audit"
 	"github.com/portcullis-dev/portcullis/registry"
+	"github.com/portcullis-dev/portcullis/registry/store"
 )
 
 // GCConfig is the "gc" section of portcullis.yaml (docs/scale-out.md).
@@ -210,7 +211,7 @@ func collectOnce(ctx context.Context, c *command, configPath, data string, dryRu
 		}
 		defer decisions.Close()
 	}
-	reg := registry.New(meta, blobs)
+	reg := registry.New(store.New(meta, blobs, nil))
 	rep, err := reg.CollectGarbage(ctx, cfg.GC.options(decisions, dryRun))
 	if err != nil {
 		return fmt.Errorf("gc: %w", err)

@@ -19,7 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/portcullis-dev/portcullis/policy/contract"
-	"github.com/portcullis-dev/portcullis/registry"
+	"github.com/portcullis-dev/portcullis/registry/store"
 	"github.com/portcullis-dev/portcullis/scanner"
 	"github.com/portcullis-dev/portcullis/scanner/trivy"
 )
@@ -63,27 +63,27 @@ type scanOnPush struct {
 	s        *trivy.Scanner
 }
 
-// startScanning builds the scanner and its queue over reg. The returned
-// hook is registered on the registry before the queue exists, so it is
-// given the queue here, before the server serves.
-func startScanning(cfg ScannerConfig, reg *registry.Registry, h *scanOnPush, log *slog.Logger, metrics prometheus.Registerer) error {
+// startScanning builds the scanner and its queue over the storage core
+// (the queue reads images in-process); its pushed method is the API's
+// manifest-pushed hook.
+func startScanning(cfg ScannerConfig, core *store.Store, log *slog.Logger, metrics prometheus.Registerer) (*scanOnPush, error) {
 	s, err := trivy.New(trivy.Options{DBDir: cfg.DB, MaxAge: time.Duration(cfg.MaxAge), Logger: log})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	q, err := scanner.NewQueue(s, registryContent{reg}, scanner.QueueOptions{
+	q, err := scanner.NewQueue(s, storeContent{core}, scanner.QueueOptions{
 		Workers: cfg.Workers, Size: cfg.QueueSize, Logger: log, Registerer: metrics,
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	h.prefixes, h.log, h.q, h.s = *cfg.ScanOnPush, log, q, s
+	h := &scanOnPush{prefixes: *cfg.ScanOnPush, log: log, q: q, s: s}
 	if info, err := s.DBInfo(context.Background()); err != nil {
 		log.Warn("vulnerability scans will fail until a database is imported", "db", cfg.DB, "err", err)
 	} else {
 		log.Info("vulnerability database", "db", cfg.DB, "builtAt", info.BuiltAt, "source", info.Source, "digest", info.Digest)
 	}
-	return nil
+	return h, nil
 }
 
 // pushed is the registry's manifest-pushed hook.
@@ -115,19 +115,19 @@ func (h *scanOnPush) stop(ctx context.Context) {
 	}
 }
 
-// registryContent reads images in-process from the registry's stores.
-type registryContent struct{ r *registry.Registry }
+// storeContent reads images in-process from the storage core.
+type storeContent struct{ s *store.Store }
 
-func (c registryContent) Manifest(ctx context.Context, repo string, d digest.Digest) (string, []byte, error) {
-	m, err := c.r.Source().Manifest(ctx, repo, d)
+func (c storeContent) Manifest(ctx context.Context, repo string, d digest.Digest) (string, []byte, error) {
+	m, err := c.s.Source().Manifest(ctx, repo, d)
 	if err != nil {
 		return "", nil, err
 	}
 	return m.MediaType, m.Content, nil
 }
 
-func (c registryContent) OpenBlob(ctx context.Context, repo string, d digest.Digest) (io.ReadCloser, error) {
-	return c.r.OpenBlob(ctx, repo, d)
+func (c storeContent) OpenBlob(ctx context.Context, repo string, d digest.Digest) (io.ReadCloser, error) {
+	return c.s.OpenBlob(ctx, repo, d)
 }
 
 const scanUsage = `usage: portcullis scan [flags] IMAGE

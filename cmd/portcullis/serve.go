@@ -22,6 +22,7 @@ import (
 	"github.com/portcullis-dev/portcullis/internal/httpmetrics"
 	"github.com/portcullis-dev/portcullis/registry"
 	"github.com/portcullis-dev/portcullis/registry/auth"
+	"github.com/portcullis-dev/portcullis/registry/store"
 )
 
 const serveUsage = `usage: portcullis serve [--config FILE] [--addr ADDR] [--data DIR] [--webhook-addr ADDR] [--insecure-no-auth] [--webhook-insecure-no-auth]
@@ -101,17 +102,11 @@ func serve(ctx context.Context, stderr io.Writer, flags serveFlags) error {
 	if err != nil {
 		return err
 	}
-	scans := &scanOnPush{}
-	regOpts := []registry.Option{registry.WithLogger(log), registry.WithManifestPushed(scans.pushed), uploadMetrics}
-	quotas, err := newQuotas(cfg, meta)
+	// The storage core first; the scanner and the gate are built on it,
+	// and the HTTP API last, with them passed in.
+	core := store.New(meta, blobs, log)
+	scans, err := startScanning(cfg.Scanner, core, log, metrics)
 	if err != nil {
-		return err
-	}
-	if quotas != nil {
-		regOpts = append(regOpts, registry.WithQuota(quotas))
-	}
-	reg := registry.New(meta, blobs, regOpts...)
-	if err := startScanning(cfg.Scanner, reg, scans, log, metrics); err != nil {
 		return err
 	}
 	verifier, err := cfg.Trust.newVerifier(ctx)
@@ -141,11 +136,6 @@ func serve(ctx context.Context, stderr io.Writer, flags serveFlags) error {
 	background.Go(func() {
 		leaderDB(meta).Lead(bgCtx, "audit checkpoints", 5*time.Second, log, func(ctx context.Context) { _ = decisions.Run(ctx) })
 	})
-	if cfg.GC.Interval > 0 {
-		background.Go(func() {
-			leaderDB(meta).Lead(bgCtx, "gc", 5*time.Second, log, func(ctx context.Context) { runGC(ctx, reg, cfg.GC, decisions, gcMetrics, log) })
-		})
-	}
 	defer func() {
 		stopBackground()
 		background.Wait()
@@ -176,13 +166,28 @@ func serve(ctx context.Context, stderr io.Writer, flags serveFlags) error {
 	// oci:// bundles of this registry are read from its store, others
 	// over the network (docs/policies.md).
 	gc := gate.Config{Staging: cfg.Gate.Staging, Protected: cfg.Gate.Protected}
-	images := &bundleImages{local: localHosts(cfg.Addr), store: reg.Source(), protected: gc.IsProtected, remotes: remotes}
-	g, policies, err := newGate(ctx, cfg, reg, verifier, gateScans, recorder, remotes.source, images, log)
+	images := &bundleImages{local: localHosts(cfg.Addr), store: core.Source(), protected: gc.IsProtected, remotes: remotes}
+	g, policies, err := newGate(ctx, cfg, core, verifier, gateScans, recorder, remotes.source, images, log)
 	if err != nil {
 		return err
 	}
+	regOpts := []registry.Option{registry.WithLogger(log), registry.WithManifestPushed(scans.pushed), uploadMetrics,
+		registry.WithGate(g), registry.WithPromoted(g.Promoted)}
+	quotas, err := newQuotas(cfg, meta)
+	if err != nil {
+		return err
+	}
+	if quotas != nil {
+		regOpts = append(regOpts, registry.WithQuota(quotas))
+	}
+	reg := registry.New(core, regOpts...)
+	if cfg.GC.Interval > 0 {
+		background.Go(func() {
+			leaderDB(meta).Lead(bgCtx, "gc", 5*time.Second, log, func(ctx context.Context) { runGC(ctx, reg, cfg.GC, decisions, gcMetrics, log) })
+		})
+	}
 	if cfg.Webhook.Addr != "" {
-		stopWebhook, err := startWebhook(ctx, cfg, cfg.Addr, reg, remotes, g, decisions, tr, metrics, log)
+		stopWebhook, err := startWebhook(ctx, cfg, cfg.Addr, core, remotes, g, decisions, tr, metrics, log)
 		if err != nil {
 			return err
 		}

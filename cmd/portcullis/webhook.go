@@ -26,7 +26,7 @@ import (
 
 	"github.com/portcullis-dev/portcullis/audit"
 	"github.com/portcullis-dev/portcullis/gate"
-	"github.com/portcullis-dev/portcullis/registry"
+	"github.com/portcullis-dev/portcullis/registry/store"
 	"github.com/portcullis-dev/portcullis/verifier/source"
 	"github.com/portcullis-dev/portcullis/webhook"
 )
@@ -203,7 +203,7 @@ type RemoteRegistry struct {
 // and those of the configured other registries remotely; images of any
 // other registry are refused (fail closed).
 type imageResolver struct {
-	reg     *registry.Registry
+	store   *store.Store
 	local   map[string]bool
 	remotes remoteRegistries
 }
@@ -251,7 +251,7 @@ func (r *imageResolver) Resolve(ctx context.Context, image string) (webhook.Loca
 	var src source.Source
 	switch {
 	case r.local[host]:
-		src = r.reg.Source()
+		src = r.store.Source()
 	case r.remotes[host] != nil:
 		src, loc.Registry = r.remotes[host], host
 	default:
@@ -297,9 +297,9 @@ func (f keychainFunc) Resolve(r authn.Resource) (authn.Authenticator, error) { r
 
 // startWebhook serves the admission webhook over TLS until ctx ends; the
 // returned function shuts it down.
-func startWebhook(ctx context.Context, cfg *Config, registryAddr string, reg *registry.Registry, remotes remoteRegistries, g *gate.Gate, decisions *audit.Log, tr *tracer, metrics prometheus.Registerer, log *slog.Logger) (func(context.Context) error, error) {
+func startWebhook(ctx context.Context, cfg *Config, registryAddr string, core *store.Store, remotes remoteRegistries, g *gate.Gate, decisions *audit.Log, tr *tracer, metrics prometheus.Registerer, log *slog.Logger) (func(context.Context) error, error) {
 	wc := cfg.Webhook
-	resolver := &imageResolver{reg: reg, local: localHosts(registryAddr), remotes: remotes}
+	resolver := &imageResolver{store: core, local: localHosts(registryAddr), remotes: remotes}
 	auth, err := webhook.NewAuth(wc.Auth)
 	if err != nil {
 		return nil, err

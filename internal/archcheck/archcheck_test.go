@@ -1,6 +1,7 @@
 package archcheck
 
 import (
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -77,6 +78,7 @@ type pkgInfo struct {
 // listPackages lists the module's packages with their non-test imports.
 func listPackages(t *testing.T) map[string]*pkgInfo {
 	t.Helper()
+	trackSources(t, filepath.Join("..", ".."))
 	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}}|{{join .Imports " "}}|{{join .Deps " "}}`, Module+"/...").Output()
 	if err != nil {
 		t.Fatalf("go list: %v", err)
@@ -101,6 +103,29 @@ func listPackages(t *testing.T) map[string]*pkgInfo {
 		t.Fatalf("go list found %d packages", len(pkgs))
 	}
 	return pkgs
+}
+
+// trackSources reads the module's directories, go.mod and non-test Go
+// files, so that go test's cache, which records the files a test opens
+// but not what a `go list` child reads, reruns this test when an import,
+// a package or a dependency changes instead of replaying a stale pass.
+func trackSources(t *testing.T, root string) {
+	t.Helper()
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		switch {
+		case err != nil:
+			return err
+		case d.IsDir() && path != root && (strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata"):
+			return filepath.SkipDir
+		case d.IsDir(), !(d.Name() == "go.mod" || strings.HasSuffix(d.Name(), ".go") && !strings.HasSuffix(d.Name(), "_test.go")):
+			return nil
+		}
+		_, err = os.ReadFile(path)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("reading the module's sources: %v", err)
+	}
 }
 
 func below(path string) (string, bool) {

@@ -29,6 +29,7 @@ import (
 	"github.com/portcullis-dev/portcullis/registry"
 	"github.com/portcullis-dev/portcullis/registry/blobstore"
 	"github.com/portcullis-dev/portcullis/registry/metadata/sqlite"
+	"github.com/portcullis-dev/portcullis/registry/store"
 )
 
 // env is a registry behind access control, served over loopback HTTP.
@@ -89,7 +90,7 @@ func newEnv(t testing.TB, o envOptions, users ...string) *env {
 		}
 		opts = append(opts, registry.WithQuota(q))
 	}
-	reg := registry.New(meta, blobstore.New(inmemory.New()), opts...)
+	reg := registry.New(store.New(meta, blobstore.New(inmemory.New()), nil), opts...)
 	robots, err := OpenRobots(ctx, filepath.Join(dir, DBFile))
 	if err != nil {
 		t.Fatal(err)

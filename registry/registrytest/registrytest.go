@@ -16,30 +16,53 @@ import (
 	"github.com/portcullis-dev/portcullis/registry"
 	"github.com/portcullis-dev/portcullis/registry/blobstore"
 	"github.com/portcullis-dev/portcullis/registry/metadata/sqlite"
+	"github.com/portcullis-dev/portcullis/registry/store"
 )
 
-// New returns the registry and the host:port it is served on; both are
-// closed when the test ends. Blobs are kept in memory.
+// New returns a registry over a fresh Store and the host:port it is
+// served on; both are closed when the test ends.
 func New(t testing.TB) (*registry.Registry, string) {
 	t.Helper()
-	return serve(t, blobstore.New(inmemory.New()))
+	return Serve(t, Store(t))
 }
 
-// OnDisk is New with blobs in a temporary directory, for large blobs
-// (the in-memory driver copies on every append).
+// OnDisk is New over OnDiskStore.
 func OnDisk(t testing.TB) (*registry.Registry, string) {
 	t.Helper()
-	root := t.TempDir()
-	return serve(t, blobstore.New(filesystem.New(filesystem.DriverParameters{RootDirectory: root, MaxThreads: 100}), blobstore.WithLocalRoot(root)))
+	return Serve(t, OnDiskStore(t))
 }
 
-func serve(t testing.TB, blobs *blobstore.Store) (*registry.Registry, string) {
+// Store returns a fresh storage core: SQLite metadata in a temporary
+// directory, blobs in memory. Build the gate on it, then Serve it.
+func Store(t testing.TB) *store.Store {
+	t.Helper()
+	return newStore(t, blobstore.New(inmemory.New()))
+}
+
+// OnDiskStore is Store with blobs in a temporary directory, for large
+// blobs (the in-memory driver copies on every append).
+func OnDiskStore(t testing.TB) *store.Store {
+	t.Helper()
+	root := t.TempDir()
+	return newStore(t, blobstore.New(filesystem.New(filesystem.DriverParameters{RootDirectory: root, MaxThreads: 100}), blobstore.WithLocalRoot(root)))
+}
+
+func newStore(t testing.TB, blobs *blobstore.Store) *store.Store {
+	t.Helper()
 	meta, err := sqlite.Open(context.Background(), t.TempDir()+"/meta.db")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { meta.Close() })
-	reg := registry.New(meta, blobs)
+	return store.New(meta, blobs, nil)
+}
+
+// Serve serves the HTTP API over s, built with opts (registry.WithGate,
+// ...), on loopback until the test ends, and returns it and its
+// host:port.
+func Serve(t testing.TB, s *store.Store, opts ...registry.Option) (*registry.Registry, string) {
+	t.Helper()
+	reg := registry.New(s, opts...)
 	srv := httptest.NewServer(reg)
 	t.Cleanup(srv.Close)
 	return reg, strings.TrimPrefix(srv.URL, "http://")

@@ -18,6 +18,6 @@ func TestRemote(t *testing.T) {
 func TestLocal(t *testing.T) {
 	sourcetest.Run(t, func(t *testing.T) (source.Source, string) {
 		reg, host := registrytest.New(t)
-		return reg.Source(), host
+		return reg.Store().Source(), host
 	})
 }

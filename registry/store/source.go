@@ -1,4 +1,4 @@
-package registry
+package store
 
 import (
 	"context"
@@ -14,11 +14,11 @@ import (
 	"github.com/portcullis-dev/portcullis/verifier/source"
 )
 
-// Source returns this registry's content as a verification source, read
+// Source returns the stored content as a verification source, read
 // in-process from its stores: no HTTP round trip.
-func (r *Registry) Source() source.Source { return localSource{r} }
+func (s *Store) Source() source.Source { return localSource{s} }
 
-type localSource struct{ r *Registry }
+type localSource struct{ s *Store }
 
 // sourceErr maps store errors to the source contract.
 func sourceErr(err error, what string) error {
@@ -28,24 +28,24 @@ func sourceErr(err error, what string) error {
 	return fmt.Errorf("%s: %w", what, err)
 }
 
-func (s localSource) Resolve(ctx context.Context, repo, tag string) (digest.Digest, error) {
-	d, err := s.r.meta.ResolveTag(ctx, repo, tag)
+func (l localSource) Resolve(ctx context.Context, repo, tag string) (digest.Digest, error) {
+	d, err := l.s.meta.ResolveTag(ctx, repo, tag)
 	if err != nil {
 		return "", sourceErr(err, "resolve "+repo+":"+tag)
 	}
 	return d, nil
 }
 
-func (s localSource) Manifest(ctx context.Context, repo string, d digest.Digest) (source.Manifest, error) {
-	m, err := s.r.meta.GetManifest(ctx, repo, d)
+func (l localSource) Manifest(ctx context.Context, repo string, d digest.Digest) (source.Manifest, error) {
+	m, err := l.s.meta.GetManifest(ctx, repo, d)
 	if err != nil {
 		return source.Manifest{}, sourceErr(err, "manifest "+repo+"@"+d.String())
 	}
 	return source.Manifest{Digest: d, MediaType: m.MediaType, Content: m.Content}, nil
 }
 
-func (s localSource) Referrers(ctx context.Context, repo string, d digest.Digest) ([]ocispec.Descriptor, error) {
-	descs, err := s.r.allReferrers(ctx, repo, d)
+func (l localSource) Referrers(ctx context.Context, repo string, d digest.Digest) ([]ocispec.Descriptor, error) {
+	descs, err := l.s.Referrers(ctx, repo, d)
 	if err != nil {
 		return nil, sourceErr(err, "referrers of "+repo+"@"+d.String())
 	}
@@ -56,16 +56,16 @@ func (s localSource) Referrers(ctx context.Context, repo string, d digest.Digest
 	return out, nil
 }
 
-func (s localSource) Blob(ctx context.Context, repo string, d digest.Digest) ([]byte, error) {
+func (l localSource) Blob(ctx context.Context, repo string, d digest.Digest) ([]byte, error) {
 	what := "blob " + repo + "@" + d.String()
-	size, err := s.r.meta.StatBlob(ctx, repo, d)
+	size, err := l.s.meta.StatBlob(ctx, repo, d)
 	if err != nil {
 		return nil, sourceErr(err, what)
 	}
 	if size > source.MaxBlobSize {
 		return nil, fmt.Errorf("%s is %d bytes, over %d: %w", what, size, source.MaxBlobSize, source.ErrInvalid)
 	}
-	rc, err := s.r.blobs.Open(ctx, d, 0)
+	rc, err := l.s.blobs.Open(ctx, d, 0)
 	if err != nil {
 		return nil, sourceErr(err, what)
 	}
@@ -76,12 +76,12 @@ func (s localSource) Blob(ctx context.Context, repo string, d digest.Digest) ([]
 // OpenBlob opens a blob linked into repo for streaming, whatever its size
 // (image layers): the caller verifies the bytes against d. Missing content
 // wraps source.ErrNotFound.
-func (r *Registry) OpenBlob(ctx context.Context, repo string, d digest.Digest) (io.ReadCloser, error) {
+func (s *Store) OpenBlob(ctx context.Context, repo string, d digest.Digest) (io.ReadCloser, error) {
 	what := "blob " + repo + "@" + d.String()
-	if _, err := r.meta.StatBlob(ctx, repo, d); err != nil {
+	if _, err := s.meta.StatBlob(ctx, repo, d); err != nil {
 		return nil, sourceErr(err, what)
 	}
-	rc, err := r.blobs.Open(ctx, d, 0)
+	rc, err := s.blobs.Open(ctx, d, 0)
 	if err != nil {
 		return nil, sourceErr(err, what)
 	}

@@ -1,4 +1,4 @@
-package registry
+package store
 
 import (
 	"encoding/json"
@@ -43,7 +43,8 @@ type manifestDoc struct {
 	Annotations   map[string]string `json:"annotations"`
 }
 
-func isIndex(mediaType string) bool {
+// IsIndex reports whether mediaType is an image index (OCI or Docker).
+func IsIndex(mediaType string) bool {
 	return mediaType == MediaTypeOCIIndex || mediaType == MediaTypeDockerList
 }
 
@@ -78,7 +79,7 @@ func ParseManifest(contentType string, body []byte) (*metadata.Manifest, error) 
 		return nil, fmt.Errorf("manifest schemaVersion must be 2")
 	}
 	m := &metadata.Manifest{MediaType: mediaType, Content: body, Annotations: doc.Annotations, ArtifactType: doc.ArtifactType}
-	if isIndex(mediaType) {
+	if IsIndex(mediaType) {
 		if doc.Config != nil || doc.Layers != nil {
 			return nil, fmt.Errorf("an index has no config or layers")
 		}
