@@ -17,3 +17,10 @@ import "embed"
 //
 //go:embed *.rego
 var FS embed.FS
+
+// DefaultSigned is default/default_signed.rego: the policy protected
+// namespaces get when the configuration has none. It is not part of FS
+// (not every bundle holds it); policy.WriteDefaultBundle writes it.
+//
+//go:embed default/default_signed.rego
+var DefaultSigned string

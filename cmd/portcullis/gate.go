@@ -2,10 +2,7 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 
 	"github.com/portcullis-dev/portcullis/gate"
@@ -16,49 +13,20 @@ import (
 	"github.com/portcullis-dev/portcullis/verifier/source"
 )
 
-// defaultProdPolicy is the policy protected namespaces get when
-// portcullis.yaml configures none: at least one signature verified by a
-// configured authority. Scans only warn: no vulnerability database ships
-// with Portcullis.
-const defaultProdPolicy = `# Written by portcullis serve at every start when portcullis.yaml has no
-# "policies" section. Configure policies to change it (docs/policies.md).
-package portcullis.policies.default_signed
-
-import data.portcullis.lib
-
-authorities := data.portcullis.config.defaultSigned.authorities
-
-deny contains lib.message("default_signed", msg, {}) if {
-	count([a | some a, sigs in input.evidence.signatures.byAuthority; count(sigs) > 0]) == 0
-	msg := sprintf("image %s has no signature verified by a configured authority (%s); sign it with cosign sign --key cosign.key %s and list cosign.pub under trust.authorities in portcullis.yaml", [lib.image, concat(", ", authorities), lib.image])
-}
-`
-
 // policyConfig returns the configured policy sets, or the default: the
-// library for everything, and defaultProdPolicy for protected namespaces.
+// library for everything, and the default bundle (policy.WriteDefaultBundle)
+// for protected namespaces.
 func policyConfig(cfg *Config) (policy.Config, error) {
 	if len(cfg.Policies.Sets) > 0 || cfg.Policies.Default.Bundle != "" {
 		return cfg.Policies, nil
 	}
 	dir := filepath.Join(cfg.Data, "policies", "default-protected")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return policy.Config{}, fmt.Errorf("default policy: %w", err)
-	}
 	names := []string{}
 	for _, a := range cfg.Trust.Authorities {
 		names = append(names, a.Name)
 	}
-	if len(names) == 0 {
-		names = []string{"none configured"}
-	}
-	data, _ := json.MarshalIndent(map[string]any{"portcullis": map[string]any{"config": map[string]any{
-		"defaultSigned": map[string]any{"authorities": names},
-		"errors":        map[string]any{"warnOnly": []string{"scan"}},
-	}}}, "", "  ")
-	for name, content := range map[string][]byte{"default_signed.rego": []byte(defaultProdPolicy), "data.json": data} {
-		if err := os.WriteFile(filepath.Join(dir, name), content, 0o644); err != nil {
-			return policy.Config{}, fmt.Errorf("default policy: %w", err)
-		}
+	if _, err := policy.WriteDefaultBundle(dir, names); err != nil {
+		return policy.Config{}, err
 	}
 	var prefixes []string
 	for _, p := range cfg.Gate.Protected {
