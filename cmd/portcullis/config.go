@@ -15,6 +15,7 @@ import (
 	"github.com/portcullis-dev/portcullis/internal/yamltypes"
 	"github.com/portcullis-dev/portcullis/policy"
 	"github.com/portcullis-dev/portcullis/registry/auth"
+	"github.com/portcullis-dev/portcullis/scanner"
 )
 
 // Duration is the shared YAML duration ("30s") of internal/yamltypes, for
@@ -50,7 +51,7 @@ type Config struct {
 	// Audit configures the decision history (docs/audit.md).
 	Audit AuditConfig `json:"audit"`
 	// Scanner configures vulnerability scanning (scan.go).
-	Scanner ScannerConfig `json:"scanner"`
+	Scanner scanner.Config `json:"scanner"`
 	// Auth is access control (access.go, docs/access-control.md).
 	Auth AuthConfig `json:"auth"`
 	// Quotas limit the storage of namespaces.
@@ -92,22 +93,6 @@ func (c *Config) errorf(path, format string, args ...any) error {
 		return fmt.Errorf("config: %s: %w", path, fmt.Errorf(format, args...))
 	}
 	return c.src.Errorf(path, format, args...)
-}
-
-// ScannerConfig configures vulnerability scanning (docs/configuration.md).
-type ScannerConfig struct {
-	// DB is the vulnerability database directory that `portcullis db
-	// import` fills. Default <data>/trivy/db.
-	DB string `json:"db" yamlconf:"path"`
-	// MaxAge is how old the database may be before scans fail. Default 168h.
-	MaxAge Duration `json:"maxAge"`
-	// Workers is how many background scans run at once. Default 2.
-	Workers int `json:"workers"`
-	// QueueSize bounds the background scans waiting for a worker. Default 100.
-	QueueSize int `json:"queueSize"`
-	// ScanOnPush lists the repository prefixes whose pushes are scanned in
-	// the background. Default ["staging/"]; [] turns scan on push off.
-	ScanOnPush *[]string `json:"scanOnPush"`
 }
 
 // LogConfig configures log/slog.
@@ -274,8 +259,9 @@ func (c *Config) defaults() error {
 		return c.errorf("audit.checkpointEvery", "%d: must not be negative", c.Audit.CheckpointEvery)
 	}
 	c.Gate.Defaults(c.Data)
-	if err := c.Scanner.defaults(c.Data, c.errorf); err != nil {
-		return err
+	c.Scanner.Defaults(c.Data)
+	if err := c.Scanner.Validate(); err != nil {
+		return c.inSection("scanner", err)
 	}
 	switch c.Storage.Driver {
 	case "filesystem", "inmemory":

@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -24,36 +23,6 @@ import (
 	"github.com/portcullis-dev/portcullis/scanner/trivy"
 )
 
-// defaults fills the scanner section; data is the data directory.
-// defaults fills c in (data is the data directory) and checks it; errorf
-// places an error at a setting's line (Config.errorf).
-func (c *ScannerConfig) defaults(data string, errorf func(path, format string, args ...any) error) error {
-	if c.DB == "" {
-		c.DB = filepath.Join(data, "trivy", "db")
-	}
-	if c.MaxAge == 0 {
-		c.MaxAge = Duration(trivy.DefaultMaxAge)
-	}
-	if c.Workers == 0 {
-		c.Workers = 2
-	}
-	if c.QueueSize == 0 {
-		c.QueueSize = 100
-	}
-	if c.ScanOnPush == nil {
-		c.ScanOnPush = &[]string{"staging/"}
-	}
-	switch {
-	case c.MaxAge < 0:
-		return errorf("scanner.maxAge", "%s: must be positive", time.Duration(c.MaxAge))
-	case c.Workers < 0:
-		return errorf("scanner.workers", "%d: must be positive", c.Workers)
-	case c.QueueSize < 0:
-		return errorf("scanner.queueSize", "%d: must be positive", c.QueueSize)
-	}
-	return nil
-}
-
 // scanOnPush queues a background scan for each manifest pushed under one
 // of the configured prefixes.
 type scanOnPush struct {
@@ -66,7 +35,7 @@ type scanOnPush struct {
 // startScanning builds the scanner and its queue over the storage core
 // (the queue reads images in-process); its pushed method is the API's
 // manifest-pushed hook.
-func startScanning(cfg ScannerConfig, core *store.Store, log *slog.Logger, metrics prometheus.Registerer) (*scanOnPush, error) {
+func startScanning(cfg scanner.Config, core *store.Store, log *slog.Logger, metrics prometheus.Registerer) (*scanOnPush, error) {
 	s, err := trivy.New(trivy.Options{DBDir: cfg.DB, MaxAge: time.Duration(cfg.MaxAge), Logger: log})
 	if err != nil {
 		return nil, err

@@ -253,15 +253,15 @@ func TestScannerConfig(t *testing.T) {
 		name    string
 		yaml    string
 		wantErr string
-		check   func(t *testing.T, c ScannerConfig)
+		check   func(t *testing.T, c scanner.Config)
 	}{
-		{name: "defaults", check: func(t *testing.T, c ScannerConfig) {
+		{name: "defaults", check: func(t *testing.T, c scanner.Config) {
 			if c.DB != filepath.Join("portcullis-data", "trivy", "db") || time.Duration(c.MaxAge) != 168*time.Hour ||
 				c.Workers != 2 || c.QueueSize != 100 || len(*c.ScanOnPush) != 1 || (*c.ScanOnPush)[0] != "staging/" {
 				t.Fatalf("defaults = %+v", c)
 			}
 		}},
-		{name: "values", yaml: "scanner: {db: /srv/db, maxAge: 24h, workers: 4, queueSize: 10, scanOnPush: []}\n", check: func(t *testing.T, c ScannerConfig) {
+		{name: "values", yaml: "scanner: {db: /srv/db, maxAge: 24h, workers: 4, queueSize: 10, scanOnPush: []}\n", check: func(t *testing.T, c scanner.Config) {
 			if c.DB != "/srv/db" || time.Duration(c.MaxAge) != 24*time.Hour || c.Workers != 4 || c.QueueSize != 10 || len(*c.ScanOnPush) != 0 {
 				t.Fatalf("config = %+v", c)
 			}

@@ -73,9 +73,9 @@ import (
 	_ "github.com/aquasecurity/trivy/pkg/fanal/analyzer/pkg/rpm"
 )
 
-// DefaultMaxAge is how old a database may be by default. Aqua rebuilds
-// Trivy's every 6 hours; a week leaves room for an air-gapped mirror.
-const DefaultMaxAge = 7 * 24 * time.Hour
+// DefaultMaxAge is how old a database may be by default
+// (scanner.DefaultDBMaxAge, the scanner section's default).
+const DefaultMaxAge = scanner.DefaultDBMaxAge
 
 // Options configures a [Scanner].
 type Options struct {
