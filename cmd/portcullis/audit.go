@@ -24,31 +24,6 @@ import (
 	"github.com/portcullis-dev/portcullis/audit/httpapi"
 )
 
-// AuditConfig is the "audit" section of portcullis.yaml.
-type AuditConfig struct {
-	// CheckpointEvery and CheckpointInterval: a signed checkpoint once
-	// this many records were appended, or this long after the first
-	// record it does not cover yet (defaults 1000 and 1m). A record can be
-	// proven once a checkpoint covers it.
-	CheckpointEvery    int      `json:"checkpointEvery,omitempty"`
-	CheckpointInterval Duration `json:"checkpointInterval,omitempty"`
-}
-
-// options are the audit log options of the section.
-func (c AuditConfig) options() []audit.Option {
-	if c.CheckpointEvery == 0 && c.CheckpointInterval == 0 {
-		return nil
-	}
-	n, d := c.CheckpointEvery, time.Duration(c.CheckpointInterval)
-	if n == 0 {
-		n = 1000
-	}
-	if d == 0 {
-		d = time.Minute
-	}
-	return []audit.Option{audit.WithCheckpointEvery(n, d)}
-}
-
 const auditUsage = `usage: portcullis audit <command> (--server URL | --data DIR | --config FILE) [flags]
 
 commands:

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/portcullis-dev/portcullis/audit"
 	"github.com/portcullis-dev/portcullis/gate"
 	"github.com/portcullis-dev/portcullis/internal/yamlconf"
 	"github.com/portcullis-dev/portcullis/internal/yamltypes"
@@ -49,7 +50,7 @@ type Config struct {
 	// Policies maps targets to policy bundles (policy.Config).
 	Policies policy.Config `json:"policies"`
 	// Audit configures the decision history (docs/audit.md).
-	Audit AuditConfig `json:"audit"`
+	Audit audit.Config `json:"audit"`
 	// Scanner configures vulnerability scanning (scan.go).
 	Scanner scanner.Config `json:"scanner"`
 	// Auth is access control (access.go, docs/access-control.md).
@@ -255,8 +256,8 @@ func (c *Config) defaults() error {
 	if path, d, ok := negativeDuration(reflect.ValueOf(c).Elem(), ""); ok {
 		return c.errorf(path, "%s: a duration must not be negative", time.Duration(d))
 	}
-	if c.Audit.CheckpointEvery < 0 {
-		return c.errorf("audit.checkpointEvery", "%d: must not be negative", c.Audit.CheckpointEvery)
+	if err := c.Audit.Validate(); err != nil {
+		return c.inSection("audit", err)
 	}
 	c.Gate.Defaults(c.Data)
 	c.Scanner.Defaults(c.Data)

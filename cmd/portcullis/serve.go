@@ -121,7 +121,7 @@ func serve(ctx context.Context, stderr io.Writer, flags serveFlags) error {
 	if err != nil {
 		return err
 	}
-	decisions, err := openAudit(ctx, cfg, append(cfg.Audit.options(), audit.WithSigner(auditKey))...)
+	decisions, err := openAudit(ctx, cfg, append(cfg.Audit.Options(), audit.WithSigner(auditKey))...)
 	if err != nil {
 		return err
 	}
