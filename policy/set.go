@@ -97,6 +97,12 @@ func (s *Set) Lookup(name string) (*Binding, bool) {
 	return nil, false
 }
 
+// Bindings returns every set: the default first, then the configured sets
+// in their order.
+func (s *Set) Bindings() []*Binding {
+	return append([]*Binding{s.def}, s.sets...)
+}
+
 // Eval decides for in with the set that covers in.Target.
 func (s *Set) Eval(ctx context.Context, in *contract.Input, opts ...EvalOption) (contract.Verdict, error) {
 	var t contract.Target

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,9 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/portcullis-dev/portcullis/policy"
 	"github.com/portcullis-dev/portcullis/registry"
 	"github.com/portcullis-dev/portcullis/registry/auth"
 	"github.com/portcullis-dev/portcullis/registry/metadata"
@@ -202,65 +198,10 @@ func listen(cfg *Config) (net.Listener, error) {
 	return tls.NewListener(ln, tc), nil
 }
 
-// policiesHandler serves GET /portcullis/v1/policies (the policy sets and
-// their revisions) and POST /portcullis/v1/policies/reload; access
-// control requires policy-admin for both.
-func policiesHandler(ps *policy.Set, names []string, failures prometheus.Counter, log *slog.Logger) http.Handler {
-	type setInfo struct {
-		Name     string `json:"name"`
-		Revision string `json:"revision"`
-		Source   string `json:"source,omitempty"`
+// callerName names the registry caller of req, "" if none.
+func callerName(req *http.Request) string {
+	if id := registry.CallerFrom(req.Context()); id != nil && id.Identity() != nil {
+		return id.Identity().Name
 	}
-	list := func() []setInfo {
-		var out []setInfo
-		for _, n := range names {
-			if b, ok := ps.Lookup(n); ok {
-				e := b.Engine()
-				out = append(out, setInfo{Name: n, Revision: e.Revision(), Source: e.Source()})
-			}
-		}
-		return out
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET "+auth.PoliciesPath, func(w http.ResponseWriter, _ *http.Request) {
-		registryWriteJSON(w, http.StatusOK, map[string]any{"sets": list()})
-	})
-	mux.HandleFunc("POST "+auth.PoliciesPath+"/reload", func(w http.ResponseWriter, req *http.Request) {
-		if err := ps.ReloadAll(req.Context()); err != nil {
-			failures.Inc()
-			log.Error("policy reload failed; the previous bundles keep serving", "err", err)
-			registryWriteJSON(w, http.StatusUnprocessableEntity, map[string]any{"error": err.Error(), "sets": list()})
-			return
-		}
-		id := registry.CallerFrom(req.Context())
-		who := "unknown"
-		if id != nil && id.Identity() != nil {
-			who = id.Identity().Name
-		}
-		log.Info("policies reloaded", "by", who)
-		registryWriteJSON(w, http.StatusOK, map[string]any{"sets": list()})
-	})
-	return mux
-}
-
-func registryWriteJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
-}
-
-// policySetNames lists the policy sets serve loads: the default and the
-// configured (or default protected) sets.
-func policySetNames(cfg *Config) []string {
-	names := []string{policy.DefaultSetName}
-	pc, err := policyConfig(cfg)
-	if err != nil {
-		return names
-	}
-	for _, s := range pc.Sets {
-		names = append(names, s.Name)
-	}
-	return names
+	return ""
 }

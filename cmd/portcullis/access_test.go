@@ -31,6 +31,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis-dev/portcullis/policy"
+	"github.com/portcullis-dev/portcullis/registry/auth"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -669,5 +671,14 @@ func TestRegistryTLS(t *testing.T) {
 	conn.Close()
 	if got.Subject.CommonName != "second" || !got.Equal(second) {
 		t.Fatalf("after rotation the server presents %q, want the new certificate", got.Subject.CommonName)
+	}
+}
+
+// TestPoliciesPath: the policies API is served where access control asks
+// for policy-admin.
+func TestPoliciesPath(t *testing.T) {
+	t.Parallel()
+	if policy.HandlerPath != auth.PoliciesPath {
+		t.Fatalf("policy.HandlerPath %q, auth.PoliciesPath %q", policy.HandlerPath, auth.PoliciesPath)
 	}
 }

@@ -20,8 +20,8 @@ import (
 	auditui "github.com/portcullis-dev/portcullis/audit/ui"
 	"github.com/portcullis-dev/portcullis/gate"
 	"github.com/portcullis-dev/portcullis/internal/httpmetrics"
+	"github.com/portcullis-dev/portcullis/policy"
 	"github.com/portcullis-dev/portcullis/registry"
-	"github.com/portcullis-dev/portcullis/registry/auth"
 	"github.com/portcullis-dev/portcullis/registry/store"
 )
 
@@ -218,9 +218,9 @@ func serve(ctx context.Context, stderr io.Writer, flags serveFlags) error {
 	if err := register(metrics, reloadFailures); err != nil {
 		return err
 	}
-	policiesAPI := policiesHandler(policies, policySetNames(cfg), reloadFailures, log)
-	mux.Handle(auth.PoliciesPath+"/", policiesAPI)
-	mux.Handle(auth.PoliciesPath, policiesAPI)
+	policiesAPI := policy.Handler(policies, policy.HandlerOptions{Caller: callerName, ReloadFailed: reloadFailures.Inc, Logger: log})
+	mux.Handle(policy.HandlerPath+"/", policiesAPI)
+	mux.Handle(policy.HandlerPath, policiesAPI)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	mux.Handle("GET /readyz", readiness(meta.DB(), blobs, policies))
