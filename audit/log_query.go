@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"time"
 )
 
 // Page is one page of a search.
@@ -199,4 +200,20 @@ func ExportPages(ctx context.Context, w io.Writer, f Filter, search func(context
 			return fmt.Errorf("export: %w", err)
 		}
 	}
+}
+
+// AdmittedSince reports whether digest was let run at or after since: an
+// admit or break-glass record with verdict allow. Garbage collection's
+// "admitted recently" retention asks it.
+func (l *Log) AdmittedSince(ctx context.Context, digest string, since time.Time) (bool, error) {
+	for _, action := range []string{ActionAdmit, ActionBreakGlass} {
+		p, err := l.Search(ctx, Filter{Digest: digest, Action: action, Verdict: VerdictAllow, Since: since, Limit: 1})
+		if err != nil {
+			return false, fmt.Errorf("audit: admissions of %s: %w", digest, err)
+		}
+		if len(p.Entries) > 0 {
+			return true, nil
+		}
+	}
+	return false, nil
 }

@@ -78,13 +78,7 @@ func (c GCConfig) options(decisions *audit.Log, dryRun bool) registry.GCOptions 
 	}
 	if decisions != nil {
 		o.Admitted = func(ctx context.Context, d digest.Digest, since time.Time) (bool, error) {
-			for _, action := range []string{audit.ActionAdmit, audit.ActionBreakGlass} {
-				p, err := decisions.Search(ctx, audit.Filter{Digest: d.String(), Action: action, Verdict: audit.VerdictAllow, Since: since, Limit: 1})
-				if err != nil || len(p.Entries) > 0 {
-					return len(p.Entries) > 0, err
-				}
-			}
-			return false, nil
+			return decisions.AdmittedSince(ctx, d.String(), since)
 		}
 	}
 	return o
