@@ -15,6 +15,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/portcullis-dev/portcullis/verifier/source"
+	"github.com/portcullis-dev/portcullis/webhook"
 )
 
 // localHosts are the registry hosts that name a server listening on addr:
@@ -45,7 +46,7 @@ type bundleImages struct {
 	// protected reports the repositories written only through the gate
 	// (gate.Config.IsProtected); with store.
 	protected func(repo string) bool
-	remotes   remoteRegistries
+	remotes   webhook.Registries
 	// insecure reaches every other registry over plain HTTP (verify
 	// --allow-insecure-registry; loopback registries are plain HTTP anyway).
 	insecure bool
@@ -163,7 +164,7 @@ func cliBundleImages(configPath string, insecure bool) (*bundleImages, error) {
 	if err != nil {
 		return nil, err
 	}
-	if b.remotes, err = openRemoteRegistries(cfg.Webhook.Registries); err != nil {
+	if b.remotes, err = webhook.OpenRegistries(cfg.Webhook.Registries); err != nil {
 		return nil, err
 	}
 	return b, nil

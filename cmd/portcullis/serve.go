@@ -23,6 +23,7 @@ import (
 	"github.com/portcullis-dev/portcullis/policy"
 	"github.com/portcullis-dev/portcullis/registry"
 	"github.com/portcullis-dev/portcullis/registry/store"
+	"github.com/portcullis-dev/portcullis/webhook"
 )
 
 const serveUsage = `usage: portcullis serve [--config FILE] [--addr ADDR] [--data DIR] [--webhook-addr ADDR] [--insecure-no-auth] [--webhook-insecure-no-auth]
@@ -155,7 +156,7 @@ func serve(ctx context.Context, stderr io.Writer, flags serveFlags) error {
 			log.Warn("tracing: flushing spans", "err", err)
 		}
 	}()
-	remotes, err := openRemoteRegistries(cfg.Webhook.Registries)
+	remotes, err := webhook.OpenRegistries(cfg.Webhook.Registries)
 	if err != nil {
 		return err
 	}
@@ -167,7 +168,7 @@ func serve(ctx context.Context, stderr io.Writer, flags serveFlags) error {
 	// over the network (docs/policies.md).
 	gc := gate.Config{Staging: cfg.Gate.Staging, Protected: cfg.Gate.Protected}
 	images := &bundleImages{local: localHosts(cfg.Addr), store: core.Source(), protected: gc.IsProtected, remotes: remotes}
-	g, policies, err := newGate(ctx, cfg, core, verifier, gateScans, recorder, remotes.source, images, log)
+	g, policies, err := newGate(ctx, cfg, core, verifier, gateScans, recorder, remotes.Source, images, log)
 	if err != nil {
 		return err
 	}

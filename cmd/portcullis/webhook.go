@@ -8,18 +8,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"time"
 
-	"github.com/docker/cli/cli/config"
-	"github.com/docker/cli/cli/config/types"
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/opencontainers/go-digest"
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -27,7 +21,6 @@ import (
 	"github.com/portcullis-dev/portcullis/audit"
 	"github.com/portcullis-dev/portcullis/gate"
 	"github.com/portcullis-dev/portcullis/registry/store"
-	"github.com/portcullis-dev/portcullis/verifier/source"
 	"github.com/portcullis-dev/portcullis/webhook"
 )
 
@@ -80,7 +73,7 @@ type WebhookConfig struct {
 	// their tags are resolved, and their signatures and attestations read,
 	// over the network with go-containerregistry. Images of any other
 	// registry are denied.
-	Registries []RemoteRegistry `json:"registries,omitempty"`
+	Registries []webhook.RemoteRegistry `json:"registries,omitempty"`
 }
 
 // KubernetesConfig says how the webhook reaches the API server.
@@ -184,122 +177,11 @@ func (c *Config) checkEffective() error {
 	return nil
 }
 
-// RemoteRegistry is another registry the webhook reads from.
-type RemoteRegistry struct {
-	// Host is the registry as written in image references
-	// ("registry.example.com", "127.0.0.1:5001").
-	Host string `json:"host"`
-	// Insecure allows plain HTTP (loopback registries are plain HTTP
-	// anyway).
-	Insecure bool `json:"insecure,omitempty"`
-	// DockerConfig is a docker config.json holding the credentials for
-	// Host; empty: the server user's docker configuration and credential
-	// helpers (pods' imagePullSecrets are not read: that would need the
-	// right to read every namespace's secrets).
-	DockerConfig string `json:"dockerConfig,omitempty" yamlconf:"path"`
-}
-
-// imageResolver resolves image references of this registry in-process,
-// and those of the configured other registries remotely; images of any
-// other registry are refused (fail closed).
-type imageResolver struct {
-	store   *store.Store
-	local   map[string]bool
-	remotes remoteRegistries
-}
-
-// remoteRegistries are the webhook's other registries, by host.
-type remoteRegistries map[string]*source.Remote
-
-func openRemoteRegistries(others []RemoteRegistry) (remoteRegistries, error) {
-	r := remoteRegistries{}
-	for _, o := range others {
-		if _, err := name.NewRegistry(o.Host); err != nil || o.Host == "" {
-			return nil, fmt.Errorf("webhook.registries: host %q: %v", o.Host, err)
-		}
-		var opts []source.RemoteOption
-		if o.Insecure {
-			opts = append(opts, source.WithInsecure())
-		}
-		if o.DockerConfig != "" {
-			kc, err := dockerConfigKeychain(o.DockerConfig)
-			if err != nil {
-				return nil, fmt.Errorf("webhook.registries: %s: %w", o.Host, err)
-			}
-			opts = append(opts, source.WithRemoteOptions(remote.WithAuthFromKeychain(kc)))
-		}
-		r[o.Host] = source.NewRemote(o.Host, opts...)
-	}
-	return r, nil
-}
-
-// source is the gate's source for another registry (gate.Options.Remote).
-func (r remoteRegistries) source(host string) (source.Source, error) {
-	if s, ok := r[host]; ok {
-		return s, nil
-	}
-	return nil, fmt.Errorf("registry %s is not in webhook.registries", host)
-}
-
-func (r *imageResolver) Resolve(ctx context.Context, image string) (webhook.Location, error) {
-	ref, err := name.ParseReference(image)
-	if err != nil {
-		return webhook.Location{}, fmt.Errorf("image %q: %w", image, err)
-	}
-	host := ref.Context().RegistryStr()
-	loc := webhook.Location{Repository: ref.Context().RepositoryStr()}
-	var src source.Source
-	switch {
-	case r.local[host]:
-		src = r.store.Source()
-	case r.remotes[host] != nil:
-		src, loc.Registry = r.remotes[host], host
-	default:
-		return webhook.Location{}, fmt.Errorf("image %s is neither in this registry nor in a registry listed in webhook.registries", image)
-	}
-	if d, ok := ref.(name.Digest); ok {
-		loc.Digest = digest.Digest(d.DigestStr())
-		return loc, nil
-	}
-	if loc.Digest, err = src.Resolve(ctx, loc.Repository, ref.Identifier()); err != nil {
-		return webhook.Location{}, fmt.Errorf("resolve %s: %w", image, err)
-	}
-	return loc, nil
-}
-
-// dockerConfigKeychain reads credentials from one docker config.json.
-func dockerConfigKeychain(path string) (authn.Keychain, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	cf, err := config.LoadFromReader(f)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return keychainFunc(func(target authn.Resource) (authn.Authenticator, error) {
-		ac, err := cf.GetAuthConfig(target.RegistryStr())
-		if err != nil {
-			return nil, err
-		}
-		if ac == (types.AuthConfig{}) {
-			return authn.Anonymous, nil
-		}
-		return authn.FromConfig(authn.AuthConfig{Username: ac.Username, Password: ac.Password, Auth: ac.Auth,
-			IdentityToken: ac.IdentityToken, RegistryToken: ac.RegistryToken}), nil
-	}), nil
-}
-
-type keychainFunc func(authn.Resource) (authn.Authenticator, error)
-
-func (f keychainFunc) Resolve(r authn.Resource) (authn.Authenticator, error) { return f(r) }
-
 // startWebhook serves the admission webhook over TLS until ctx ends; the
 // returned function shuts it down.
-func startWebhook(ctx context.Context, cfg *Config, registryAddr string, core *store.Store, remotes remoteRegistries, g *gate.Gate, decisions *audit.Log, tr *tracer, metrics prometheus.Registerer, log *slog.Logger) (func(context.Context) error, error) {
+func startWebhook(ctx context.Context, cfg *Config, registryAddr string, core *store.Store, remotes webhook.Registries, g *gate.Gate, decisions *audit.Log, tr *tracer, metrics prometheus.Registerer, log *slog.Logger) (func(context.Context) error, error) {
 	wc := cfg.Webhook
-	resolver := &imageResolver{store: core, local: localHosts(registryAddr), remotes: remotes}
+	resolver := &webhook.ImageResolver{Local: core.Source(), LocalHosts: localHosts(registryAddr), Remotes: remotes}
 	auth, err := webhook.NewAuth(wc.Auth)
 	if err != nil {
 		return nil, err
