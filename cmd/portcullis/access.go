@@ -14,7 +14,6 @@ import (
 
 	"github.com/portcullis-dev/portcullis/registry"
 	"github.com/portcullis-dev/portcullis/registry/auth"
-	"github.com/portcullis-dev/portcullis/registry/metadata"
 	"github.com/portcullis-dev/portcullis/webhook"
 )
 
@@ -55,13 +54,6 @@ type RateLimitConfig struct {
 	FailedAuth *auth.Rate `json:"failedAuth,omitempty"`
 }
 
-// QuotaConfig is one entry of "quotas".
-type QuotaConfig struct {
-	Namespace string `json:"namespace"`
-	// Size is e.g. "10GiB", "500MB" or a number of bytes.
-	Size string `json:"size"`
-}
-
 // TLSConfig is the "tls" section: the registry listener's certificate.
 type TLSConfig struct {
 	// CertFile and KeyFile (PEM) are reloaded when they change.
@@ -89,22 +81,6 @@ func isLoopback(addr string) bool {
 	}
 	ip := net.ParseIP(strings.Trim(host, "[]"))
 	return ip != nil && ip.IsLoopback()
-}
-
-// newQuotas returns the registry's quota check, or nil when none is configured.
-func newQuotas(cfg *Config, meta metadata.Store) (*auth.Quotas, error) {
-	if len(cfg.Quotas) == 0 {
-		return nil, nil
-	}
-	var rules []auth.QuotaRule
-	for i, q := range cfg.Quotas {
-		n, err := auth.ParseBytes(q.Size)
-		if err != nil {
-			return nil, fmt.Errorf("config: quotas[%d]: %w", i, err)
-		}
-		rules = append(rules, auth.QuotaRule{Namespace: q.Namespace, Limit: n})
-	}
-	return auth.NewQuotas(rules, meta)
 }
 
 // accessControl builds the authentication and authorization in front of

@@ -15,7 +15,7 @@ import (
 	"github.com/portcullis-dev/portcullis/internal/yamlconf"
 	"github.com/portcullis-dev/portcullis/internal/yamltypes"
 	"github.com/portcullis-dev/portcullis/policy"
-	"github.com/portcullis-dev/portcullis/registry/auth"
+	"github.com/portcullis-dev/portcullis/registry/quota"
 	"github.com/portcullis-dev/portcullis/scanner"
 )
 
@@ -56,7 +56,7 @@ type Config struct {
 	// Auth is access control (access.go, docs/access-control.md).
 	Auth AuthConfig `json:"auth"`
 	// Quotas limit the storage of namespaces.
-	Quotas []QuotaConfig `json:"quotas,omitempty"`
+	Quotas quota.Config `json:"quotas,omitempty"`
 	// TLS is the registry listener's certificate.
 	TLS TLSConfig `json:"tls"`
 	// GC configures online garbage collection (gc.go).
@@ -82,7 +82,11 @@ func (c *Config) at(path string, err error) error {
 // section at path, at the line of the setting it names.
 func (c *Config) inSection(path string, err error) error {
 	if fe, ok := errors.AsType[*yamltypes.FieldError](err); ok {
-		return c.errorf(path+"."+fe.Path, "%w", fe.Err)
+		sep := "."
+		if strings.HasPrefix(fe.Path, "[") {
+			sep = ""
+		}
+		return c.errorf(path+sep+fe.Path, "%w", fe.Err)
 	}
 	return c.errorf(path, "%w", err)
 }
@@ -307,13 +311,8 @@ func (c *Config) check() error {
 	if err := c.Gate.Validate(); err != nil {
 		return c.inSection("gate", err)
 	}
-	for i, q := range c.Quotas {
-		if q.Namespace == "" {
-			return c.errorf(fmt.Sprintf("quotas[%d]", i), "a quota needs a namespace")
-		}
-		if _, err := auth.ParseBytes(q.Size); err != nil {
-			return c.errorf(fmt.Sprintf("quotas[%d].size", i), "%w", err)
-		}
+	if err := c.Quotas.Validate(); err != nil {
+		return c.inSection("quotas", err)
 	}
 	for i, g := range c.Auth.Grants {
 		if err := g.Validate(); err != nil {

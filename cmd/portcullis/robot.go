@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/portcullis-dev/portcullis/registry/auth"
+	"github.com/portcullis-dev/portcullis/registry/quota"
 )
 
 const robotUsage = `usage: portcullis robot <create|list|revoke> [flags]
@@ -205,15 +206,11 @@ func quotaCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			namespaces = append(namespaces, ns)
 		}
 	}
-	var rules []auth.QuotaRule
-	for i, q := range cfg.Quotas {
-		n, err := auth.ParseBytes(q.Size)
-		if err != nil {
-			return fail(fmt.Errorf("config: quotas[%d]: %w", i, err))
-		}
-		rules = append(rules, auth.QuotaRule{Namespace: q.Namespace, Limit: n})
+	rules, err := cfg.Quotas.Rules()
+	if err != nil {
+		return fail(fmt.Errorf("config: quotas%w", err))
 	}
-	q, err := auth.NewQuotas(rules, meta)
+	q, err := quota.New(rules, meta)
 	if err != nil {
 		return fail(err)
 	}
@@ -223,7 +220,7 @@ func quotaCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	if *output == "json" {
 		if usage == nil {
-			usage = []auth.Usage{}
+			usage = []quota.Usage{}
 		}
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -235,9 +232,9 @@ func quotaCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	for _, u := range usage {
 		limit, pct := "-", "-"
 		if u.Limit > 0 {
-			limit, pct = auth.FormatBytes(u.Limit), fmt.Sprintf("%.0f%%", float64(u.Used)*100/float64(u.Limit))
+			limit, pct = quota.FormatBytes(u.Limit), fmt.Sprintf("%.0f%%", float64(u.Used)*100/float64(u.Limit))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", u.Namespace, auth.FormatBytes(u.Used), limit, pct)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", u.Namespace, quota.FormatBytes(u.Used), limit, pct)
 	}
 	_ = tw.Flush()
 	return 0

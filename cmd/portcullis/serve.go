@@ -174,7 +174,7 @@ func serve(ctx context.Context, stderr io.Writer, flags serveFlags) error {
 	}
 	regOpts := []registry.Option{registry.WithLogger(log), registry.WithManifestPushed(scans.pushed), uploadMetrics,
 		registry.WithGate(g), registry.WithPromoted(g.Promoted)}
-	quotas, err := newQuotas(cfg, meta)
+	quotas, err := cfg.Quotas.Open(meta)
 	if err != nil {
 		return err
 	}

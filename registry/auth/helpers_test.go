@@ -24,6 +24,7 @@ import (
 	"github.com/portcullis-dev/portcullis/registry"
 	"github.com/portcullis-dev/portcullis/registry/blobstore"
 	"github.com/portcullis-dev/portcullis/registry/metadata/sqlite"
+	"github.com/portcullis-dev/portcullis/registry/quota"
 	"github.com/portcullis-dev/portcullis/registry/store"
 )
 
@@ -63,7 +64,7 @@ func testHtpasswd(t testing.TB, users ...string) string {
 type envOptions struct {
 	policy Policy
 	limits Limits
-	quotas []QuotaRule
+	quotas []quota.Rule
 	oidc   *OIDC
 	open   bool
 }
@@ -79,7 +80,7 @@ func newEnv(t testing.TB, o envOptions, users ...string) *env {
 	t.Cleanup(func() { meta.Close() })
 	var opts []registry.Option
 	if o.quotas != nil {
-		q, err := NewQuotas(o.quotas, meta)
+		q, err := quota.New(o.quotas, meta)
 		if err != nil {
 			t.Fatal(err)
 		}

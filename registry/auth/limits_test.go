@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/portcullis-dev/portcullis/registry/quota"
 )
 
 func TestBruteForceIsRateLimited(t *testing.T) {
@@ -137,7 +139,7 @@ func TestConcurrentUploadLimit(t *testing.T) {
 }
 
 func TestQuotaExceededLeavesNothing(t *testing.T) {
-	e := newEnv(t, envOptions{policy: grantsForTests, quotas: []QuotaRule{{Namespace: "staging", Limit: 4096}}}, "alice")
+	e := newEnv(t, envOptions{policy: grantsForTests, quotas: []quota.Rule{{Namespace: "staging", Limit: 4096}}}, "alice")
 	alice := basic("alice", testPassword)
 	small := bytes.Repeat([]byte("a"), 1000)
 	big := bytes.Repeat([]byte("b"), 5000)
@@ -169,7 +171,7 @@ func TestQuotaExceededLeavesNothing(t *testing.T) {
 	if r := e.do(http.MethodPost, "/v2/staging/other/blobs/uploads/?digest="+digestOf(small), alice, small); r.status != http.StatusCreated {
 		t.Fatalf("small blob again: %d %s", r.status, r.body)
 	}
-	q, _ := NewQuotas([]QuotaRule{{Namespace: "staging", Limit: 4096}}, e.meta)
+	q, _ := quota.New([]quota.Rule{{Namespace: "staging", Limit: 4096}}, e.meta)
 	u, err := q.Report(context.Background(), []string{"team"})
 	if err != nil || len(u) != 2 || u[0].Namespace != "staging" || u[0].Used != 1000 || u[0].Limit != 4096 || u[1].Used != 0 {
 		t.Fatalf("usage report: %+v, %v", u, err)

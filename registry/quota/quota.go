@@ -1,4 +1,8 @@
-package auth
+// Package quota limits the storage of namespaces: the "quotas" section of
+// portcullis.yaml, the check the registry runs when a blob is linked, and
+// the usage report of "portcullis quota". It is storage accounting, not
+// access control: it knows repositories and bytes, never identities.
+package quota
 
 import (
 	"context"
@@ -10,45 +14,108 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/portcullis-dev/portcullis/internal/yamltypes"
+	"github.com/portcullis-dev/portcullis/policy/contract"
 	"github.com/portcullis-dev/portcullis/registry"
 	"github.com/portcullis-dev/portcullis/registry/metadata"
 )
 
-// QuotaRule limits the storage of a namespace (repository prefix).
-type QuotaRule struct {
+// Config is the "quotas" section: one entry per namespace.
+type Config []Entry
+
+// Entry is one entry of "quotas".
+type Entry struct {
+	Namespace string `json:"namespace"`
+	// Size is e.g. "10GiB", "500MB" or a number of bytes.
+	Size string `json:"size"`
+}
+
+// Validate checks every entry; its errors name the entry ("[1].size").
+func (c Config) Validate() error {
+	_, err := c.Rules()
+	return err
+}
+
+// Rules returns the entries with their sizes in bytes.
+func (c Config) Rules() ([]Rule, error) {
+	var rules []Rule
+	for i, e := range c {
+		if strings.Trim(e.Namespace, "/") == "" {
+			return nil, yamltypes.Errorf(fmt.Sprintf("[%d]", i), "a quota needs a namespace")
+		}
+		n, err := ParseBytes(e.Size)
+		if err != nil {
+			return nil, yamltypes.Errorf(fmt.Sprintf("[%d].size", i), "%w", err)
+		}
+		rules = append(rules, Rule{Namespace: e.Namespace, Limit: n})
+	}
+	if err := check(rules); err != nil {
+		return nil, err
+	}
+	return rules, nil
+}
+
+// Open returns the quota check over store, or nil, nil when the section
+// is empty (no quota: the registry admits every blob).
+func (c Config) Open(store metadata.Store) (*Quotas, error) {
+	if len(c) == 0 {
+		return nil, nil
+	}
+	rules, err := c.Rules()
+	if err != nil {
+		return nil, err
+	}
+	return New(rules, store)
+}
+
+// Rule limits the storage of a namespace (repository prefix).
+type Rule struct {
 	Namespace string
 	Limit     int64 // bytes
+}
+
+// check refuses a bad namespace, a limit that is not positive and a
+// namespace listed twice; its errors name the rule ("[1].namespace").
+func check(rules []Rule) error {
+	seen := map[string]bool{}
+	for i, r := range rules {
+		ns := strings.Trim(r.Namespace, "/")
+		if err := registry.ValidateRepository(ns); err != nil {
+			return yamltypes.Errorf(fmt.Sprintf("[%d].namespace", i), "%q: %w", r.Namespace, err)
+		}
+		if r.Limit <= 0 {
+			return yamltypes.Errorf(fmt.Sprintf("[%d].size", i), "namespace %s: the limit must be positive", ns)
+		}
+		if seen[ns] {
+			return yamltypes.Errorf(fmt.Sprintf("[%d].namespace", i), "namespace %s is listed twice", ns)
+		}
+		seen[ns] = true
+	}
+	return nil
 }
 
 // Quotas enforces storage quotas per namespace when a blob is linked (an
 // upload completes, or a mount). It implements registry.Quota.
 type Quotas struct {
-	rules []QuotaRule // longest namespace first
+	rules []Rule // longest namespace first
 	usage metadata.UsageCounter
 }
 
 var _ registry.Quota = (*Quotas)(nil)
 
-// NewQuotas checks the rules; the store must count usage.
-func NewQuotas(rules []QuotaRule, store metadata.Store) (*Quotas, error) {
+// New checks the rules; the store must count usage. No rules is a check
+// that admits everything and reports usage only.
+func New(rules []Rule, store metadata.Store) (*Quotas, error) {
 	u, ok := store.(metadata.UsageCounter)
 	if !ok {
 		return nil, errors.New("quotas: the metadata store does not count usage")
 	}
+	if err := check(rules); err != nil {
+		return nil, fmt.Errorf("quotas: %w", err)
+	}
 	q := &Quotas{usage: u}
-	seen := map[string]bool{}
 	for _, r := range rules {
 		r.Namespace = strings.Trim(r.Namespace, "/")
-		if err := registry.ValidateRepository(r.Namespace); err != nil {
-			return nil, fmt.Errorf("quotas: namespace %q: %w", r.Namespace, err)
-		}
-		if r.Limit <= 0 {
-			return nil, fmt.Errorf("quotas: namespace %s: the limit must be positive", r.Namespace)
-		}
-		if seen[r.Namespace] {
-			return nil, fmt.Errorf("quotas: namespace %s is listed twice", r.Namespace)
-		}
-		seen[r.Namespace] = true
 		q.rules = append(q.rules, r)
 	}
 	sort.SliceStable(q.rules, func(i, j int) bool { return len(q.rules[i].Namespace) > len(q.rules[j].Namespace) })
@@ -56,9 +123,9 @@ func NewQuotas(rules []QuotaRule, store metadata.Store) (*Quotas, error) {
 }
 
 // rule returns the quota covering repo: the longest namespace holding it.
-func (q *Quotas) rule(repo string) *QuotaRule {
+func (q *Quotas) rule(repo string) *Rule {
 	for i := range q.rules {
-		if inNamespace(repo, q.rules[i].Namespace) {
+		if contract.InNamespace(repo, q.rules[i].Namespace) {
 			return &q.rules[i]
 		}
 	}
