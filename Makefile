@@ -62,7 +62,7 @@ run: build
 	bin/portcullis serve --addr $(ADDR) --webhook-addr $(WEBHOOK_ADDR) --webhook-insecure-no-auth --data $(DATA) $(if $(CONFIG),--config $(CONFIG))
 
 # demo: a fresh server on free ports with its data in a temporary directory,
-# the pinned crane, cosign v2 and v3; stops at the first step that fails.
+# the pinned crane and cosign v3; stops at the first step that fails.
 demo: tools build
 	$(call phase,demo: docs/demo.sh)
 	PATH="$(TOOLS_BIN):$$PATH" PORTCULLIS=bin/portcullis docs/demo.sh

@@ -4,20 +4,21 @@
 # Against a fresh `portcullis serve` (what `make run` starts: registry and
 # gate, and the admission webhook without authentication, on free loopback
 # ports, data in a temporary directory), with the pinned tools (crane,
-# cosign v2 and v3, curl): make an image, push it to staging, sign it with
-# cosign v2 and v3, see an unsigned image denied with its reason, trust the
+# cosign v3, curl): make an image, push it to staging, sign it in both of
+# cosign's schemes (the tag scheme cosign v2 writes, and a Sigstore bundle
+# referrer), see an unsigned image denied with its reason, trust the
 # key, promote with crane copy and portcullis promote, verify, ask the
 # admission webhook, query and verify the decision log. Each step prints
 # its commands; the script stops at the first step that does not do what
 # it says, with a non-zero exit status, and stops its server on exit.
 #
 # PORTCULLIS: the binary (default bin/portcullis); PATH must hold crane,
-# cosign2 and cosign3 (make demo puts the pinned tools first);
+# cosign3 and curl (make demo puts the pinned tools first);
 # DEMO_KEEP=1 keeps the working directory.
 set -euo pipefail
 
 PORTCULLIS=$(realpath "${PORTCULLIS:-bin/portcullis}")
-for tool in crane cosign2 cosign3 curl; do
+for tool in crane cosign3 curl; do
 	command -v "$tool" >/dev/null || { echo "demo: $tool is not on PATH (make tools installs the pinned tools)" >&2; exit 2; }
 done
 
@@ -95,9 +96,9 @@ printf '$ UNSIGNED=$(crane append -f other.tar -t %s/staging/demo:2)\n' "$REG"
 UNSIGNED=$(crane append -f other.tar -t "$REG/staging/demo:2")
 echo "UNSIGNED=$UNSIGNED"
 
-step "3. Sign it with cosign v2 (tag scheme) and cosign v3 (Sigstore bundle, OCI 1.1 referrer)"
+step "3. Sign it in the tag scheme (what cosign v2 writes; v3 with --new-bundle-format=false) and as a Sigstore bundle (OCI 1.1 referrer)"
 show cosign3 generate-key-pair
-show cosign2 sign --key cosign.key --tlog-upload=false --yes "$IMG"
+show cosign3 sign --key cosign.key --tlog-upload=false --use-signing-config=false --new-bundle-format=false --yes "$IMG"
 show cosign3 sign --key cosign.key --tlog-upload=false --use-signing-config=false --yes "$IMG"
 
 step "4. An unsigned image is denied, with the policy's reason"

@@ -15,7 +15,7 @@ var shellLangs = map[string]bool{"sh": true, "bash": true, "shell": true, "conso
 // docTools are the external commands a block may call, and the binary each
 // needs on PATH (cosign is the pinned cosign v3).
 var docTools = map[string]string{
-	"crane": "crane", "cosign": "cosign3", "cosign2": "cosign2", "cosign3": "cosign3",
+	"crane": "crane", "cosign": "cosign3", "cosign3": "cosign3",
 	"oras": "oras", "skopeo": "skopeo", "curl": "curl", "kubectl": "kubectl", "helm": "helm", "jq": "jq",
 }
 

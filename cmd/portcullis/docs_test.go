@@ -326,7 +326,7 @@ func lastLines(s string, n int) string {
 // portcullis.
 func TestDemo(t *testing.T) {
 	t.Parallel()
-	for _, tool := range []string{"crane", "cosign2", "cosign3", "curl"} {
+	for _, tool := range []string{"crane", "cosign3", "curl"} {
 		requireTool(t, tool)
 	}
 	root, err := filepath.Abs("../..")

@@ -131,12 +131,13 @@ func writeEmptyTrustedRoot(t *testing.T, dir string) string {
 
 // TestCoSignInProd is finding 8 of the promises issue: a release
 // co-signature of an image already in prod/, with the real cosign CLIs
-// (v2 by the tag scheme, v3 as a Sigstore bundle referrer), sign and
+// (the tag scheme cosign v2 writes, with cosign v3's
+// --new-bundle-format=false, and a Sigstore bundle referrer), sign and
 // attest, is accepted and verifies; the attacker's runnable image still
 // cannot be put there under the cosign tags (TestEvidenceAfterPromotion in
 // gate/ tries the blob-level attacks).
 func TestCoSignInProd(t *testing.T) {
-	requireTool(t, "cosign2")
+	requireTool(t, "cosign3")
 	s := newStory(t)
 	victim := s.push("staging/app", "1", "v1", fixedMusl)
 	victimDigest := victim[strings.Index(victim, "@")+1:]
@@ -152,10 +153,10 @@ func TestCoSignInProd(t *testing.T) {
 	if err := os.MkdirAll(release, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	runTool(t, release, cosignEnv(release), "cosign2", "generate-key-pair")
+	runTool(t, release, cosignEnv(release), "cosign3", "generate-key-pair")
 	key2 := filepath.Join(release, "cosign.key")
-	runTool(t, s.dir, cosignEnv(release), "cosign2", "sign", "--key", key2, "--yes", "--tlog-upload=false", inProd)
-	runTool(t, s.dir, cosignEnv(release), "cosign2", "attest", "--key", key2, "--yes", "--tlog-upload=false", "--type", "cyclonedx", "--predicate", "cdx.json", inProd)
+	runTool(t, s.dir, cosignEnv(release), "cosign3", append(append([]string{"sign", "--key", key2, "--yes"}, cosignLegacy...), inProd)...)
+	runTool(t, s.dir, cosignEnv(release), "cosign3", append(append([]string{"attest", "--key", key2, "--yes", "--type", "cyclonedx", "--predicate", "cdx.json"}, cosignLegacy...), inProd)...)
 	s.cosign("intruder", "sign", inProd) // any key: what is checked is that it is evidence about the image
 	s.cosign("intruder", "attest", "--type", "slsaprovenance1", "--predicate", "prov.json", inProd)
 
@@ -184,8 +185,8 @@ func TestCoSignInProd(t *testing.T) {
 			t.Errorf("no verified %s signature and attestation by %s in prod: %s", tt.source, tt.key, out)
 		}
 	}
-	// (cosign2 verify is not used: with bundles present it wants a trusted
-	// root, and then reads only the bundles.)
+	// (cosign verify with --new-bundle-format=false is not used: with
+	// bundles present it wants a trusted root, and then reads only them.)
 	runTool(t, s.dir, cosignEnv(filepath.Join(s.dir, "intruder")), "cosign3", "verify", "--key", filepath.Join(s.dir, "intruder", "cosign.pub"),
 		"--insecure-ignore-tlog", "--trusted-root", writeEmptyTrustedRoot(t, s.dir), inProd)
 

@@ -28,16 +28,24 @@ const (
 		"packages":[{"SPDXID":"SPDXRef-musl","name":"musl","versionInfo":"1.2.5","downloadLocation":"NOASSERTION","licenseConcluded":"MIT"}]}`
 )
 
-// cosignCLI is one cosign binary and the flags it needs to sign offline.
+// cosignCLI is one way of running the cosign CLI: the flags it needs to
+// sign offline, and the storage scheme they choose.
 type cosignCLI struct {
+	name       string
 	tool       string
 	offline    []string
 	wantSource string // where verify must find what it wrote
 }
 
+// cosignLegacy are the cosign v3 flags that write what cosign v2 writes by
+// default: the simple-signing payload under the sha256-<hex>.sig/.att tags
+// (cosign v3 keeps v2's writer, ociremote.WriteSignatures, behind them), so
+// one pinned CLI exercises both schemes.
+var cosignLegacy = []string{"--tlog-upload=false", "--use-signing-config=false", "--new-bundle-format=false"}
+
 var cosignCLIs = []cosignCLI{
-	{tool: "cosign2", offline: []string{"--tlog-upload=false"}, wantSource: "tag"},
-	{tool: "cosign3", offline: []string{"--tlog-upload=false", "--use-signing-config=false"}, wantSource: "bundle"},
+	{name: "tag-scheme", tool: "cosign3", offline: cosignLegacy, wantSource: "tag"},
+	{name: "bundle", tool: "cosign3", offline: []string{"--tlog-upload=false", "--use-signing-config=false"}, wantSource: "bundle"},
 }
 
 // cosignEnv is an environment for a cosign CLI working in dir: its own
@@ -73,12 +81,12 @@ type verifyJSON struct {
 func TestVerifyCosignCLIs(t *testing.T) {
 	srv := startServer(t, t.TempDir())
 	for _, cli := range cosignCLIs {
-		t.Run(cli.tool, func(t *testing.T) {
+		t.Run(cli.name, func(t *testing.T) {
 			requireTool(t, cli.tool)
 			dir := t.TempDir()
 			env := cosignEnv(dir)
 			runTool(t, dir, env, cli.tool, "generate-key-pair")
-			repo := "staging/" + cli.tool
+			repo := "staging/" + cli.name
 			img := srv.Addr + "/" + repo + "@" + vt.Registry{Host: srv.Addr}.PushImage(t, repo, "1.0").String()
 			for name, content := range map[string]string{"prov.json": provenancePredicate, "cdx.json": cyclonedxPredicate, "spdx.json": spdxPredicate} {
 				if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
@@ -155,7 +163,7 @@ func TestVerifyCosignCLIs(t *testing.T) {
 				t.Errorf("--config: exit %d: %s%s", code, stderr, out)
 			}
 			// By tag: resolved to the same digest.
-			tagRef := srv.Addr + "/staging/" + cli.tool + ":1.0"
+			tagRef := srv.Addr + "/staging/" + cli.name + ":1.0"
 			if code, out, stderr := runVerify("--key", filepath.Join(dir, "cosign.pub"), "--output", "json", tagRef); code != 0 || !strings.Contains(out, img) {
 				t.Errorf("by tag: exit %d, %s%s", code, stderr, out)
 			}
@@ -174,16 +182,16 @@ func TestVerifyCosignCLIs(t *testing.T) {
 	}
 }
 
-// TestVerifyCosignReferrerMode: cosign v2 can store its simple-signing
+// TestVerifyCosignReferrerMode: cosign can store its simple-signing
 // manifest as an OCI 1.1 referrer instead of under a tag.
 func TestVerifyCosignReferrerMode(t *testing.T) {
-	requireTool(t, "cosign2")
+	requireTool(t, "cosign3")
 	srv := startServer(t, t.TempDir())
 	dir := t.TempDir()
 	env := append(cosignEnv(dir), "COSIGN_EXPERIMENTAL=1")
-	runTool(t, dir, env, "cosign2", "generate-key-pair")
+	runTool(t, dir, env, "cosign3", "generate-key-pair")
 	img := srv.Addr + "/staging/ref@" + vt.Registry{Host: srv.Addr}.PushImage(t, "staging/ref", "1").String()
-	runTool(t, dir, env, "cosign2", "sign", "--key", "cosign.key", "--yes", "--tlog-upload=false", "--registry-referrers-mode=oci-1-1", img)
+	runTool(t, dir, env, "cosign3", append(append([]string{"sign", "--key", "cosign.key", "--yes"}, cosignLegacy...), "--registry-referrers-mode=oci-1-1", img)...)
 	code, out, stderr := runVerify("--key", filepath.Join(dir, "cosign.pub"), "--output", "json", img)
 	var res verifyJSON
 	if code != 0 || json.Unmarshal([]byte(out), &res) != nil || len(res.Signatures) != 1 || res.Signatures[0].Source != "referrer" || !res.Signatures[0].Verified {
