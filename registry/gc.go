@@ -13,6 +13,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/time/rate"
 
+	"github.com/portcullis-dev/portcullis/internal/yamltypes"
 	"github.com/portcullis-dev/portcullis/policy/contract"
 	"github.com/portcullis-dev/portcullis/registry/blobstore"
 	"github.com/portcullis-dev/portcullis/registry/metadata"
@@ -53,7 +54,7 @@ type RetentionRule struct {
 	KeepPattern string `json:"keepPattern,omitempty"`
 	// KeepAdmittedWithin keeps tags whose image was admitted to a
 	// Kubernetes cluster within this long.
-	KeepAdmittedWithin time.Duration `json:"keepAdmittedWithin,omitempty"`
+	KeepAdmittedWithin yamltypes.Duration `json:"keepAdmittedWithin,omitempty"`
 }
 
 // GCReport says what a collection deleted (or, dry, would delete).
@@ -264,7 +265,7 @@ func retainedTags(ctx context.Context, tags []metadata.GCTag, opts GCOptions, no
 					if opts.Admitted == nil {
 						return nil, fmt.Errorf("retention rule for %s keeps admitted images, but no decision history is available", rule.Namespace)
 					}
-					ok, err := opts.Admitted(ctx, t.Digest, now.Add(-rule.KeepAdmittedWithin))
+					ok, err := opts.Admitted(ctx, t.Digest, now.Add(-rule.KeepAdmittedWithin.D()))
 					if err != nil {
 						return nil, fmt.Errorf("retention: was %s admitted: %w", t.Digest, err)
 					}

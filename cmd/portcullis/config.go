@@ -15,6 +15,7 @@ import (
 	"github.com/portcullis-dev/portcullis/internal/yamlconf"
 	"github.com/portcullis-dev/portcullis/internal/yamltypes"
 	"github.com/portcullis-dev/portcullis/policy"
+	"github.com/portcullis-dev/portcullis/registry"
 	"github.com/portcullis-dev/portcullis/registry/quota"
 	"github.com/portcullis-dev/portcullis/scanner"
 )
@@ -60,7 +61,7 @@ type Config struct {
 	// TLS is the registry listener's certificate.
 	TLS TLSConfig `json:"tls"`
 	// GC configures online garbage collection (gc.go).
-	GC GCConfig `json:"gc"`
+	GC registry.GCConfig `json:"gc"`
 	// Tracing exports OpenTelemetry traces (tracing.go).
 	Tracing TracingConfig `json:"tracing"`
 
@@ -290,8 +291,8 @@ func (c *Config) defaults() error {
 	default:
 		return c.errorf("metadata.driver", "%q: want sqlite or postgres", c.Metadata.Driver)
 	}
-	if err := c.GC.defaults(c.errorf); err != nil {
-		return err
+	if err := c.GC.Validate(); err != nil {
+		return c.inSection("gc", err)
 	}
 	if err := c.Tracing.defaults(c.errorf); err != nil {
 		return err

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,71 +16,15 @@ import (
 	"github.com/portcullis-dev/portcullis/registry/store"
 )
 
-// GCConfig is the "gc" section of portcullis.yaml (docs/scale-out.md).
-type GCConfig struct {
-	// Interval runs a collection this often on the replica that leads
-	// (default 0: only `portcullis gc` collects).
-	Interval Duration `json:"interval,omitempty"`
-	// GracePeriod protects anything younger (default 24h; 0s protects
-	// nothing, for a registry no one is pushing to).
-	GracePeriod *Duration `json:"gracePeriod,omitempty"`
-	// UploadMaxAge: older upload sessions are abandoned (default 24h).
-	UploadMaxAge Duration `json:"uploadMaxAge,omitempty"`
-	// Rate caps deletions per second (default 0: no cap).
-	Rate float64 `json:"rate,omitempty"`
-	// Retention rules untag what they do not keep.
-	Retention []RetentionConfig `json:"retention,omitempty"`
-}
-
-// RetentionConfig is one retention rule.
-type RetentionConfig struct {
-	Namespace          string   `json:"namespace"`
-	KeepLast           int      `json:"keepLast,omitempty"`
-	KeepPattern        string   `json:"keepPattern,omitempty"`
-	KeepAdmittedWithin Duration `json:"keepAdmittedWithin,omitempty"`
-}
-
-// defaults fills c in and checks it; errorf places an error at a
-// setting's line (Config.errorf).
-func (c *GCConfig) defaults(errorf func(path, format string, args ...any) error) error {
-	if c.GracePeriod == nil {
-		d := Duration(24 * time.Hour)
-		c.GracePeriod = &d
+// admittedSince answers the collector's keepAdmittedWithin rules from the
+// decision log (nil: no log, no rule needs it).
+func admittedSince(decisions *audit.Log) func(ctx context.Context, d digest.Digest, since time.Time) (bool, error) {
+	if decisions == nil {
+		return nil
 	}
-	if c.UploadMaxAge == 0 {
-		c.UploadMaxAge = Duration(24 * time.Hour)
+	return func(ctx context.Context, d digest.Digest, since time.Time) (bool, error) {
+		return decisions.AdmittedSince(ctx, d.String(), since)
 	}
-	if c.Interval < 0 || *c.GracePeriod < 0 || c.UploadMaxAge < 0 || c.Rate < 0 {
-		return errors.New("config: gc: durations and rate must not be negative")
-	}
-	for i, r := range c.options(nil, false).Retention {
-		if err := r.Validate(); err != nil {
-			return errorf(fmt.Sprintf("gc.retention[%d]", i), "%w", err)
-		}
-	}
-	return nil
-}
-
-// options are the collector's options; decisions answers "was it admitted".
-func (c GCConfig) options(decisions *audit.Log, dryRun bool) registry.GCOptions {
-	o := registry.GCOptions{
-		GracePeriod:  time.Duration(*c.GracePeriod),
-		UploadMaxAge: time.Duration(c.UploadMaxAge),
-		Rate:         c.Rate,
-		DryRun:       dryRun,
-	}
-	for _, r := range c.Retention {
-		o.Retention = append(o.Retention, registry.RetentionRule{
-			Namespace: r.Namespace, KeepLast: r.KeepLast, KeepPattern: r.KeepPattern,
-			KeepAdmittedWithin: time.Duration(r.KeepAdmittedWithin),
-		})
-	}
-	if decisions != nil {
-		o.Admitted = func(ctx context.Context, d digest.Digest, since time.Time) (bool, error) {
-			return decisions.AdmittedSince(ctx, d.String(), since)
-		}
-	}
-	return o
 }
 
 // gcMetrics are the collector's Prometheus metrics.
@@ -122,8 +65,8 @@ func (m *gcMetrics) observe(rep *registry.GCReport) {
 
 // runGC collects every interval while ctx lasts (serve runs it under the
 // leader lock, so one replica collects).
-func runGC(ctx context.Context, reg *registry.Registry, cfg GCConfig, decisions *audit.Log, m *gcMetrics, log *slog.Logger) {
-	t := time.NewTicker(time.Duration(cfg.Interval))
+func runGC(ctx context.Context, reg *registry.Registry, cfg registry.GCConfig, decisions *audit.Log, m *gcMetrics, log *slog.Logger) {
+	t := time.NewTicker(cfg.Interval.D())
 	defer t.Stop()
 	for {
 		select {
@@ -131,7 +74,7 @@ func runGC(ctx context.Context, reg *registry.Registry, cfg GCConfig, decisions 
 			return
 		case <-t.C:
 		}
-		rep, err := reg.CollectGarbage(ctx, cfg.options(decisions, false))
+		rep, err := reg.CollectGarbage(ctx, cfg.Options(admittedSince(decisions), false))
 		if err != nil {
 			log.Error("garbage collection", "err", err)
 			continue
@@ -195,7 +138,7 @@ func collectOnce(ctx context.Context, c *command, configPath, data string, dryRu
 		return err
 	}
 	var decisions *audit.Log
-	if hasAdmittedRule(cfg.GC) {
+	if cfg.GC.NeedsAdmissions() {
 		key, err := audit.LoadOrCreateSigner(cfg.Data)
 		if err != nil {
 			return err
@@ -206,7 +149,7 @@ func collectOnce(ctx context.Context, c *command, configPath, data string, dryRu
 		defer decisions.Close()
 	}
 	reg := registry.New(store.New(meta, blobs, nil))
-	rep, err := reg.CollectGarbage(ctx, cfg.GC.options(decisions, dryRun))
+	rep, err := reg.CollectGarbage(ctx, cfg.GC.Options(admittedSince(decisions), dryRun))
 	if err != nil {
 		return fmt.Errorf("gc: %w", err)
 	}
@@ -227,13 +170,4 @@ func collectOnce(ctx context.Context, c *command, configPath, data string, dryRu
 	fmt.Fprintf(stdout, "%s %d tags, %d manifests, %d links, %d blobs (%d bytes), %d uploads; %d skipped; took %s\n",
 		verb, len(rep.Tags), len(rep.Manifests), len(rep.Links), len(rep.Blobs), rep.Bytes, len(rep.Uploads), rep.Skipped, rep.Duration.Round(time.Millisecond))
 	return nil
-}
-
-func hasAdmittedRule(c GCConfig) bool {
-	for _, r := range c.Retention {
-		if r.KeepAdmittedWithin > 0 {
-			return true
-		}
-	}
-	return false
 }
